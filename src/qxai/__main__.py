@@ -1,0 +1,3 @@
+from qxai.cli.main import main
+
+main()

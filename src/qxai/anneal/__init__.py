@@ -1,0 +1,1 @@
+"""QUBO solvers (all dimod Samplers) and the physics of quantum annealing."""

@@ -1,0 +1,1 @@
+"""The command line: thin typer wrappers over :mod:`qxai.pipeline`."""

@@ -1,0 +1,1 @@
+"""One function per stage; the CLI and the demo call these."""

@@ -1,0 +1,88 @@
+"""What every stage needs: a model with its data, and the images to explain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from qxai.data import DatasetSplit, ImageDataset, load_dataset
+from qxai.errors import QxaiError
+from qxai.models import Checkpoint, default_layer, load_checkpoint, predict
+from qxai.seeding import numpy_rng
+
+
+@dataclass
+class ModelAndData:
+    """A trained model, the layer to explain, and the data split it was trained on."""
+
+    model: nn.Module
+    config: dict[str, Any]
+    split: DatasetSplit
+    layer: str
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.split.class_names
+
+
+def dataset_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The loader options recorded at training time (so the test split is the same one)."""
+    return dict(config.get("dataset_options") or {})
+
+
+def load_model_and_data(checkpoint: str, dataset: str | None = None, layer: str | None = None) -> ModelAndData:
+    """Load ``checkpoint`` and the data set it was trained on (or ``dataset`` when given).
+
+    The split is re-drawn with the training seed, so "test" means the images the model never saw.
+    """
+    ckpt: Checkpoint = load_checkpoint(checkpoint)
+    cfg = ckpt.config
+    name = dataset or cfg.get("dataset")
+    if not name:
+        raise QxaiError("the checkpoint does not record its data set; pass --dataset NAME")
+    same = name == cfg.get("dataset")
+    split = load_dataset(name, seed=cfg.get("seed", 0) if same else 0, **(dataset_options(cfg) if same else {}))
+    expected = tuple(cfg.get("input_shape") or ())
+    if expected and split.test.image_shape != expected:
+        raise QxaiError(
+            f"data set '{name}' has images {split.test.image_shape}, the model expects {expected}; "
+            "use the data set the model was trained on"
+        )
+    chosen = layer or default_layer(ckpt.model)
+    from qxai.probe import resolve_layer
+
+    resolve_layer(ckpt.model, chosen)
+    return ModelAndData(ckpt.model, cfg, split, chosen)
+
+
+def select_correct_per_class(
+    model: nn.Module, data: ImageDataset, per_class: int, seed: int = 0
+) -> ImageDataset:
+    """Up to ``per_class`` correctly classified images of each class, drawn with ``seed``.
+
+    The authors explain 20 correctly classified test images per class; classes with fewer correct
+    images contribute what they have. Returned in class order.
+    """
+    if per_class < 1:
+        raise QxaiError(f"--per-class must be at least 1, got {per_class}")
+    predicted = predict(model, data.images).numpy()
+    labels = data.labels.numpy()
+    rng = numpy_rng(seed, "select")
+    rows: list[int] = []
+    for c in range(data.num_classes):
+        correct = np.flatnonzero((labels == c) & (predicted == c))
+        rows.extend(sorted(rng.permutation(correct)[:per_class].tolist()))
+    if not rows:
+        raise QxaiError("the model classifies no test image correctly; train it longer first")
+    return data.subset(rows)
+
+
+def batches(data: ImageDataset, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(images, labels)`` batches of ``data`` in order."""
+    return [
+        (data.images[s : s + batch_size], data.labels[s : s + batch_size]) for s in range(0, len(data), batch_size)
+    ]

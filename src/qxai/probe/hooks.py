@@ -1,0 +1,109 @@
+"""Hooks owned by context managers: registered on entry, released on every exit path.
+
+:class:`LayerProbe` records what named layers output during a forward pass (and, when asked, keeps
+the graph so that gradients with respect to those outputs can be taken). :func:`capture_gradients`
+is the one forward + one backward pass that Grad-CAM style methods need for a whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+
+import torch
+
+from qxai.errors import QxaiError
+from qxai.probe.layers import resolve_layer
+
+
+def _first_tensor(output: object) -> torch.Tensor | None:
+    """The tensor a layer produced: itself, or the first tensor of a tuple (RNNs, attention)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, tuple | list):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    if hasattr(output, "last_hidden_state"):
+        return output.last_hidden_state  # type: ignore[no-any-return]
+    return None
+
+
+class LayerProbe:
+    """Record the outputs of named layers while the context is open.
+
+    Args:
+        model: any ``torch.nn.Module``.
+        layers: layer names (``named_modules()``), or one name.
+        detach: store detached copies (analysis) instead of graph-attached tensors (gradients).
+
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU())
+    >>> with LayerProbe(net, ["0"]) as probe:
+    ...     _ = net(torch.ones(4, 3))
+    >>> probe.outputs["0"].shape
+    torch.Size([4, 2])
+    >>> len(net[0]._forward_hooks)
+    0
+    """
+
+    def __init__(self, model: torch.nn.Module, layers: str | Sequence[str], *, detach: bool = True) -> None:
+        self.model = model
+        self.names = [layers] if isinstance(layers, str) else list(layers)
+        self.modules = {name: resolve_layer(model, name) for name in self.names}
+        self.detach = detach
+        self.outputs: dict[str, torch.Tensor] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def __enter__(self) -> LayerProbe:
+        for name, module in self.modules.items():
+            self._handles.append(module.register_forward_hook(self._recorder(name)))
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        """Release every hook (idempotent)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _recorder(self, name: str):  # noqa: ANN202 - a torch hook
+        def hook(module: torch.nn.Module, args: object, output: object) -> None:
+            tensor = _first_tensor(output)
+            if tensor is None:
+                return
+            self.outputs[name] = tensor.detach() if self.detach else tensor
+
+        return hook
+
+    def output(self, name: str) -> torch.Tensor:
+        """The recorded output of ``name``; a clear error when the layer did not run."""
+        if name not in self.outputs:
+            raise QxaiError(
+                f"layer '{name}' produced no tensor output for this input; choose a layer on the forward path"
+            )
+        return self.outputs[name]
+
+
+def capture_gradients(
+    model: torch.nn.Module, layer: str, inputs: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward and one backward pass for the whole batch.
+
+    Returns ``(logits (B, K), activations (B, ...), gradients (B, ...))``, where gradients are
+    ``∂ z_{target_b} / ∂ A_b`` of the pre-softmax logit with respect to the layer's output.
+    Because images in a batch do not interact in eval mode, summing the selected logits gives each
+    image its own gradient in one backward pass.
+    """
+    with LayerProbe(model, layer, detach=False) as probe, torch.enable_grad():
+        x = inputs.detach().requires_grad_(False)
+        logits = model(x)
+        activations = probe.output(layer)
+        if not activations.requires_grad:
+            raise QxaiError(f"layer '{layer}' output does not depend on trainable parameters; pick another layer")
+        chosen = logits.gather(1, targets.view(-1, 1).to(logits.device)).sum()
+        (gradients,) = torch.autograd.grad(chosen, activations)
+    return logits.detach(), activations.detach(), gradients.detach()

@@ -1,0 +1,41 @@
+"""Shared fixtures: a tiny trained model, built once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("QXAI_PROGRESS", "0")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reduced-cnn (8 maps) trained for 2 epochs on `digits` (about 2 s); its checkpoint path."""
+    from qxai.pipeline.train import run_train, train_config
+
+    out = tmp_path_factory.mktemp("models") / "digits.pt"
+    config = train_config("digits", "reduced-cnn", maps=8, epochs=2, seed=0, batch_size=64, lr=2e-3)
+    run_train(config, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_qixai_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A qixai-cnn trained for 2 epochs on `digits`; its checkpoint path."""
+    from qxai.pipeline.train import run_train, train_config
+
+    out = tmp_path_factory.mktemp("models") / "digits-qixai.pt"
+    config = train_config("digits", "qixai-cnn", maps=None, epochs=2, seed=0, batch_size=64, lr=2e-3)
+    run_train(config, out)
+    return out
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private QXAI_CACHE for tests that generate cached data."""
+    monkeypatch.setenv("QXAI_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
