@@ -42,7 +42,13 @@ def spec_energy(alpha, maps, x_by_map, beta, normalise="max", penalty=None):
 
 @pytest.mark.parametrize(
     ("beta", "normalise", "penalty"),
-    [(0.7, "max", None), (0.5, "minmax", None), (0.5, "max", (5.0, 3)), (0.0, "max", None), (1.0, "minmax", (1.0, 0))],
+    [
+        (0.7, "max", None),
+        (0.5, "minmax", None),
+        (0.5, "max", (5.0, 3)),
+        (0.0, "max", None),
+        (1.0, "minmax", (1.0, 0)),
+    ],
 )
 def test_energy_matches_the_spec_loops(beta, normalise, penalty):
     rng = np.random.default_rng(0)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from qxai.cli.main import main
+from qxai.models import load_checkpoint
 
 
 def run_cli(args: list[str]) -> int:
@@ -37,7 +38,8 @@ def test_explain_writes_json_npz_and_grid(digits_checkpoint, tmp_path, capsys):
     assert (out / "qa_grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     npz = np.load(out / "saliency.npz")
-    assert npz["saliency"].shape == (20, 8, 8)
+    h, w = load_checkpoint(digits_checkpoint).config["image_size"]
+    assert npz["saliency"].shape == (20, h, w)  # at the input size
     assert npz["saliency"].min() >= 0.0 and npz["saliency"].max() <= 1.0
     assert npz["indices"].tolist() == [r["index"] for r in records]
     assert npz["channel_weights"].shape == (20, 8)

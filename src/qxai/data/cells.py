@@ -50,15 +50,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("QXAI_CACHE") or Path.home() / ".cache" / "qxai")
 
 
-def load_cells(count: int = 2000, image_size: int = 48, seed: int = 0) -> ImageDataset:
+def load_cells(count: int = 2000, image_size: int = 48, seed: int = 0, cache: bool = True) -> ImageDataset:
     """The ``cells`` data set: ``count`` RGB images, half of them parasitized, with parasite masks.
 
     Returns an :class:`ImageDataset` with ``images`` ``(count, 3, S, S)`` float32 in ``[0, 1]``
     (multiples of 1/255), ``labels`` ``(count,)`` (0 = parasitized, 1 = uninfected), ``masks``
-    ``(count, S, S)`` bool (all false for uninfected cells). Cached on disk; a corrupt cache file
-    is regenerated.
+    ``(count, S, S)`` bool (all false for uninfected cells). Cached on disk unless ``cache=False``;
+    a corrupt cache file is regenerated.
 
-    >>> ds = load_cells(count=4, image_size=32, seed=0)
+    >>> ds = load_cells(count=4, image_size=32, seed=0, cache=False)
     >>> ds.image_shape, ds.class_names, bool(ds.masks[ds.labels == 1].any())
     ((3, 32, 32), ['parasitized', 'uninfected'], False)
     """
@@ -69,10 +69,11 @@ def load_cells(count: int = 2000, image_size: int = 48, seed: int = 0) -> ImageD
     count, image_size = int(count), int(image_size)
     key = hashlib.sha256(f"cells-{count}-{image_size}-{seed}-v{GENERATOR_VERSION}".encode()).hexdigest()[:16]
     path = cache_dir() / f"cells-{key}.npz"
-    arrays = _read_cache(path, count, image_size)
+    arrays = _read_cache(path, count, image_size) if cache else None
     if arrays is None:
         arrays = generate_cells(count, image_size, seed)
-        write_npz(path, images=arrays[0], labels=arrays[1], masks=np.packbits(arrays[2], axis=-1))
+        if cache:
+            write_npz(path, images=arrays[0], labels=arrays[1], masks=np.packbits(arrays[2], axis=-1))
     images, labels, masks = arrays
     return ImageDataset(
         torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0),
@@ -89,12 +90,14 @@ def _read_cache(path: Path, count: int, size: int) -> tuple[np.ndarray, np.ndarr
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            images, labels = z["images"], z["labels"]
-            masks = np.unpackbits(z["masks"], axis=-1, count=size).astype(bool)
+            images, labels, packed = z["images"], z["labels"], z["masks"]
+        if images.dtype != np.uint8 or packed.dtype != np.uint8 or labels.dtype.kind not in "iu":
+            raise ValueError("wrong dtypes")
+        masks = np.unpackbits(packed, axis=-1, count=size).astype(bool)
         if images.shape != (count, size, size, 3) or labels.shape != (count,) or masks.shape != (count, size, size):
-            raise ValueError("shape mismatch")
+            raise ValueError("wrong shapes")
         return images, labels, masks
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as err:
         warnings.warn(f"cells cache {path} is unreadable ({err}); regenerating it", stacklevel=3)
         return None
 

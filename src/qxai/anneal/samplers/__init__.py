@@ -2,7 +2,7 @@
 
 >>> import dimod
 >>> bqm = dimod.BinaryQuadraticModel({0: -1.0, 1: -1.0}, {(0, 1): 3.0}, 0.0, "BINARY")
->>> [ss.first.energy for ss in sample_many(get_sampler("batch-sa"), [bqm, bqm], seed=0)]
+>>> [float(ss.first.energy) for ss in sample_many(get_sampler("batch-sa"), [bqm, bqm], seed=0)]
 [-1.0, -1.0]
 
 ``get_sampler(name, **kw)``: keywords are constructor options for our own samplers (``exact``:

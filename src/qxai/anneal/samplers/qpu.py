@@ -48,11 +48,9 @@ def qpu_sampler(
 
     >>> from dwave.system.testing import MockDWaveSampler
     >>> s = qpu_sampler(child=MockDWaveSampler(), embedding="clique")
-    >>> s.sample(dimod.BinaryQuadraticModel({0: -1}, {}, 0, "BINARY")).first.energy
+    >>> float(s.sample(dimod.BinaryQuadraticModel({0: -1}, {}, 0, "BINARY")).first.energy)
     -1.0
     """
-    from dwave.system import DWaveSampler, EmbeddingComposite
-
     if embedding not in EMBEDDINGS:
         raise QxaiError(f"embedding must be one of {', '.join(EMBEDDINGS)}, got '{embedding}'")
     if child is None:
@@ -62,7 +60,11 @@ def qpu_sampler(
                 "the 'qpu' solver needs a D-Wave Leap token; set DWAVE_API_TOKEN, "
                 "or choose an offline solver such as 'batch-sa'"
             )
+        from dwave.system import DWaveSampler
+
         child = DWaveSampler(token=token, solver=solver) if solver else DWaveSampler(token=token)
+    from dwave.system import EmbeddingComposite
+
     if embedding == "clique":
         return EmbeddingComposite(child, find_embedding=_clique_finder(child))
     return EmbeddingComposite(child)

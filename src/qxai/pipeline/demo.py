@@ -1,0 +1,221 @@
+"""The demo: from nothing to a report of every analysis, each stage isolated from the others' failures.
+
+Stages, each writing into its own folder of the run:
+``model`` (train, cached by a hash of its config) → ``explain`` (QA with ``batch-sa``) →
+``evaluate`` (QA and every baseline, scored) → ``anneal`` (state-vector physics on the explanation
+QUBOs) → ``analyze`` (QIXAI layer analyses) → ``report.html``. A stage that fails is recorded with
+its error in ``stages.json`` and shown as failed in the report; the others still run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from qxai import __version__
+from qxai.errors import QxaiError
+from qxai.io import read_json, write_json
+
+_console = Console(stderr=True)
+
+
+@dataclass
+class DemoSettings:
+    """What the demo runs; the defaults fit in about ten minutes on two cores."""
+
+    dataset: str = "mnist"
+    arch: str = "reduced-cnn"
+    maps: int = 16
+    epochs: int = 5
+    seed: int = 0
+    per_class: int = 20
+    methods: tuple[str, ...] = ("qa", "gradcam", "gradcam++", "eigencam", "ig", "shap", "lime", "lrp")
+    taus: tuple[float, ...] = (10.0, 50.0, 100.0)
+    max_qubits: int = 12
+    anneal_per_class: int = 4
+    analysis_images: int = 1000
+    stages: tuple[str, ...] = ("model", "explain", "evaluate", "anneal", "analyze")
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+
+
+def cache_root() -> Path:
+    """Where trained demo models are kept between runs (``QXAI_CACHE`` or ``~/.cache/qxai``)."""
+    return Path(os.environ.get("QXAI_CACHE") or Path.home() / ".cache" / "qxai")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["qxai", "torch", "torchvision", "numpy", "scipy", "dimod", "dwave-samplers", "openjij", "captum",
+             "grad-cam", "zennit", "shap", "lime", "scikit-learn", "transformers", "matplotlib"]  # fmt: skip
+    found = {"python": platform.python_version()}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def model_stage(settings: DemoSettings, out: Path) -> dict[str, Any]:
+    """Train the model (or reuse the cached one with the same config hash) into ``out/model``."""
+    from qxai.pipeline.train import run_train, train_config
+
+    config = train_config(
+        settings.dataset, settings.arch, maps=settings.maps, epochs=settings.epochs, seed=settings.seed,
+        batch_size=64, lr=2e-3, dataset_options=settings.dataset_options,
+    )  # fmt: skip
+    key = hashlib.sha256(json.dumps({**config, "qxai": __version__}, sort_keys=True).encode()).hexdigest()[:16]
+    cached = cache_root() / "models" / f"{key}.pt"
+    reused = cached.is_file()
+    if reused:
+        from qxai.models import load_checkpoint
+
+        try:
+            saved = load_checkpoint(cached).config
+        except QxaiError:  # a damaged cache entry is rebuilt, not trusted
+            reused = False
+    if not reused:
+        saved = run_train(config, cached)
+    folder = out / "model"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cached, folder / "model.pt")
+    metrics = saved["metrics"]
+    summary = {
+        "architecture": settings.arch, "dataset": settings.dataset, "feature maps (N_f)": saved["hparams"].get("maps"),
+        "train accuracy": metrics["train_accuracy"], "test accuracy": metrics["test_accuracy"],
+        "training seconds": metrics["train_seconds"], "reused from cache": reused, "config hash": key,
+    }  # fmt: skip
+    figures = [_confusion_figure(folder)]
+    write_json(folder / "model.json", {"config": saved, "summary": summary, "figures": figures})
+    return summary
+
+
+def _confusion_figure(folder: Path) -> dict[str, str]:
+    """Draw the test-set confusion matrix of the saved model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    from qxai.io import write_figure
+    from qxai.models import predict
+    from qxai.pipeline.common import load_model_and_data
+
+    md = load_model_and_data(str(folder / "model.pt"))
+    predicted = predict(md.model, md.split.test.images).numpy()
+    matrix = confusion_matrix(md.split.test.labels.numpy(), predicted, labels=range(len(md.class_names)))
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(md.class_names)), md.class_names, rotation=45, fontsize=8)
+    ax.set_yticks(range(len(md.class_names)), md.class_names, fontsize=8)
+    for (i, j), v in __import__("numpy").ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > matrix.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    write_figure(folder / "confusion.png", fig)
+    return {"file": "confusion.png", "title": "Confusion matrix", "caption": "on the held-out test split"}
+
+
+def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[], dict[str, Any]]]:
+    ckpt = str(out / "model" / "model.pt")
+
+    def explain() -> dict[str, Any]:
+        from qxai.pipeline.explain import run_explain
+
+        return run_explain(ckpt, per_class=settings.per_class, seed=settings.seed, out=out / "explain")
+
+    def evaluate() -> dict[str, Any]:
+        from qxai.pipeline.evaluate import run_evaluate
+
+        return run_evaluate(
+            ckpt, methods=list(settings.methods), per_class=settings.per_class, seed=settings.seed,
+            out=out / "evaluate",
+        )  # fmt: skip
+
+    def anneal() -> dict[str, Any]:
+        from qxai.pipeline.anneal import run_anneal
+
+        return run_anneal(
+            ckpt, per_class=settings.anneal_per_class, taus=list(settings.taus), max_qubits=settings.max_qubits,
+            seed=settings.seed, out=out / "anneal",
+        )  # fmt: skip
+
+    def analyze() -> dict[str, Any]:
+        from qxai.pipeline.analyze import run_analyze
+
+        return run_analyze(ckpt, max_images=settings.analysis_images, seed=settings.seed, out=out / "analyze")
+
+    return {
+        "model": lambda: model_stage(settings, out), "explain": explain, "evaluate": evaluate,
+        "anneal": anneal, "analyze": analyze,
+    }  # fmt: skip
+
+
+def run_demo(out: str | os.PathLike[str], settings: DemoSettings | None = None,
+             command: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run every stage into ``out``, then write ``out/report.html`` and ``out/metrics.json``.
+
+    Returns the contents of ``out/stages.json``.
+    """
+    settings = settings or DemoSettings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    unknown = [s for s in settings.stages if s not in DemoSettings().stages]
+    if unknown:
+        raise QxaiError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(DemoSettings().stages)}")
+    meta: dict[str, Any] = {
+        "title": f"qxai report — {settings.arch} on {settings.dataset}",
+        "subtitle": "QA feature-map selection, baselines, annealing physics and QIXAI layer analyses",
+        "command": command or " ".join(["qxai", *sys.argv[1:]]),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "platform": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "versions": _versions(),
+        "settings": asdict(settings),
+        "stages": {},
+    }
+    functions = _stage_functions(settings, out)
+    for number, name in enumerate(settings.stages, 1):
+        _console.rule(f"[bold]stage {number}/{len(settings.stages)}: {name}")
+        start = time.perf_counter()
+        try:
+            if name != "model" and not (out / "model" / "model.pt").is_file():
+                raise QxaiError("no trained model: the model stage did not complete")
+            summary = functions[name]()
+            record = {"status": "ok", "summary": _flat(summary)}
+        except Exception as err:  # a failed stage is reported; the rest still runs
+            if os.environ.get("QXAI_DEBUG") == "1":
+                raise
+            message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            record = {"status": "failed", "error": f"{type(err).__name__}: {message}"}
+            _console.print(f"[red]stage {name} failed:[/] {record['error']}")
+        record["seconds"] = round(time.perf_counter() - start, 2)
+        meta["stages"][name] = record
+        write_json(out / "stages.json", meta)
+    if (out / "evaluate" / "metrics.json").is_file():
+        write_json(out / "metrics.json", read_json(out / "evaluate" / "metrics.json"))
+    from qxai.report import build_report
+
+    build_report(out)
+    return meta
+
+
+def _flat(summary: Any) -> dict[str, Any]:
+    """The headline numbers of a stage's return value (its ``summary`` when it has one)."""
+    if isinstance(summary, dict):
+        inner = summary.get("summary", summary)
+        return {k: v for k, v in inner.items() if isinstance(v, int | float | str | bool) or v is None}
+    return {}

@@ -1,0 +1,172 @@
+"""Every QUBO solver: dimod's sampler test kit, energies re-computed from the model, seeds, errors."""
+
+from __future__ import annotations
+
+import sys
+
+import dimod
+import dimod.testing
+import numpy as np
+import pytest
+
+from qxai.anneal.qubo import explanation_qubos
+from qxai.anneal.samplers import SAMPLER_NAMES, get_sampler, sample_many
+from qxai.anneal.samplers.batch_sa import BatchSimulatedAnnealingSampler
+from qxai.anneal.samplers.exact import ExactEnumerationSampler
+from qxai.errors import QxaiError
+
+OFFLINE = ["exact", "sa", "tabu", "sqa", "sqa-openjij", "batch-sa"]
+# quick settings so that the whole file stays within its time budget
+QUICK = {"sa": {"num_sweeps": 200}, "sqa": {"num_sweeps": 200}, "tabu": {"timeout": 5}}
+
+
+def explanation_like(count: int, maps: int, seed: int) -> list[dimod.BinaryQuadraticModel]:
+    """Explanation QUBOs from random non-negative maps sharing a per-map offset (so |cos| varies)."""
+    rng = np.random.default_rng(seed)
+    alpha = rng.normal(size=(count, maps))
+    acts = np.maximum(rng.normal(size=(count, maps, 5, 5)) + rng.normal(size=(count, maps, 1, 1)), 0)
+    return [bqm for bqm, _ in explanation_qubos(alpha, acts)]
+
+
+@pytest.fixture(scope="module")
+def models() -> list[dimod.BinaryQuadraticModel]:
+    spin = dimod.generators.gnp_random_bqm(6, 0.7, dimod.SPIN, random_state=1)
+    strings = dimod.BinaryQuadraticModel({"a": -1.0, "b": 0.5}, {("a", "b"): -2.0}, 1.5, dimod.BINARY)
+    empty = dimod.BinaryQuadraticModel(dimod.BINARY)
+    return [*explanation_like(4, 10, 0), spin, strings, empty]
+
+
+@pytest.mark.parametrize("sampler", [ExactEnumerationSampler(), BatchSimulatedAnnealingSampler()])
+def test_our_samplers_pass_the_dimod_kit(sampler):
+    dimod.testing.assert_sampler_api(sampler)
+    bqm = dimod.generators.gnp_random_bqm(7, 0.5, dimod.SPIN, random_state=2)
+    dimod.testing.assert_sampleset_energies(sampler.sample(bqm), bqm)
+    dimod.testing.assert_sampleset_energies(sampler.sample(bqm.binary), bqm.binary)
+
+
+def test_defaults_composite_passes_the_dimod_kit():
+    composite = get_sampler("sa", num_sweeps=50)
+    dimod.testing.assert_composite_api(composite)
+    ss = composite.sample(dimod.generators.gnp_random_bqm(5, 0.5, "BINARY", random_state=0), seed=1)
+    assert ss.info["beta_range"] and len(ss) == 1
+
+
+@pytest.mark.parametrize("name", OFFLINE)
+def test_every_energy_is_the_models_own(name, models):
+    sampler = get_sampler(name, **QUICK.get(name, {}))
+    for bqm, ss in zip(models, sample_many(sampler, models, seed=3), strict=True):
+        assert ss.vartype is bqm.vartype
+        assert set(ss.variables) == set(bqm.variables)
+        dimod.testing.assert_sampleset_energies(ss, bqm)
+        assert len(ss) >= 1
+    empty = sample_many(sampler, [models[-1]])[0]
+    assert len(empty) == 1 and empty.first.energy == 0.0
+
+
+@pytest.mark.parametrize("name", ["sa", "tabu", "sqa", "sqa-openjij", "batch-sa"])
+def test_same_seed_same_output(name):
+    bqms = explanation_like(3, 12, 4)
+    sampler = get_sampler(name, **QUICK.get(name, {}))
+    first, again = sample_many(sampler, bqms, seed=11), sample_many(sampler, bqms, seed=11)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.record.sample, b.record.sample)
+        assert list(a.variables) == list(b.variables)
+
+
+def test_exact_agrees_with_dimod_exact_solver():
+    rng = np.random.default_rng(5)
+    for trial in range(6):
+        vartype = dimod.SPIN if trial % 2 else dimod.BINARY
+        bqm = dimod.generators.gnp_random_bqm(int(rng.integers(1, 9)), 0.6, vartype, random_state=trial)
+        bqm.relabel_variables({v: f"v{v}" for v in bqm.variables})
+        ref = dimod.ExactSolver().sample(bqm)
+        ours = ExactEnumerationSampler().sample(bqm)
+        ground = ref.lowest()
+        assert {tuple(s[v] for v in sorted(bqm.variables)) for s in ours.samples()} == {
+            tuple(s[v] for v in sorted(bqm.variables)) for s in ground.samples()
+        }
+        lowest5 = ExactEnumerationSampler().sample(bqm, num_reads=5)
+        np.testing.assert_allclose(
+            np.sort(lowest5.record.energy), np.sort(ref.record.energy)[: len(lowest5)], atol=1e-9
+        )
+
+
+def test_exact_refuses_models_past_its_limit():
+    bqm = dimod.BinaryQuadraticModel({v: -1.0 for v in range(9)}, {}, 0.0, dimod.BINARY)
+    with pytest.raises(QxaiError, match="too many to enumerate"):
+        ExactEnumerationSampler(max_variables=8).sample(bqm)
+    assert len(get_sampler("exact", max_variables=9).sample(bqm)) == 1
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_batch_sa_finds_the_exact_optimum(backend):
+    # a few hundred explanation-like models of up to 16 variables, solved in one call
+    bqms = [bqm for bqm in explanation_like(300, 18, 6) if len(bqm.variables) <= 16]
+    assert len(bqms) >= 250
+    exact = sample_many(get_sampler("exact"), bqms)
+    found = sample_many(get_sampler("batch-sa", backend=backend), bqms, seed=0)
+    optimal = [f.first.energy <= e.first.energy + 1e-9 for f, e in zip(found, exact, strict=True)]
+    assert np.mean(optimal) >= 0.995
+
+
+def test_batch_sa_handles_spin_models_and_labels():
+    bqm = dimod.BinaryQuadraticModel({"x": 1.0, "y": 1.0}, {("x", "y"): 2.0}, 0.0, dimod.SPIN)
+    ss = BatchSimulatedAnnealingSampler().sample(bqm, num_reads=3, seed=0)
+    # E = s_x + s_y + 2 s_x s_y: the two ground states have opposite spins, energy −2
+    assert ss.first.energy == pytest.approx(-2.0) and len(ss) == 3
+    assert ss.first.sample["x"] == -ss.first.sample["y"] and set(ss.variables) == {"x", "y"}
+
+
+def test_batch_sa_rejects_bad_options():
+    bqm = explanation_like(1, 5, 0)[0]
+    with pytest.raises(QxaiError):
+        BatchSimulatedAnnealingSampler().sample(bqm, num_reads=0)
+    with pytest.raises(QxaiError):
+        BatchSimulatedAnnealingSampler().sample(bqm, beta_range=(2.0, 1.0))
+    with pytest.raises(QxaiError):
+        BatchSimulatedAnnealingSampler(backend="cuda-magic")
+
+
+def test_unknown_names_and_options_are_errors():
+    with pytest.raises(QxaiError, match="did you mean 'batch-sa'"):
+        get_sampler("batch_sa")
+    with pytest.raises(QxaiError, match="no option"):
+        get_sampler("sa", sweeps=10)
+    assert set(SAMPLER_NAMES) >= set(OFFLINE) | {"qpu", "statevector"}
+
+
+def test_statevector_missing_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "qxai.anneal.physics.sampler", None)  # import fails
+    with pytest.raises(QxaiError, match="statevector"):
+        get_sampler("statevector")
+
+
+def test_qpu_without_a_token_is_a_one_line_error(monkeypatch):
+    monkeypatch.delenv("DWAVE_API_TOKEN", raising=False)
+    with pytest.raises(QxaiError, match="DWAVE_API_TOKEN") as err:
+        get_sampler("qpu")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("embedding", ["minor", "clique"])
+def test_qpu_through_the_mock_sampler(embedding):
+    from dwave.system.testing import MockDWaveSampler
+
+    child = MockDWaveSampler(topology_type="chimera", topology_shape=[4, 4, 4])
+    sampler = get_sampler("qpu", child=child, embedding=embedding, chain_strength=2.0)
+    bqms = [bqm for bqm in explanation_like(6, 8, 7) if 2 <= len(bqm.variables) <= 6][:2]
+    for bqm, ss in zip(bqms, sample_many(sampler, bqms, num_reads=5), strict=True):
+        dimod.testing.assert_sampleset_energies(ss, bqm)
+        assert set(ss.variables) == set(bqm.variables)
+        # the mock solves small embedded problems exactly; chains of strength 2 hold here
+        assert ss.first.energy == pytest.approx(ExactEnumerationSampler().sample(bqm).first.energy)
+    with pytest.raises(QxaiError):
+        get_sampler("qpu", child=child, embedding="zephyr-magic")
+
+
+def test_sample_many_gives_each_problem_its_own_seed():
+    bqm = explanation_like(1, 12, 8)[0]
+    hot = get_sampler("sa", num_sweeps=1, beta_range=(1e-3, 1e-3))  # reads are nearly uniform draws
+    ss = sample_many(hot, [bqm] * 4, seed=0, num_reads=6)
+    rows = {ss_i.record.sample.tobytes() for ss_i in ss}
+    assert len(rows) > 1  # identical models, different seeds → different reads
