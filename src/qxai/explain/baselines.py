@@ -29,6 +29,7 @@ from the explainer's ``seed`` only, in a scoped generator: same seed, same map.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -289,8 +290,9 @@ class LimeExplainer(Explainer):
 
         mask = feature_segments(inputs, self.segments, self.cell).expand_as(inputs).contiguous()
         lime = Lime(self.model)
-        with scoped_rng(self.seed):
-            # captum's Lime fits one surrogate per example; it loops over the batch itself
+        with scoped_rng(self.seed), warnings.catch_warnings():
+            # captum's Lime fits one surrogate per example (it warns that this is slow); expected here
+            warnings.filterwarnings("ignore", message="You are providing multiple inputs")
             attr = lime.attribute(
                 inputs, target=targets, baselines=self.baseline, feature_mask=mask,
                 n_samples=self.samples, perturbations_per_eval=self.per_eval,
@@ -323,7 +325,9 @@ class LRPExplainer(Explainer):
     """Layer-wise relevance propagation (zennit ``EpsilonPlusFlat``: flat rule on the first layer,
     z⁺ on convolutions, ε on dense layers); torchvision ResNet blocks get zennit's ResNetCanonizer.
 
-    Map = positive part of the channel sum of the input relevance. A model with a leaf layer that
+    Relevance starts at 1 on the target logit (zennit's convention; extras ``relevance_sum`` ``(B,)``
+    shows how much of it reached the input, ``logit`` ``(B,)`` the explained logit). Map = positive
+    part of the channel sum of the input relevance. A model with a leaf layer that
     has no LRP rule (an LSTM, attention, layer norm, …) is refused with a :class:`QxaiError`.
     """
 
