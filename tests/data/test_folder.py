@@ -43,7 +43,7 @@ def test_layout_labels_and_shapes(two_classes: Path) -> None:
     assert ds.images.shape == (7, 3, 16, 16) and ds.images.dtype.is_floating_point
     assert ds.labels.tolist() == [0, 0, 0, 0, 1, 1, 1]
     assert ds.skipped == []
-    assert 0 <= float(ds.images.min()) and float(ds.images.max()) <= 1
+    assert float(ds.images.min()) >= 0 and float(ds.images.max()) <= 1
 
 
 def test_resize_matches_pil_bilinear(tmp_path: Path) -> None:
@@ -192,7 +192,16 @@ def test_nothing_readable(tmp_path: Path) -> None:
     _one_line(err)
 
 
-@pytest.mark.parametrize(("kw", "match"), [({"channels": 2}, "channels"), ({"max_per_class": 0}, "max_per_class")])
+@pytest.mark.parametrize(
+    ("kw", "match"), [({"channels": 2}, "channels"), ({"max_per_class": 0}, "max_per_class")]
+)
 def test_bad_options(two_classes: Path, kw: dict, match: str) -> None:
     with pytest.raises(QxaiError, match=match):
         load_image_folder(two_classes, **kw)
+
+
+def test_dark_sixteen_bit_image_is_not_stretched(tmp_path: Path) -> None:
+    # A 16-bit image whose values all sit below 256 is nearly black, not full range.
+    _save(tmp_path / "a" / "x.png", Image.fromarray(np.full((2, 2), 200, np.uint16)))
+    _save(tmp_path / "b" / "y.png", Image.fromarray(np.zeros((2, 2), np.uint16)))
+    assert float(load_image_folder(tmp_path, image_size=2).images.max()) < 2 / 255

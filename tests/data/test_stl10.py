@@ -69,10 +69,14 @@ def test_root_may_be_the_binary_folder_itself(fake_stl10) -> None:
 def test_resize_and_max_per_class(fake_stl10) -> None:
     root, data = fake_stl10
     split = load_stl10(root, image_size=32, max_per_class=1)
-    assert split.train.images.shape == (10, 3, 32, 32) and sorted(split.train.labels.tolist()) == list(range(10))
+    assert split.train.images.shape == (10, 3, 32, 32) and sorted(split.train.labels.tolist()) == list(
+        range(10)
+    )
     first = int(split.train.indices[0])
     expected = torch.nn.functional.interpolate(
-        torch.from_numpy(data["train"][0][first : first + 1]).float() / 255, size=(32, 32), mode="bilinear",
+        torch.from_numpy(data["train"][0][first : first + 1]).float() / 255,
+        size=(32, 32),
+        mode="bilinear",
         antialias=True,
     )
     np.testing.assert_allclose(split.train.images[0].numpy(), expected[0].numpy(), atol=1e-5)
@@ -107,5 +111,5 @@ def test_download_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.Monkey
             raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
 
     monkeypatch.setattr(torchvision.datasets, "STL10", Offline)
-    with pytest.raises(QxaiError, match="downloading STL-10 .* failed"):
+    with pytest.raises(QxaiError, match=r"downloading STL-10 .* failed"):
         stl10_module.load_stl10(tmp_path, download=True)

@@ -111,7 +111,9 @@ def test_lime_finds_the_only_segment_that_matters():
 def test_feature_segments_grid_and_slic():
     grid = feature_segments(torch.zeros(2, 3, 6, 6), "grid", cell=3)
     assert grid.shape == (2, 1, 6, 6) and grid.max() == 3
-    slic = feature_segments(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)), "slic", cell=4)
+    slic = feature_segments(
+        torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)), "slic", cell=4
+    )
     assert slic.shape == (1, 1, 16, 16) and slic.max() >= 1
 
 
@@ -129,7 +131,7 @@ def test_lrp_conserves_relevance_on_a_bias_free_relu_net(batch):
 
 def test_lrp_refuses_a_model_without_rules():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LayerNorm(16), torch.nn.Linear(16, 2))
-    with pytest.raises(QxaiError, match="LRP .* no rule for 1 \\(LayerNorm\\)"):
+    with pytest.raises(QxaiError, match=r"LRP .* no rule for 1 \(LayerNorm\)"):
         LRPExplainer(model)
 
 
@@ -152,8 +154,8 @@ def test_cam_on_a_non_convolutional_layer_is_a_clear_error(batch):
 def test_registry_names_and_errors():
     model = small_cnn()
     assert parse_methods("QA, gradcam++ ,ig") == ["qa", "gradcam++", "ig"]
-    with pytest.raises(QxaiError, match="unknown method 'gradcam+'; did you mean 'gradcam'"):
-        parse_methods("gradcam+")
+    with pytest.raises(QxaiError, match="unknown method 'grad_cam'; did you mean 'gradcam'"):
+        parse_methods("grad_cam")
     with pytest.raises(QxaiError, match="unknown method 'smoothgrad'"):
         get_explainer("smoothgrad", model, "3")
     with pytest.raises(QxaiError, match="does not take option"):

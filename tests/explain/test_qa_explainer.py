@@ -236,3 +236,17 @@ def test_qpu_offline_with_mock_sampler():
         torch.rand(2, 1, 6, 6), target=0
     )
     assert all(e >= g - 1e-9 for e, g in zip(exp.extras["energy"], exp.extras["ground_energy"], strict=True))
+
+
+def test_one_forward_pass_per_batch_even_for_the_predicted_class():
+    net = linear_head_net(4)
+    inputs = torch.rand(5, 1, 6, 6)
+    calls = []
+    handle = net.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        exp = QAFeatureMapExplainer(net, "0").explain(inputs)
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    with torch.no_grad():
+        assert exp.targets.tolist() == net(inputs).argmax(1).tolist()

@@ -41,7 +41,9 @@ _CHUNK = 256
 _OD_CELL = np.array([0.10, 0.62, 0.50]).astype(np.float32)  # haemoglobin: pink-red
 _OD_PARASITE = np.array([0.95, 1.45, 0.55]).astype(np.float32)  # Giemsa-stained cytoplasm: purple
 _OD_CHROMATIN = np.array([1.60, 2.20, 0.95]).astype(np.float32)  # chromatin dot: dark purple
-_OD_PLATELET = np.array([0.85, 1.25, 0.50]).astype(np.float32)  # platelets stain like parasites: the hard distractor
+_OD_PLATELET = np.array([0.85, 1.25, 0.50]).astype(
+    np.float32
+)  # platelets stain like parasites: the hard distractor
 _OD_SPECK = np.array([0.9, 0.9, 0.75]).astype(np.float32)  # dust and stain precipitate: grey-blue
 
 
@@ -94,7 +96,11 @@ def _read_cache(path: Path, count: int, size: int) -> tuple[np.ndarray, np.ndarr
         if images.dtype != np.uint8 or packed.dtype != np.uint8 or labels.dtype.kind not in "iu":
             raise ValueError("wrong dtypes")
         masks = np.unpackbits(packed, axis=-1, count=size).astype(bool)
-        if images.shape != (count, size, size, 3) or labels.shape != (count,) or masks.shape != (count, size, size):
+        if (
+            images.shape != (count, size, size, 3)
+            or labels.shape != (count,)
+            or masks.shape != (count, size, size)
+        ):
             raise ValueError("wrong shapes")
         return images, labels, masks
     except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as err:
@@ -135,25 +141,31 @@ def _draw_parameters(rng: np.random.Generator, n: int, s: float) -> dict[str, np
     p["pallor"], p["cell_density"] = u(0.25, 0.6, n), u(0.6, 1.15, n)
     # Neighbour cells cut by the image border, overlapping the main cell a little or not at all.
     p["nb_on"] = rng.random((n, MAX_NEIGHBOURS)) < 0.45
-    nb_dir, nb_r = u(0, 2 * np.pi, (n, MAX_NEIGHBOURS)), u(0.8, 1.05, (n, MAX_NEIGHBOURS)) * p["radius"][:, None]
-    nb_dist = (p["radius"][:, None] + nb_r) * u(0.85, 1.15, (n, MAX_NEIGHBOURS))
-    p["nb_x"], p["nb_y"] = p["cx"][:, None] + nb_dist * np.cos(nb_dir), p["cy"][:, None] + nb_dist * np.sin(nb_dir)
-    p["nb_r"] = nb_r
+    k = (n, MAX_NEIGHBOURS)
+    nb_dir = u(0, 2 * np.pi, k)
+    p["nb_r"] = u(0.8, 1.05, k) * p["radius"][:, None]
+    nb_dist = (p["radius"][:, None] + p["nb_r"]) * u(0.85, 1.15, k)
+    p["nb_x"] = p["cx"][:, None] + nb_dist * np.cos(nb_dir)
+    p["nb_y"] = p["cy"][:, None] + nb_dist * np.sin(nb_dir)
     # Parasites (label 0 only): 1 ring (70 %), 2 (22 %) or 3 (8 %), inside the cell, some faint.
     r_count = rng.random(n)
     n_par = 1 + (r_count > 0.70) + (r_count > 0.92)
     p["par_on"] = (np.arange(MAX_PARASITES)[None, :] < n_par[:, None]) & (label[:, None] == 0)
-    where_r = np.sqrt(rng.random((n, MAX_PARASITES))) * 0.62 * p["radius"][:, None]
-    where_a = u(0, 2 * np.pi, (n, MAX_PARASITES))
-    p["par_x"], p["par_y"] = p["cx"][:, None] + where_r * np.cos(where_a), p["cy"][:, None] + where_r * np.sin(where_a)
-    p["par_r"], p["par_w"] = u(0.05, 0.085, (n, MAX_PARASITES)) * s, u(0.014, 0.022, (n, MAX_PARASITES)) * s
-    p["par_strength"] = u(0.5, 1.0, (n, MAX_PARASITES))
-    p["dot_angle"], p["dot_sigma"] = u(0, 2 * np.pi, (n, MAX_PARASITES)), u(0.018, 0.028, (n, MAX_PARASITES)) * s
+    k = (n, MAX_PARASITES)
+    where_r = np.sqrt(rng.random(k)) * 0.62 * p["radius"][:, None]  # uniform over the inner disc
+    where_a = u(0, 2 * np.pi, k)
+    p["par_x"] = p["cx"][:, None] + where_r * np.cos(where_a)
+    p["par_y"] = p["cy"][:, None] + where_r * np.sin(where_a)
+    p["par_r"], p["par_w"] = u(0.05, 0.085, k) * s, u(0.014, 0.022, k) * s
+    p["par_strength"] = u(0.5, 1.0, k)  # below 0.5 too many rings vanish in blur and noise
+    p["dot_angle"], p["dot_sigma"] = u(0, 2 * np.pi, k), u(0.018, 0.028, k) * s
     # Platelets (both classes): purple blobs outside the cell or on its edge.
     p["plt_on"] = rng.random((n, MAX_PLATELETS)) < 0.35
-    plt_a, plt_d = u(0, 2 * np.pi, (n, MAX_PLATELETS)), u(0.95, 1.45, (n, MAX_PLATELETS)) * p["radius"][:, None]
-    p["plt_x"], p["plt_y"] = p["cx"][:, None] + plt_d * np.cos(plt_a), p["cy"][:, None] + plt_d * np.sin(plt_a)
-    p["plt_sigma"], p["plt_strength"] = u(0.03, 0.055, (n, MAX_PLATELETS)) * s, u(0.5, 1.0, (n, MAX_PLATELETS))
+    k = (n, MAX_PLATELETS)
+    plt_a, plt_d = u(0, 2 * np.pi, k), u(0.95, 1.45, k) * p["radius"][:, None]
+    p["plt_x"] = p["cx"][:, None] + plt_d * np.cos(plt_a)
+    p["plt_y"] = p["cy"][:, None] + plt_d * np.sin(plt_a)
+    p["plt_sigma"], p["plt_strength"] = u(0.03, 0.055, k) * s, u(0.5, 1.0, k)
     # Stain specks (both classes): tiny grey dots anywhere, also on the cell.
     p["spk_on"] = rng.random((n, MAX_SPECKS)) < 0.3
     p["spk_x"], p["spk_y"] = u(0, s, (n, MAX_SPECKS)), u(0, s, (n, MAX_SPECKS))
@@ -187,7 +199,9 @@ def _render(p: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray
         body = 1.0 / (1.0 + np.exp(np.clip((d - 1.0) * r / 0.7, -50, 50)))  # ~0.7 px soft edge
         return body * (1.0 - pallor * np.exp(-((d / 0.5) ** 2)))
 
-    one = lambda name: p[name][:, None, None, None]  # noqa: E731  (n,) → (n, 1, 1, 1)
+    def one(name: str) -> np.ndarray:  # a per-image parameter (n,) → (n, 1, 1, 1)
+        return p[name][:, None, None, None]
+
     main = disc(one("cx"), one("cy"), one("radius"), one("aspect"), one("angle"), one("pallor"))[:, 0]
     nb_shape = disc(col("nb_x"), col("nb_y"), col("nb_r"), 1.0, 0.0, 0.6 * one("pallor"))
     cells = main * p["cell_density"][:, None, None] + (nb_shape * col("nb_on")).sum(1) * 0.9
@@ -203,15 +217,28 @@ def _render(p: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray
     mask = ((dist <= col("par_r") + 1.5 * col("par_w")) | (dot > 0.3)) & col("par_on").astype(bool)
     mask = mask.any(1)
 
-    platelet = (_gauss((x - col("plt_x")) ** 2 + (y - col("plt_y")) ** 2, col("plt_sigma"))
-                * col("plt_on") * col("plt_strength")).sum(1)
-    speck = (_gauss((x - col("spk_x")) ** 2 + (y - col("spk_y")) ** 2, col("spk_sigma"))
-             * col("spk_on") * col("spk_strength")).sum(1)
+    platelet = (
+        _gauss((x - col("plt_x")) ** 2 + (y - col("plt_y")) ** 2, col("plt_sigma"))
+        * col("plt_on")
+        * col("plt_strength")
+    ).sum(1)
+    speck = (
+        _gauss((x - col("spk_x")) ** 2 + (y - col("spk_y")) ** 2, col("spk_sigma"))
+        * col("spk_on")
+        * col("spk_strength")
+    ).sum(1)
 
-    od = (cells[..., None] * _OD_CELL + parasite[..., None] * _OD_PARASITE + chromatin[..., None] * _OD_CHROMATIN
-          + platelet[..., None] * _OD_PLATELET + speck[..., None] * _OD_SPECK) * p["stain"][:, None, None, :]
-    ramp = ((xx - size / 2) * np.cos(p["grad_angle"])[:, None, None]
-            + (yy - size / 2) * np.sin(p["grad_angle"])[:, None, None]) / size
+    od = (
+        cells[..., None] * _OD_CELL
+        + parasite[..., None] * _OD_PARASITE
+        + chromatin[..., None] * _OD_CHROMATIN
+        + platelet[..., None] * _OD_PLATELET
+        + speck[..., None] * _OD_SPECK
+    ) * p["stain"][:, None, None, :]
+    ramp = (
+        (xx - size / 2) * np.cos(p["grad_angle"])[:, None, None]
+        + (yy - size / 2) * np.sin(p["grad_angle"])[:, None, None]
+    ) / size
     illum = 1.0 + p["grad"][:, None, None] * ramp
     img = p["bg"][:, None, None, :] * illum[..., None] * np.exp(-od)
     img = _blur(img, p["blur"])
@@ -234,7 +261,7 @@ def _blur(img: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         padded = np.pad(img, pad, mode="reflect")
         out = np.zeros_like(img)
         for i in range(len(taps)):
-            window = padded[:, i:i + size] if axis == 1 else padded[:, :, i:i + size]
+            window = padded[:, i : i + size] if axis == 1 else padded[:, :, i : i + size]
             out += w[:, i, None, None, None] * window
         img = out
     return img

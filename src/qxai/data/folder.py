@@ -9,7 +9,8 @@ The stated transform, applied to every image:
 1. RGBA, LA and palette images with transparency are composited on a white background.
 2. Colour: converted to RGB (3 channels); converted to L (1 channel) instead when every readable
    image is grayscale (modes ``1``, ``L``, ``LA``, ``I``, ``I;16``, ``F``) or when ``channels=1``.
-   16-bit images are scaled from 0–65535, float images clipped to 0–1.
+   16-bit images are scaled from 0–65535 (a 32-bit ``I`` image too when its maximum exceeds 255,
+   else from 0–255), float images clipped to 0–1.
 3. Size: resized to ``image_size × image_size`` with PIL's bilinear filter (antialiased when
    shrinking); the aspect ratio is not kept.
 4. Scaled to float32 in ``[0, 1]``.
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from qxai.data.base import ImageDataset, check_classes
 from qxai.errors import QxaiError
@@ -35,7 +37,10 @@ _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N",
 
 
 def load_image_folder(
-    path: str | os.PathLike[str], image_size: int = 64, channels: int | None = None, max_per_class: int | None = None
+    path: str | os.PathLike[str],
+    image_size: int = 64,
+    channels: int | None = None,
+    max_per_class: int | None = None,
 ) -> ImageDataset:
     """Load ``path`` (one sub-folder per class) with the transform stated in the module docstring.
 
@@ -64,7 +69,9 @@ def load_image_folder(
     if skipped:
         shown = ", ".join(str(p.relative_to(root)) for p in skipped[:10])
         more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
-        warnings.warn(f"skipped {len(skipped)} unreadable image file(s) in {root}: {shown}{more}", stacklevel=2)
+        warnings.warn(
+            f"skipped {len(skipped)} unreadable image file(s) in {root}: {shown}{more}", stacklevel=2
+        )
     if not kept:
         raise QxaiError(f"no readable images in {root} ({len(skipped)} unreadable); check the files' format")
     if channels is None and all_gray:
@@ -85,7 +92,9 @@ def _list_files(root: Path, max_per_class: int | None) -> tuple[list[Path], list
     if not root.exists():
         raise QxaiError(f"image folder {root} does not exist; pass imagefolder:PATH with an existing folder")
     if not root.is_dir():
-        raise QxaiError(f"{root} is a file, not a folder; pass the folder that holds one sub-folder per class")
+        raise QxaiError(
+            f"{root} is a file, not a folder; pass the folder that holds one sub-folder per class"
+        )
     entries = [p for p in root.iterdir() if not p.name.startswith(".")]
     if not entries:
         raise QxaiError(f"image folder {root} is empty; put one sub-folder of images per class in it")
@@ -98,7 +107,8 @@ def _list_files(root: Path, max_per_class: int | None) -> tuple[list[Path], list
     labels: list[int] = []
     for k, folder in enumerate(class_dirs):
         found = sorted(
-            p for p in folder.rglob("*")
+            p
+            for p in folder.rglob("*")
             if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
         )
         found = found[:max_per_class] if max_per_class else found
@@ -113,8 +123,6 @@ def _list_files(root: Path, max_per_class: int | None) -> tuple[list[Path], list
 def _read_all(files: list[Path], size: int, gray: bool) -> tuple[np.ndarray, list[int], list[Path], bool]:
     """Decode and transform every file: ``(N, S, S, C)`` uint8 pixels, the positions that were
     readable, the unreadable files, and whether every readable image was grayscale."""
-    from PIL import Image
-
     pixels = np.empty((len(files), size, size, 1 if gray else 3), dtype=np.uint8)
     kept: list[int] = []
     skipped: list[Path] = []
@@ -131,15 +139,16 @@ def _read_all(files: list[Path], size: int, gray: bool) -> tuple[np.ndarray, lis
     return pixels[: len(kept)], kept, skipped, all_gray
 
 
-def _transform(img, size: int, gray: bool) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _transform(img: Image.Image, size: int, gray: bool) -> np.ndarray:
     """One PIL image → ``(size, size, 1 or 3)`` uint8 (the module's stated transform, steps 1–3)."""
-    from PIL import Image
-
-    if img.mode in ("F",) or img.mode.startswith("I"):
+    if img.mode == "F" or img.mode.startswith("I"):
         # High bit depth: scale to [0, 1] ourselves; PIL's convert("L") would clip at 255.
         values = np.asarray(img, dtype=np.float32)
-        values = np.clip(values, 0, 1) if img.mode == "F" else values / (65535.0 if values.max() > 255 else 255.0)
-        img = Image.fromarray(np.rint(values * 255).astype(np.uint8), mode="L")
+        if img.mode == "F":
+            values = np.clip(values, 0, 1)
+        else:  # "I;16*" is 16-bit; a 32-bit "I" image is taken as 16-bit when it exceeds 255
+            values = values / (65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0)
+        img = Image.fromarray(np.rint(values * 255).astype(np.uint8))
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, img.convert("RGBA"))

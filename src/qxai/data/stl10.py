@@ -29,7 +29,10 @@ _FILES = ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin")
 
 
 def load_stl10(
-    root: str | os.PathLike[str], download: bool = False, image_size: int = 96, max_per_class: int | None = None
+    root: str | os.PathLike[str],
+    download: bool = False,
+    image_size: int = 96,
+    max_per_class: int | None = None,
 ) -> DatasetSplit:
     """STL-10's official train and test splits, resized to ``image_size`` (bilinear, antialiased).
 
@@ -72,7 +75,9 @@ def _download(root: Path) -> None:
         STL10(str(root), split="test", download=True)
     except Exception as err:  # network, disk or checksum failures all mean the same to the user
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise QxaiError(f"downloading STL-10 into {root} failed ({msg}); check the connection or disk space") from None
+        raise QxaiError(
+            f"downloading STL-10 into {root} failed ({msg}); check the connection or disk space"
+        ) from None
 
 
 def _class_names(folder: Path) -> list[str]:
@@ -97,7 +102,9 @@ def _read_split(
             f"{split}_y.bin {labels.size} labels; the files are truncated or mismatched, download them again"
         )
     if labels.min() < 0 or labels.max() >= len(names):
-        raise QxaiError(f"{folder / (split + '_y.bin')} has labels outside 1–{len(names)}; the file is corrupt")
+        raise QxaiError(
+            f"{folder / (split + '_y.bin')} has labels outside 1–{len(names)}; the file is corrupt"
+        )
     rows = np.arange(labels.size)
     if max_per_class is not None:
         if max_per_class < 1:
@@ -123,6 +130,8 @@ def _to_float(images: np.ndarray, size: int, chunk: int = 500) -> torch.Tensor:
     for s in range(0, len(images), chunk):
         block = torch.from_numpy(np.ascontiguousarray(images[s : s + chunk])).float().div_(255.0)
         if size != NATIVE_SIZE:
-            block = F.interpolate(block, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            block = F.interpolate(
+                block, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )
         out[s : s + chunk] = block.clamp_(0, 1)
     return out

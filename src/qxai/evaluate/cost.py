@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import os
@@ -33,10 +34,8 @@ def _rss_bytes() -> int:
 
 def _trim() -> None:
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 class PeakMemory:

@@ -79,7 +79,7 @@ def perturbation_curves(
         raise QxaiError(f"mode must be 'deletion' or 'insertion', got '{mode}'")
     if steps < 1:
         raise QxaiError(f"steps must be at least 1, got {steps}")
-    n, c, h, w = images.shape
+    n, _, h, w = images.shape
     if np.shape(saliency) != (n, h, w):
         raise QxaiError(f"saliency has shape {np.shape(saliency)}, expected {(n, h, w)}")
     base = substrate(images, fill or ("zero" if mode == "deletion" else "blur"))
@@ -119,7 +119,7 @@ def keep_top_drop(
     ``100 · max(0, p − p_kept) / p`` (the "average drop" of Grad-CAM++, per image)."""
     if not 0.0 < keep <= 1.0:
         raise QxaiError(f"keep must be a fraction in (0, 1], got {keep}")
-    n, c, h, w = images.shape
+    n, _, h, w = images.shape
     ranks = torch.from_numpy(pixel_ranks(saliency, seed)).view(n, 1, h, w)
     kept = torch.where(ranks < round(keep * h * w), images, substrate(images, fill))
     was_training = model.training

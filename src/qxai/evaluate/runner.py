@@ -158,8 +158,10 @@ def evaluate_methods(
                 qa = results.get("qa")
                 _score(result, model, layer, images, targets, masks, wanted, settings, seed,
                        options.get(name, {}), n_classes, qa if qa and qa.error is None else None)  # fmt: skip
-            except Exception as err:  # noqa: BLE001 - a failing method is reported, never fatal
-                result.error = str(err).splitlines()[0] if isinstance(err, QxaiError) else f"{type(err).__name__}: {err}"
+            except Exception as err:
+                result.error = (
+                    str(err).splitlines()[0] if isinstance(err, QxaiError) else f"{type(err).__name__}: {err}"
+                )
                 result.saliency = None
             results[name] = result
             bar.advance(task)
@@ -181,22 +183,26 @@ def _score(
         r.scores["silhouette"] = disentangle.saliency_silhouette(sal, labels)
     common = {"seed": seed}
     if "deletion_auc" in wanted:
-        curves = faithfulness.perturbation_curves(model, images, targets, sal, mode="deletion",
-                                                  steps=st.steps, fill=st.deletion_fill, **common)  # fmt: skip
+        curves = faithfulness.perturbation_curves(
+            model, images, targets, sal, mode="deletion", steps=st.steps, fill=st.deletion_fill, **common
+        )
         r.scores["deletion_auc"] = float(faithfulness.curve_auc(curves).mean())
         r.curves["deletion"] = curves.mean(axis=0)
     if "insertion_auc" in wanted:
-        curves = faithfulness.perturbation_curves(model, images, targets, sal, mode="insertion",
-                                                  steps=st.steps, fill=st.insertion_fill, **common)  # fmt: skip
+        curves = faithfulness.perturbation_curves(
+            model, images, targets, sal, mode="insertion", steps=st.steps, fill=st.insertion_fill, **common
+        )
         r.scores["insertion_auc"] = float(faithfulness.curve_auc(curves).mean())
         r.curves["insertion"] = curves.mean(axis=0)
     if "keep_top_drop" in wanted:
-        drop = faithfulness.keep_top_drop(model, images, targets, sal, keep=st.keep, fill=st.deletion_fill, **common)
+        drop = faithfulness.keep_top_drop(
+            model, images, targets, sal, keep=st.keep, fill=st.deletion_fill, **common
+        )
         r.scores["keep_top_drop"] = float(drop.mean())
     if masks is not None and wanted & {"pointing_game", "relevance_mass"}:
         m = np.asarray(masks)
-        r.scores["pointing_game"] = _nanmean((localisation.pointing_game(sal, m)))
-        r.scores["relevance_mass"] = _nanmean((localisation.relevance_mass(sal, m)))
+        r.scores["pointing_game"] = _nanmean(localisation.pointing_game(sal, m))
+        r.scores["relevance_mass"] = _nanmean(localisation.relevance_mass(sal, m))
     if wanted & {"randomisation_spearman", "class_sensitivity_spearman"}:
         _sanity(r, model, layer, images, targets, wanted, st, seed, opts)
 
@@ -214,7 +220,9 @@ def _disentanglement(r: MethodResult, labels: np.ndarray, n_classes: int, qa: Me
             r.details["overlap_topk"] = "needs 'qa' in the same run (k = |S_QA| per image)"
     else:
         return  # no map selection: only the silhouette applies
-    num_maps = int(np.asarray(weights).shape[1]) if weights is not None else 1 + max(max(s, default=0) for s in sets)
+    num_maps = (
+        int(np.asarray(weights).shape[1]) if weights is not None else 1 + max(max(s, default=0) for s in sets)
+    )
     mean, worst, matrix = disentangle.overlap_scores(sets, labels, num_maps, n_classes)
     r.scores.update({"overlap_mean": mean, "overlap_max": worst})
     r.matrices["overlap"] = matrix
@@ -238,11 +246,11 @@ def _sanity(
             rand_model = sanity.randomised_copy(model, stage, seed)
             explainer = get_explainer(r.name, rand_model, layer, seed=seed, **opts)
             rand_maps, *_ = explain_all(explainer, x, t, st.batch_size, warm_up=False)
-            per_stage.append(_nanmean((sanity.rowwise_spearman(trained, rand_maps))))
-        r.scores["randomisation_spearman"] = _nanmean((per_stage))
+            per_stage.append(_nanmean(sanity.rowwise_spearman(trained, rand_maps)))
+        r.scores["randomisation_spearman"] = _nanmean(per_stage)
         r.details["randomisation_stages"] = per_stage
     if "class_sensitivity_spearman" in wanted:
         other = sanity.runner_up_classes(model.eval(), x, t)
         explainer = get_explainer(r.name, model, layer, seed=seed, **opts)
         other_maps, *_ = explain_all(explainer, x, other, st.batch_size, warm_up=False)
-        r.scores["class_sensitivity_spearman"] = _nanmean((sanity.rowwise_spearman(trained, other_maps)))
+        r.scores["class_sensitivity_spearman"] = _nanmean(sanity.rowwise_spearman(trained, other_maps))

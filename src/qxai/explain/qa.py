@@ -35,7 +35,7 @@ from qxai.anneal.qubo import explanation_qubo, explanation_qubos
 from qxai.anneal.samplers import get_sampler, sample_many
 from qxai.errors import QxaiError
 from qxai.explain.base import Explainer, Explanation, check_inputs, normalise_maps, resolve_targets
-from qxai.probe import capture_gradients, resolve_layer
+from qxai.probe import LayerProbe, resolve_layer
 
 #: With ``ground_truth="auto"``, the exact ground state is enumerated up to this many variables
 #: (2^20 energies ≈ 8 MiB and well under a second per image).
@@ -72,6 +72,31 @@ def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
+
+
+def forward_backward(
+    model: torch.nn.Module, layer: str, inputs: torch.Tensor, targets: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward and one backward pass: ``(logits (B, K), A (B, N, H, W), ∂z_t/∂A, targets (B,))``.
+
+    Like :func:`qxai.probe.capture_gradients`, but ``targets=None`` takes the predicted classes
+    from this same forward pass instead of a second one. The hook is released on every path.
+    """
+    with LayerProbe(model, layer, detach=False) as probe, torch.enable_grad():
+        logits = model(inputs.detach())
+        acts = probe.output(layer)
+        if acts.ndim != 4:
+            raise QxaiError(
+                f"layer '{layer}' outputs shape {tuple(acts.shape)}, not B×N×H×W; the QA method needs "
+                "the feature maps of a convolutional layer, so choose one (e.g. the model's conv block)"
+            )
+        if not acts.requires_grad:
+            raise QxaiError(
+                f"layer '{layer}' output does not depend on trainable parameters; pick another layer"
+            )
+        chosen = logits.detach().argmax(dim=1) if targets is None else targets.to(logits.device)
+        (grads,) = torch.autograd.grad(logits.gather(1, chosen.view(-1, 1)).sum(), acts)
+    return logits.detach(), acts.detach(), grads.detach(), chosen
 
 
 def qa_fgradcam(
@@ -153,27 +178,40 @@ class QAFeatureMapExplainer(Explainer):
     def build_qubos(self, inputs: torch.Tensor, target: Any = None) -> QuboBatch:
         """One forward + backward pass for ``inputs`` (B, C, H, W) and one QUBO per image.
 
-        ``target``: None (predicted class), an int, or (B,) per-example classes.
+        ``target``: None (predicted class, read from the same forward pass), an int, or (B,)
+        per-example classes.
         """
         inputs = check_inputs(inputs)
         with _eval_mode(self.model):
-            return self._build_qubos(inputs, resolve_targets(self.model, inputs, target))
+            return self._build_qubos(inputs, target)
 
-    def _build_qubos(self, inputs: torch.Tensor, targets: torch.Tensor) -> QuboBatch:
-        logits, acts, grads = capture_gradients(self.model, self.layer, inputs, targets)
-        if acts.ndim != 4:
-            raise QxaiError(
-                f"layer '{self.layer}' outputs shape {tuple(acts.shape)}, not B×N×H×W; the QA method "
-                "needs the feature maps of a convolutional layer, so choose one (e.g. the model's conv block)"
-            )
+    def explain(self, inputs: torch.Tensor, target: Any = None) -> Explanation:
+        """Explain a batch ``(B, C, H, W)`` for ``target`` (None: the predicted class, int, or (B,)).
+
+        Unlike the base class, the predicted class comes from the pass that also gives the
+        gradients, so the batch costs one forward and one backward pass in all.
+        """
+        inputs = check_inputs(inputs)
+        start = time.perf_counter()
+        with _eval_mode(self.model):
+            result = self._solve(self._build_qubos(inputs, target), tuple(inputs.shape[2:]))
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _explain(self, inputs: torch.Tensor, targets: torch.Tensor) -> Explanation:
+        return self._solve(self._build_qubos(inputs, targets), tuple(inputs.shape[2:]))
+
+    def _build_qubos(self, inputs: torch.Tensor, target: Any) -> QuboBatch:
+        targets = None if target is None else resolve_targets(self.model, inputs, target)
+        logits, acts, grads, targets = forward_backward(self.model, self.layer, inputs, targets)
         alpha = grads.float().mean(dim=(2, 3))  # Grad-CAM weight: spatial mean of ∂z_c/∂A^k
         alpha_np, acts = alpha.cpu().numpy(), acts.float().cpu()
         options = {"beta": self.beta, "normalise": self.normalise, "penalty": self.penalty}
         qubos = explanation_qubos(alpha_np, acts.numpy(), **options)
         return QuboBatch(qubos, alpha_np, acts, targets.cpu(), logits.cpu())
 
-    def _explain(self, inputs: torch.Tensor, targets: torch.Tensor) -> Explanation:
-        batch = self._build_qubos(inputs, targets)
+    def _solve(self, batch: QuboBatch, size: tuple[int, int]) -> Explanation:
+        """One ``sample_many`` call for the batch, then the selections, energies and maps."""
         bqms = [bqm for bqm, _ in batch.qubos]
         self._check_size(bqms)
         start = time.perf_counter()
@@ -185,16 +223,17 @@ class QAFeatureMapExplainer(Explainer):
         selected: list[list[int]] = []
         energies: list[float] = []
         for i, (bqm, ss) in enumerate(zip(bqms, samplesets, strict=True)):
-            # SPIN samplers report ±1: +1 and BINARY 1 both mean "selected"
-            bits = {v: int(val > 0) for v, val in ss.first.sample.items()}
-            sel = sorted(int(v) for v, bit in bits.items() if bit)
+            # the record, not ss.first, which builds a namedtuple class per call (slow for a batch);
+            # sample_many has re-computed every energy from the BQM itself
+            best = int(np.argmin(ss.record.energy))
+            row = ss.record.sample[best]
+            sel = sorted(int(v) for v, bit in zip(ss.variables, row, strict=True) if bit > 0)
             chosen[i, sel] = True
             selected.append(sel)
-            energies.append(float(bqm.energy(bits)) if bits else float(bqm.offset))
+            energies.append(float(ss.record.energy[best]) if len(row) else float(bqm.offset))
         saliency = qa_fgradcam(
-            batch.activations, torch.as_tensor(batch.channel_weights), torch.as_tensor(chosen),
-            tuple(inputs.shape[2:]),
-        )  # fmt: skip
+            batch.activations, torch.as_tensor(batch.channel_weights), torch.as_tensor(chosen), size
+        )
         return Explanation(
             saliency,
             batch.targets.numpy(),
@@ -245,4 +284,10 @@ def _max_variables(sampler: dimod.Sampler) -> int | None:
         sampler = children[0]
 
 
-__all__ = ["GROUND_TRUTH_MAX_VARIABLES", "QAFeatureMapExplainer", "QuboBatch", "qa_fgradcam"]
+__all__ = [
+    "GROUND_TRUTH_MAX_VARIABLES",
+    "QAFeatureMapExplainer",
+    "QuboBatch",
+    "forward_backward",
+    "qa_fgradcam",
+]

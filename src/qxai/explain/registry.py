@@ -49,7 +49,9 @@ def parse_methods(text: str | list[str] | tuple[str, ...]) -> list[str]:
     return names
 
 
-def get_explainer(name: str, model: torch.nn.Module, layer: str, *, seed: int = 0, **options: Any) -> Explainer:
+def get_explainer(
+    name: str, model: torch.nn.Module, layer: str, *, seed: int = 0, **options: Any
+) -> Explainer:
     """Build the explainer ``name`` for ``model`` at ``layer`` (used by qa and the CAMs).
 
     ``options`` go to the explainer's constructor (e.g. ``steps`` for ig, ``samples`` for shap and

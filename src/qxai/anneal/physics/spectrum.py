@@ -75,8 +75,12 @@ def dense_hamiltonian(problem: AnnealProblem, s: float, driver: str = "transvers
     if problem.num_qubits > 12:
         raise ValueError("dense_hamiltonian is a validation tool for d ≤ 12")
     sched = make_schedule(schedule)
-    op = hamiltonian_operator(problem, sched.A(s) * driver_coefficient(driver, problem.num_qubits), sched.B(s))
-    return op.matmat(np.eye(op.shape[0]))
+    d = problem.num_qubits
+    idx = np.arange(1 << d)
+    h = np.diag(sched.B(s) * problem.energies)
+    for p in range(d):
+        h[idx, idx ^ (1 << p)] = sched.A(s) * driver_coefficient(driver, d)
+    return h
 
 
 def _driver_levels(d: int, kappa: float, count: int) -> np.ndarray:
@@ -113,7 +117,7 @@ class LevelSolver:
         if b == 0.0:
             return _driver_levels(d, a, k), None
         if d <= DENSE_MAX_QUBITS:
-            h = hamiltonian_operator(p, a, b).matmat(np.eye(1 << d))
+            h = dense_hamiltonian(p, s, "transverse", Schedule("scaled", lambda _: -a, lambda _: b))
             return np.linalg.eigvalsh(h)[:k], None
         v0 = self.start if start is None else start
         op = hamiltonian_operator(p, a, b)

@@ -29,14 +29,15 @@ BACKENDS = ("auto", "numba", "torch")
 MAX_GROUP_ELEMENTS = 2**22
 
 
-def _dense(bqm: dimod.BinaryQuadraticModel) -> tuple[list[Any], np.ndarray, np.ndarray]:
-    """``(variables, h (d,), Q (d, d) symmetric)`` of the BINARY form of ``bqm``."""
+Sparse = tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _vectors(bqm: dimod.BinaryQuadraticModel) -> Sparse:
+    """``(variables, linear (d,), rows, cols, values)`` of the BINARY form of ``bqm``."""
     binary = bqm.binary if bqm.vartype is dimod.SPIN else bqm
     order = list(binary.variables)
     linear, (rows, cols, values), _ = binary.to_numpy_vectors(variable_order=order)
-    q = np.zeros((len(order), len(order)))
-    np.add.at(q, (rows, cols), values)
-    return order, np.asarray(linear, dtype=float), q + q.T
+    return order, np.asarray(linear, dtype=float), rows, cols, np.asarray(values, dtype=float)
 
 
 def default_beta_ranges(h: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -129,15 +130,15 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
             raise QxaiError(f"num_reads and num_sweeps must be ≥ 1, got {num_reads} and {num_sweeps}")
         if beta_range is not None and not 0 < beta_range[0] <= beta_range[1]:
             raise QxaiError(f"beta_range must be (low, high) with 0 < low ≤ high, got {beta_range}")
-        dense = [_dense(bqm) for bqm in bqms]
+        dense = [_vectors(bqm) for bqm in bqms]
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**63)
         group_seeds = np.random.default_rng(int(seed)).integers(0, 2**62, size=len(bqms))
         results: list[dimod.SampleSet | None] = [None] * len(bqms)
-        for i, (order, _, _) in enumerate(dense):
+        for i, (order, *_) in enumerate(dense):
             if not order:  # nothing to anneal: the single empty assignment
                 results[i] = _sampleset(bqms[i], order, np.zeros((1, 0), dtype=np.int8))
-        for g, group in enumerate(_groups([len(order) for order, _, _ in dense], num_reads)):
+        for g, group in enumerate(_groups([len(v[0]) for v in dense], num_reads)):
             problems = [dense[i] for i in group]
             xs = self._anneal(problems, num_reads, num_sweeps, beta_range, int(group_seeds[g]))
             for i, x in zip(group, xs, strict=True):
@@ -146,19 +147,21 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
 
     def _anneal(
         self,
-        problems: list[tuple[list[Any], np.ndarray, np.ndarray]],
+        problems: list[Sparse],
         reads: int,
         sweeps: int,
         beta_range: tuple[float, float] | None,
         seed: int,
     ) -> list[np.ndarray]:
         """Anneal one group; returns each problem's ``(reads, d)`` int8 BINARY samples."""
-        sizes = np.array([len(order) for order, _, _ in problems])
+        sizes = np.array([len(v[0]) for v in problems])
         n, d_max = len(problems), int(sizes.max())
         h = np.zeros((n, d_max))
-        q = np.zeros((n, d_max, d_max))
-        for i, (_, hi, qi) in enumerate(problems):
-            h[i, : sizes[i]], q[i, : sizes[i], : sizes[i]] = hi, qi
+        q = np.zeros((n, d_max, d_max))  # symmetric; a BQM holds each pair once, so assignment is safe
+        for i, (_, linear, rows, cols, values) in enumerate(problems):
+            h[i, : sizes[i]] = linear
+            q[i, rows, cols] = values
+            q[i, cols, rows] = values
         ranges = default_beta_ranges(h, q) if beta_range is None else np.tile(beta_range, (n, 1))
         fraction = np.linspace(0.0, 1.0, sweeps)[None, :]
         betas = ranges[:, :1] * (ranges[:, 1:] / ranges[:, :1]) ** fraction  # (n, sweeps), geometric
@@ -196,13 +199,14 @@ def _groups(sizes: list[int], reads: int) -> list[list[int]]:
 def _sampleset(bqm: dimod.BinaryQuadraticModel, order: list[Any], x: np.ndarray) -> dimod.SampleSet:
     """SampleSet of BINARY samples ``x`` (reads, d) in ``bqm``'s vartype, energies by dimod.
 
-    Built from a record array directly: ``SampleSet.from_samples_bqm`` costs twice as much, which
-    matters when a thousand small models are solved in a fraction of a second.
+    The record is filled as a plain structured array and viewed as a recarray once:
+    ``SampleSet.from_samples_bqm`` costs about three times as much, which matters when a thousand
+    small models are solved in a fraction of a second.
     """
     samples = (2 * x - 1 if bqm.vartype is dimod.SPIN else x).astype(np.int8)
-    energies = bqm.energies((samples, order), dtype=np.float64)
     fields = [("sample", np.int8, (len(order),)), ("energy", np.float64), ("num_occurrences", np.int64)]
-    dtype = np.dtype(fields)
-    record = np.rec.array(np.empty(len(samples), dtype=dtype))
-    record["sample"], record["energy"], record["num_occurrences"] = samples, energies, 1
-    return dimod.SampleSet(record, order, {}, bqm.vartype)
+    record = np.empty(len(samples), dtype=fields)
+    record["sample"] = samples
+    record["energy"] = bqm.energies((samples, order), dtype=np.float64)
+    record["num_occurrences"] = 1
+    return dimod.SampleSet(record.view(np.recarray), order, {}, bqm.vartype)

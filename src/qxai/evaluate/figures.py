@@ -1,0 +1,95 @@
+"""Figures of an evaluation: overlap matrices, deletion/insertion curves, an example grid.
+
+Each function returns a matplotlib Figure (the caller saves it with :func:`qxai.io.write_figure`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qxai.evaluate.runner import Evaluation
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def overlap_figure(ev: Evaluation, class_names: list[str]) -> Any | None:
+    """The Bhattacharyya matrices side by side: top row as defined (selected / activated maps),
+    bottom row top-k (k = |S_QA|). None when no method has a matrix."""
+    panels = [(n, r.matrices) for n, r in ev.methods.items() if r.error is None and r.matrices]
+    if not panels:
+        return None
+    plt = _plt()
+    rows = 2 if any("overlap_topk" in m for _, m in panels) else 1
+    fig, axes = plt.subplots(rows, len(panels), figsize=(3.4 * len(panels), 3.2 * rows), squeeze=False)
+    ticks = [c[:6] for c in class_names]
+    for j, (name, mats) in enumerate(panels):
+        for i, key in enumerate(["overlap", "overlap_topk"][:rows]):
+            ax = axes[i, j]
+            if key not in mats:
+                ax.axis("off")
+                continue
+            m = mats[key]
+            ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+            off = m[~np.eye(len(m), dtype=bool)]
+            label = "activated/selected" if key == "overlap" else "top-k"
+            ax.set_title(f"{name} ({label})\nmean off-diag {np.nanmean(off):.3f}", fontsize=9)
+            ax.set_xticks(range(len(m)), ticks, rotation=90, fontsize=6)
+            ax.set_yticks(range(len(m)), ticks, fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(ev: Evaluation) -> Any | None:
+    """Mean deletion (left) and insertion (right) curves of every method."""
+    have = {n: r.curves for n, r in ev.methods.items() if r.error is None and r.curves}
+    if not have:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key in zip(axes, ("deletion", "insertion"), strict=True):
+        for name, curves in have.items():
+            if key in curves:
+                y = curves[key]
+                auc = np.trapezoid(y, np.linspace(0, 1, len(y)))
+                ax.plot(np.linspace(0, 1, len(y)), y, label=f"{name} ({auc:.3f})")
+        ax.set_xlabel("fraction of pixels " + ("deleted" if key == "deletion" else "inserted"))
+        ax.set_ylabel("target-class probability")
+        ax.set_title(f"{key} ({'lower' if key == 'deletion' else 'higher'} AUC is better)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def example_grid(ev: Evaluation, images: np.ndarray, labels: np.ndarray, class_names: list[str],
+                 per_class: int = 1) -> Any | None:  # fmt: skip
+    """One row per example image (``per_class`` of each class): the image, then every method's map."""
+    methods = [(n, r.saliency) for n, r in ev.methods.items() if r.error is None and r.saliency is not None]
+    if not methods:
+        return None
+    rows = [int(i) for c in np.unique(labels) for i in np.flatnonzero(labels == c)[:per_class]]
+    plt = _plt()
+    fig, axes = plt.subplots(len(rows), 1 + len(methods), figsize=(1.5 * (1 + len(methods)), 1.5 * len(rows)),
+                             squeeze=False)  # fmt: skip
+    for i, row in enumerate(rows):
+        img = images[row].transpose(1, 2, 0)
+        axes[i, 0].imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray")
+        axes[i, 0].set_ylabel(class_names[int(labels[row])][:10], fontsize=7)
+        for j, (name, sal) in enumerate(methods, start=1):
+            axes[i, j].imshow(sal[row], cmap="jet", vmin=0, vmax=1)
+            if i == 0:
+                axes[i, j].set_title(name, fontsize=8)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_title("image", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,97 @@
+"""The runner and the stage: a failing method is reported and skipped, outputs follow the contract,
+and the command line works end to end on `digits` with a small budget."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from qxai.errors import QxaiError
+from qxai.evaluate import EvalSettings, evaluate_methods
+from qxai.io import read_json
+
+
+def ln_net() -> torch.nn.Module:
+    """A conv net with a LayerNorm, which zennit's composite has no rule for."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+        torch.nn.LayerNorm(4 * 6 * 6), torch.nn.Linear(4 * 6 * 6, 2),
+    ).eval()  # fmt: skip
+
+
+def test_a_method_that_cannot_apply_is_skipped_and_the_run_continues():
+    x = torch.rand(6, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0, 0, 0, 1, 1, 1])
+    ev = evaluate_methods(ln_net(), "1", x, t, "lrp,gradcam", metrics=["deletion_auc", "silhouette"],
+                          settings=EvalSettings(steps=4))  # fmt: skip
+    assert "no rule for 3 (LayerNorm)" in ev.methods["lrp"].error
+    assert ev.methods["gradcam"].error is None and list(ev.table()) == ["gradcam"]
+    assert 0.0 <= ev.table()["gradcam"]["deletion_auc"] <= 1.0
+
+
+def test_same_seed_same_scores_and_qa_drives_the_top_k_sets():
+    x = torch.rand(8, 1, 6, 6, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([0, 1] * 4)
+    kw = {"metrics": ["disentanglement", "deletion_auc", "sanity"], "options": {"qa": {"solver": "exact"}},
+          "settings": EvalSettings(steps=4, sanity_images=4), "seed": 3}  # fmt: skip
+    a = evaluate_methods(ln_net(), "1", x, t, "gradcam,qa", **kw)
+    b = evaluate_methods(ln_net(), "1", x, t, "gradcam,qa", **kw)
+    assert list(a.methods) == ["gradcam", "qa"]  # the order given, although qa ran first
+    for name in ("qa", "gradcam"):
+        assert a.methods[name].error is None, a.methods[name].error
+        assert a.table()[name] == pytest.approx(b.table()[name], nan_ok=True)
+    sizes = [len(s) for s in a.methods["qa"].extras["selected"]]
+    from qxai.evaluate.disentangle import activated_maps
+
+    topk = activated_maps(a.methods["gradcam"].extras["channel_weights"], sizes)
+    assert all(len(s) <= k for s, k in zip(topk, sizes, strict=True))
+    assert np.isfinite(a.table()["gradcam"]["overlap_topk_mean"])
+
+
+def test_unknown_names_are_clear_errors():
+    x, t = torch.rand(2, 1, 6, 6), torch.tensor([0, 1])
+    with pytest.raises(QxaiError, match="unknown metric 'auc'"):
+        evaluate_methods(ln_net(), "1", x, t, "gradcam", metrics=["auc"])
+    with pytest.raises(QxaiError, match="unknown method 'gradcam3'"):
+        evaluate_methods(ln_net(), "1", x, t, "gradcam3")
+
+
+def qxai(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "qxai", *args], capture_output=True, text=True, timeout=600,
+        env={"QXAI_PROGRESS": "0", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+def test_cli_end_to_end_on_digits(digits_checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    done = qxai(
+        "evaluate", "--model", str(digits_checkpoint), "--methods", "qa,gradcam,ig,lrp", "--per-class", "1",
+        "--ig-steps", "4", "--steps", "5", "--sanity-images", "4", "--metrics",
+        "disentanglement,faithfulness,randomisation_spearman,cost", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "overlap_mean ↓" in done.stdout and "qxai evaluate" in done.stdout
+    doc = read_json(out / "metrics.json")
+    assert set(doc["settings"]["methods"]) == {"qa", "gradcam", "ig", "lrp"}
+    assert doc["qa"]["overlap_mean"] is not None and doc["ig"]["overlap_mean"] is None
+    assert doc["metrics"]["deletion_auc"]["direction"] == "lower"
+    assert {f["file"] for f in doc["figures"]} == {"overlap.png", "curves.png", "examples.png"}
+    assert all((out / f["file"]).stat().st_size > 0 for f in doc["figures"])
+    assert isinstance(doc["summary"]["images"], int)
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    assert header.startswith("method,overlap_mean") and header.endswith(",error")
+    with np.load(out / "saliency.npz") as maps:
+        assert maps["qa"].shape == (doc["summary"]["images"], 16, 16)
+
+
+def test_cli_rejects_unknown_method(digits_checkpoint, tmp_path):
+    done = qxai(
+        "evaluate", "--model", str(digits_checkpoint), "--methods", "qa,gradcm", "--out", str(tmp_path)
+    )
+    assert done.returncode == 2 and "unknown method 'gradcm'; did you mean 'gradcam'" in done.stderr
