@@ -2,8 +2,9 @@
 
 The QUBOs come from real explanations: two ReducedCNNs (16 and 64 maps at the ``reduce`` layer)
 trained briefly on MNIST; per test image, the Grad-CAM weights α and the maps of that layer give one
-QUBO (SPEC §1, β = 0.7). Every solver gets the same models; wall time covers the whole call
-(including building SampleSets), after one warm-up call each (numba's compile is reported apart).
+QUBO (SPEC §1, β = 0.7). Every solver gets the same models; wall time covers the whole
+``sample_many`` call (including building SampleSets), after one warm-up call each (numba's compile
+is reported apart); the fast runs are interleaved and repeated, keeping each one's fastest.
 
 Optimum rates: against the exact optimum (our enumeration) wherever ``d ≤ --exact-max``, and against
 the best energy any run found (including a long reference SA run) on all models.
@@ -45,8 +46,8 @@ def real_qubos(maps: int, count: int, epochs: int, seed: int) -> list[dimod.Bina
     return bqms
 
 
-def timed(name: str, sampler: dimod.Sampler, bqms: list, seed: int, **kw: object) -> tuple[float, np.ndarray]:
-    sample_many(sampler, bqms[:2], seed=seed, **kw)  # warm-up (imports, numba's compile)
+def timed(sampler: dimod.Sampler, bqms: list, seed: int, **kw: object) -> tuple[float, np.ndarray]:
+    """Wall seconds of one ``sample_many`` over all ``bqms`` and the best energy of each."""
     start = time.perf_counter()
     sets = sample_many(sampler, bqms, seed=seed, **kw)
     seconds = time.perf_counter() - start
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--exact-max", type=int, default=20, help="largest d solved exactly")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the fast runs")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -76,9 +78,21 @@ def main() -> None:
         "batch-sa (8 reads × 32 sweeps)": (get_sampler("batch-sa"), {}),
         "dwave SA defaults (1 read × 1000 sweeps)": (get_sampler("sa"), {}),
         "dwave SA 8 reads × 32 sweeps": (get_sampler("sa"), {"num_reads": 8, "num_sweeps": 32}),
-        "OpenJij SQA defaults": (get_sampler("sqa-openjij"), {}),
     }
-    results = {name: timed(name, s, bqms, args.seed, **kw) for name, (s, kw) in runs.items()}
+    slow_runs = {
+        "OpenJij SQA defaults (β = 5)": (get_sampler("sqa-openjij"), {}),
+        "OpenJij SQA β = 50": (get_sampler("sqa-openjij"), {"beta": 50.0}),
+    }
+    for sampler, kw in [*runs.values(), *slow_runs.values()]:
+        sample_many(sampler, bqms[:2], seed=args.seed, **kw)  # warm-up: imports, caches
+    # the machine is shared: interleave the fast runs and keep each one's fastest repeat
+    results: dict[str, tuple[float, np.ndarray]] = {}
+    for _ in range(args.repeats):
+        for name, (sampler, kw) in runs.items():
+            seconds, energies = timed(sampler, bqms, args.seed, **kw)
+            results[name] = (min(seconds, results.get(name, (np.inf,))[0]), energies)
+    for name, (sampler, kw) in slow_runs.items():
+        results[name] = timed(sampler, bqms, args.seed, **kw)
 
     exact_mask = sizes <= args.exact_max
     exact_idx = np.flatnonzero(exact_mask)
@@ -87,8 +101,11 @@ def main() -> None:
     exact_seconds = time.perf_counter() - start
     optimum = np.full(len(bqms), np.nan)
     optimum[exact_idx] = [ss.first.energy for ss in exact]
-    long_sa = sample_many(get_sampler("sa"), bqms, seed=args.seed + 1, num_reads=20, num_sweeps=2000)
-    best = np.min([*(e for _, e in results.values()), [ss.first.energy for ss in long_sa]], axis=0)
+    # best known: every run above plus two long reference runs
+    long_sa = sample_many(get_sampler("sa"), bqms, seed=args.seed + 1, num_reads=10, num_sweeps=1000)
+    long_bsa = sample_many(get_sampler("batch-sa"), bqms, seed=args.seed + 1, num_reads=64, num_sweeps=256)
+    references = [[ss.first.energy for ss in long_sa], [ss.first.energy for ss in long_bsa]]
+    best = np.min([*(e for _, e in results.values()), *references], axis=0)
     best[exact_idx] = np.minimum(best[exact_idx], optimum[exact_idx])
 
     tol = 1e-9

@@ -41,6 +41,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
+def cache_dir() -> Path:
+    """Where qxai keeps generated data and trained demo models: ``$QXAI_CACHE`` or ``~/.cache/qxai``."""
+    return Path(os.environ.get("QXAI_CACHE") or Path.home() / ".cache" / "qxai")
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` atomically and return the path."""
     with atomic_path(path) as tmp:
@@ -102,9 +107,8 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> Path:
     """Write numpy arrays to a compressed ``.npz`` atomically (never pickled objects)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
     return Path(path)
 
 

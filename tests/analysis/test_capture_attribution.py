@@ -62,7 +62,7 @@ def test_lstm_gates_reproduce_torch(batch_first: bool) -> None:
     for k in range(2):
         torch.testing.assert_close(layers[k]["h"][:, -1], hn[k], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(layers[k]["c"][:, -1], cn[k], atol=1e-5, rtol=1e-5)
-        assert 0 <= float(layers[k]["forget"].min()) and float(layers[k]["forget"].max()) <= 1
+        assert float(layers[k]["forget"].min()) >= 0 and float(layers[k]["forget"].max()) <= 1
 
 
 def test_lstm_capture_with_gates_and_time_modes() -> None:
@@ -77,7 +77,7 @@ def test_lstm_capture_with_gates_and_time_modes() -> None:
     assert {"lstm:input", "lstm:forget", "lstm:cell", "lstm:output", "lstm:c"} <= set(acts.features)
     steps = capture_activations(model, x, ["lstm"], time="steps")
     assert steps.features["lstm"].shape == (10, 8, 6)
-    with pytest.raises(QxaiError, match="nn.LSTM"):
+    with pytest.raises(QxaiError, match=r"nn\.LSTM"):
         capture_activations(model, x, ["head"], gates=True)
 
 
@@ -93,7 +93,9 @@ def test_transformer_capture_mask_aware() -> None:
     np.testing.assert_allclose(acts.attention_maps.sum(-1)[:, :, 0], 1.0, atol=1e-5)  # rows are distributions
     # mask-aware mean: padding must not change a sequence's pooled state
     with torch.no_grad():
-        hidden = model.hf(input_ids=data.inputs, attention_mask=data.mask, output_hidden_states=True).hidden_states
+        hidden = model.hf(
+            input_ids=data.inputs, attention_mask=data.mask, output_hidden_states=True
+        ).hidden_states
     i, length = 0, int(data.mask[0].sum())
     np.testing.assert_allclose(acts.features["layer2"][i], hidden[2][i, :length].mean(0).numpy(), atol=1e-5)
     # the same hidden layer reached through a hook and LayerProbe's tuple handling

@@ -32,11 +32,16 @@ def test_gaussian_closed_form(method: str) -> None:
 def test_agrees_with_ksg_over_pairs() -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(800, 6))
-    y = np.stack([np.tanh(x[:, i % 6] * (i + 1) / 3) + rng.normal(size=800) * (0.2 + 0.3 * i) for i in range(6)], 1)
+    noise = 0.2 * 2.0 ** np.arange(6)  # dependence weakening pair by pair
+    y = np.tanh(x) + rng.normal(size=(800, 6)) * noise
     r = mutual_information_matrix(x, y)
     ksg = np.array([[ksg_mi(x[:, i], y[:, j]) for j in range(6)] for i in range(6)])
-    assert spearmanr(r.mi.ravel(), ksg.ravel()).statistic > 0.8
-    assert np.abs(np.diag(r.mi) - np.diag(ksg)).max() < 0.15
+    # the dependent pairs (diagonal, decreasing strength) are ranked alike; independent pairs are ~0 for both
+    assert spearmanr(np.diag(r.mi), np.diag(ksg)).statistic > 0.9
+    # y = tanh(x) + noise is not a Gaussian copula: GCMI is a lower bound there, within ~25 % of KSG
+    np.testing.assert_allclose(np.diag(r.mi), np.diag(ksg), rtol=0.25, atol=0.03)
+    off = ~np.eye(6, dtype=bool)
+    assert r.mi[off].max() < 0.02 and ksg[off].max() < 0.1
 
 
 def test_permutation_pvalues_and_top_pairs() -> None:

@@ -65,8 +65,11 @@ def _kornblith_unbiased_cka(x: np.ndarray, y: np.ndarray) -> float:
         np.fill_diagonal(k, 0)
         np.fill_diagonal(l_, 0)
         one = np.ones(n)
-        return (np.trace(k @ l_) + (one @ k @ one) * (one @ l_ @ one) / ((n - 1) * (n - 2))
-                - 2 / (n - 2) * one @ k @ l_ @ one) / (n * (n - 3))  # fmt: skip
+        return (
+            np.trace(k @ l_)
+            + (one @ k @ one) * (one @ l_ @ one) / ((n - 1) * (n - 2))
+            - 2 / (n - 2) * one @ k @ l_ @ one
+        ) / (n * (n - 3))
 
     k, l_ = x @ x.T, y @ y.T
     return hsic(k, l_) / np.sqrt(hsic(k, k) * hsic(l_, l_))

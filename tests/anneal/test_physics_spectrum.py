@@ -8,11 +8,13 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from qxai.anneal.physics import AnnealProblem, minimum_gap
-from qxai.anneal.physics.spectrum import DENSE_MAX_QUBITS, LevelSolver, dense_hamiltonian
 from qxai.anneal.physics.model import make_schedule
+from qxai.anneal.physics.spectrum import DENSE_MAX_QUBITS, LevelSolver, dense_hamiltonian
 
 
-def dense_minimum_gap(problem: AnnealProblem, driver: str, level: int, points: int = 101) -> tuple[float, float]:
+def dense_minimum_gap(
+    problem: AnnealProblem, driver: str, level: int, points: int = 101
+) -> tuple[float, float]:
     """Oracle: numpy eigvalsh of the dense H(s) on a grid, refined by Brent around the best point."""
 
     def gap(s: float) -> float:
@@ -40,7 +42,8 @@ def test_single_qubit_closed_form() -> None:
 @pytest.mark.parametrize("driver", ["transverse", pytest.param("authors", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", ["clique", "loops"])
 def test_anti_crossing_generators_match_dense(name: str, driver: str) -> None:
-    make = {"clique": dimod.generators.anti_crossing_clique, "loops": dimod.generators.anti_crossing_loops}[name]
+    gen = dimod.generators
+    make = {"clique": gen.anti_crossing_clique, "loops": gen.anti_crossing_loops}[name]
     problem = AnnealProblem.from_bqm(make(8))
     assert problem.num_qubits > DENSE_MAX_QUBITS  # the Lanczos path, not the dense shortcut
     r = minimum_gap(problem, driver=driver)
@@ -79,7 +82,7 @@ def test_degenerate_ground_state_gap_is_to_the_first_level_outside() -> None:
     assert problem.degeneracy == 2
     r = minimum_gap(problem)
     assert r.gaps[-1] == pytest.approx(4.0)
-    delta, s_star = dense_minimum_gap(problem, "transverse", level=2)
+    delta, _ = dense_minimum_gap(problem, "transverse", level=2)
     assert r.delta_min == pytest.approx(delta, rel=1e-6)
     assert r.delta_min > 0.1
     naive, _ = dense_minimum_gap(problem, "transverse", level=1)
@@ -89,8 +92,9 @@ def test_degenerate_ground_state_gap_is_to_the_first_level_outside() -> None:
 def test_four_fold_degeneracy_from_free_variables() -> None:
     # two variables with no bias: g = 4; the levels at s = 1 come from H_P exactly (Lanczos cannot count
     # multiplicities), and the gap to level 4 matches dense diagonalisation
-    bqm = dimod.BinaryQuadraticModel({0: -1.0, 1: 0.0, 2: 0.0, 3: 0.7, 4: -0.4, 5: 0.3, 6: 0.2},
-                                     {(0, 3): 0.5, (3, 4): -0.8, (4, 5): 0.6, (5, 6): -0.3}, 0.0, "BINARY")  # fmt: skip
+    linear = {0: -1.0, 1: 0.0, 2: 0.0, 3: 0.7, 4: -0.4, 5: 0.3, 6: 0.2}
+    quadratic = {(0, 3): 0.5, (3, 4): -0.8, (4, 5): 0.6, (5, 6): -0.3}
+    bqm = dimod.BinaryQuadraticModel(linear, quadratic, 0.0, "BINARY")
     problem = AnnealProblem.from_bqm(bqm)
     assert problem.degeneracy == 4
     r = minimum_gap(problem, grid=31)

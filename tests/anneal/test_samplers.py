@@ -170,3 +170,11 @@ def test_sample_many_gives_each_problem_its_own_seed():
     ss = sample_many(hot, [bqm] * 4, seed=0, num_reads=6)
     rows = {ss_i.record.sample.tobytes() for ss_i in ss}
     assert len(rows) > 1  # identical models, different seeds → different reads
+
+
+def test_batch_sa_energies_equal_dimods_to_rounding(models):
+    spin_offset = dimod.generators.gnp_random_bqm(9, 0.8, dimod.SPIN, random_state=9)
+    spin_offset.offset = 3.25
+    bqms = [*models, spin_offset]
+    for bqm, ss in zip(bqms, sample_many(get_sampler("batch-sa"), bqms, seed=2, num_reads=5), strict=True):
+        np.testing.assert_allclose(ss.record.energy, bqm.energies(ss), rtol=0, atol=1e-12)

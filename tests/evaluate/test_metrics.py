@@ -237,3 +237,21 @@ def test_peak_memory_sees_a_large_allocation():
         block = torch.ones(64 * 2**20 // 4)  # 64 MiB, written so the pages are resident
         block += 1
     assert peak.peak_mb > 40 and peak.seconds > 0
+
+
+@pytest.mark.slow  # importing quantus alone takes ~10 s
+def test_deletion_curves_agree_with_quantus_pixel_flipping():
+    quantus = pytest.importorskip("quantus")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(3 * 36, 4)).eval()  # fmt: skip
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.random((5, 1, 6, 6))).float()
+    x[:, :, 0, 0] = 0.0  # quantus' "black" is the image minimum: make it 0 as our substrate
+    y, sal = torch.tensor([0, 1, 2, 3, 0]), rng.random((5, 6, 6))
+    ours = perturbation_curves(model, x, y, sal, steps=9, fill="zero")
+    metric = quantus.PixelFlipping(features_in_step=4, perturb_baseline="black", normalise=False,
+                                   disable_warnings=True, display_progressbar=False)  # fmt: skip
+    ref = metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=sal[:, None], softmax=True,
+                 device="cpu")  # fmt: skip
+    np.testing.assert_allclose(ours[:, 1:], np.asarray(ref), atol=1e-6)  # quantus skips the k = 0 point

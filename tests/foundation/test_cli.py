@@ -51,9 +51,8 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
 def test_bad_checkpoint_via_cli_is_one_line(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    from qxai.pipeline.common import load_model_and_data
-
     from qxai.errors import QxaiError
+    from qxai.pipeline.common import load_model_and_data
 
     with pytest.raises(QxaiError):
         load_model_and_data(str(bad))

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from qxai.io import atomic_path, read_json, write_json, write_npz
 from qxai.errors import QxaiError
+from qxai.io import atomic_path, read_json, write_json, write_npz
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):

@@ -16,7 +16,11 @@ from qxai.probe import resolve_layer
 
 @pytest.mark.parametrize(
     ("arch", "channels", "size", "layer"),
-    [("reduced-cnn", 1, (28, 28), "reduce"), ("qixai-cnn", 3, (48, 48), "conv2"), ("resnet18-reduced", 3, (64, 64), "reduce")],
+    [
+        ("reduced-cnn", 1, (28, 28), "reduce"),
+        ("qixai-cnn", 3, (48, 48), "conv2"),
+        ("resnet18-reduced", 3, (64, 64), "reduce"),
+    ],
 )
 def test_each_architecture_builds_and_names_its_layer(arch, channels, size, layer):
     model = build_model(arch, in_channels=channels, num_classes=4, image_size=size)
@@ -46,7 +50,13 @@ def test_unknown_layer_suggests_the_close_name():
 
 
 def _config():
-    return {"arch": "reduced-cnn", "hparams": {"maps": 4}, "in_channels": 1, "num_classes": 3, "image_size": [8, 8]}
+    return {
+        "arch": "reduced-cnn",
+        "hparams": {"maps": 4},
+        "in_channels": 1,
+        "num_classes": 3,
+        "image_size": [8, 8],
+    }
 
 
 def test_checkpoint_round_trip_keeps_weights_and_config(tmp_path):
@@ -134,7 +144,7 @@ def test_user_model_file_and_torchscript(tmp_path):
     scripted = tmp_path / "net.ts"
     torch.jit.save(torch.jit.script(model), scripted)
     assert load_user_model(str(scripted))(torch.rand(1, 1, 8, 8)).shape == (1, 2)
-    with pytest.raises(QxaiError, match="no nn.Module class named 'Nope'"):
+    with pytest.raises(QxaiError, match=r"no nn\.Module class named 'Nope'"):
         load_user_model(f"{src}:Nope")
     with pytest.raises(QxaiError, match="does not exist"):
         load_user_model(str(tmp_path / "missing.py:Net"))
@@ -154,6 +164,8 @@ def test_pretrained_resnet_without_local_weights_is_a_clear_error(tmp_path, monk
     reference = resnet18(weights=None)
     torch.save(reference.state_dict(), path)
     assert find_resnet18_weights() == path
-    model = build_model("resnet18-reduced", in_channels=3, num_classes=2, image_size=(32, 32), weights_path=str(path))
+    model = build_model(
+        "resnet18-reduced", in_channels=3, num_classes=2, image_size=(32, 32), weights_path=str(path)
+    )
     assert torch.equal(model.trunk.conv1.weight, reference.conv1.weight)
     assert "conv1.weight" in load_resnet18_weights(path)

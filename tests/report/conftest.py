@@ -25,18 +25,28 @@ def run_dir(tmp_path: Path) -> Path:
     from qxai.io import write_json
 
     run = tmp_path / "run"
+
+    def figs(*names: str) -> list[dict[str, str]]:
+        return [{"file": f"{n}.png", "title": n} for n in names]
+
+    info = {
+        "bc_mean_offdiag": {"direction": "lower", "definition": "overlap"},
+        "deletion_auc": {"direction": "lower", "definition": "deletion"},
+    }
     stages = {
-        "model": ("model.json", {"summary": {"test accuracy": 0.975}, "figures": [{"file": "confusion.png", "title": "Confusion"}]}),
-        "explain": ("explanations.json", {"summary": {"images": 200}, "figures": [{"file": "qa_grid.png", "title": "QA grid"}]}),
-        "evaluate": ("metrics.json", {
-            "qa": {"bc_mean_offdiag": 0.1, "deletion_auc": 0.3},
-            "gradcam": {"bc_mean_offdiag": 0.4, "deletion_auc": 0.2},
-            "metric_info": {"bc_mean_offdiag": {"direction": "lower", "definition": "overlap"},
-                            "deletion_auc": {"direction": "lower", "definition": "deletion"}},
-            "figures": [{"file": "overlap_matrices.png", "title": "Overlap"}, {"file": "example_grid.png", "title": "Grid"}],
-        }),  # fmt: skip
-        "analyze": ("analysis.json", {"summary": {"dense top-5 share": 0.27}, "figures": [{"file": "spectra.png", "title": "Spectra"}]}),
-    }  # fmt: skip
+        "model": ("model.json", {"summary": {"test accuracy": 0.975}, "figures": figs("confusion")}),
+        "explain": ("explanations.json", {"summary": {"images": 200}, "figures": figs("qa_grid")}),
+        "evaluate": (
+            "metrics.json",
+            {
+                "qa": {"bc_mean_offdiag": 0.1, "deletion_auc": 0.3},
+                "gradcam": {"bc_mean_offdiag": 0.4, "deletion_auc": 0.2},
+                "metric_info": info,
+                "figures": figs("overlap_matrices", "example_grid"),
+            },
+        ),
+        "analyze": ("analysis.json", {"summary": {"dense top-5 share": 0.27}, "figures": figs("spectra")}),
+    }
     for stage, (name, payload) in stages.items():
         for fig in payload["figures"]:
             _png(run / stage / fig["file"], "tab:blue")

@@ -12,7 +12,16 @@ from qxai.errors import QxaiError
 from qxai.report import build_report, render_report
 from qxai.report.headline import headline_markdown
 
-SECTIONS = ["model", "explanations", "metrics", "disentanglement", "annealing", "layers", "timings", "provenance"]
+SECTIONS = [
+    "model",
+    "explanations",
+    "metrics",
+    "disentanglement",
+    "annealing",
+    "layers",
+    "timings",
+    "provenance",
+]
 
 
 def test_every_section_and_figure_is_in_the_page(run_dir):
@@ -33,7 +42,7 @@ def test_figures_are_routed_to_their_sections(run_dir):
     page = render_report(run_dir)
     dis = page[page.index('id="disentanglement"') : page.index('id="annealing"')]
     expl = page[page.index('id="explanations"') : page.index('id="metrics"')]
-    assert "Overlap" in dis and "Grid" in expl and "QA grid" in expl
+    assert "overlap_matrices" in dis and "example_grid" in expl and "qa_grid" in expl
 
 
 def test_best_value_per_metric_is_bold_by_direction(run_dir):

@@ -51,7 +51,9 @@ def _targets(logits: torch.Tensor, target: int | torch.Tensor | None) -> torch.T
     if t.numel() == 1:
         t = t.expand(len(logits)).clone()
     if t.numel() != len(logits):
-        raise QxaiError(f"got {t.numel()} targets for {len(logits)} inputs; give one per input or one for all")
+        raise QxaiError(
+            f"got {t.numel()} targets for {len(logits)} inputs; give one per input or one for all"
+        )
     if int(t.min()) < 0 or int(t.max()) >= logits.shape[1]:
         raise QxaiError(f"target out of range 0..{logits.shape[1] - 1}; pick an existing class")
     return t
@@ -61,15 +63,22 @@ def _result(attr: torch.Tensor, targets: torch.Tensor, delta: torch.Tensor, gap:
     gap_np = gap.detach().numpy().astype(np.float64)
     delta_np = delta.detach().numpy().astype(np.float64)
     return IGResult(
-        attr.detach().float().numpy(), targets.numpy(), delta_np,
-        delta_np / np.maximum(np.abs(gap_np), 1e-8), gap_np,
-    )  # fmt: skip
+        attr.detach().float().numpy(),
+        targets.numpy(),
+        delta_np,
+        delta_np / np.maximum(np.abs(gap_np), 1e-8),
+        gap_np,
+    )
 
 
 def integrated_gradients(
-    model: nn.Module, inputs: torch.Tensor, target: int | torch.Tensor | None = None, *,
-    baseline: torch.Tensor | None = None, steps: int = 64,
-) -> IGResult:  # fmt: skip
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: int | torch.Tensor | None = None,
+    *,
+    baseline: torch.Tensor | None = None,
+    steps: int = 64,
+) -> IGResult:
     """IG of the target logits of ``model`` for ``inputs`` ``(B, ...)``; baseline zeros by default.
 
     >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
@@ -92,9 +101,15 @@ def integrated_gradients(
 
 
 def embedding_integrated_gradients(
-    model: nn.Module, embedding: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-    target: int | torch.Tensor | None = None, *, baseline_ids: torch.Tensor | None = None, steps: int = 32,
-) -> IGResult:  # fmt: skip
+    model: nn.Module,
+    embedding: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    target: int | torch.Tensor | None = None,
+    *,
+    baseline_ids: torch.Tensor | None = None,
+    steps: int = 32,
+) -> IGResult:
     """IG per token through ``embedding`` (e.g. ``bert.embeddings.word_embeddings``).
 
     ``model(input_ids, attention_mask)`` must return logits ``(B, K)``. The default baseline keeps
@@ -115,7 +130,11 @@ def embedding_integrated_gradients(
         gap = logits.gather(1, targets[:, None])[:, 0] - base_logits.gather(1, targets[:, None])[:, 0]
     lig = LayerIntegratedGradients(model, embedding)
     attr, delta = lig.attribute(
-        input_ids, baselines=baseline_ids, target=targets, additional_forward_args=(mask,),
-        n_steps=steps, return_convergence_delta=True,
-    )  # fmt: skip
+        input_ids,
+        baselines=baseline_ids,
+        target=targets,
+        additional_forward_args=(mask,),
+        n_steps=steps,
+        return_convergence_delta=True,
+    )
     return _result(attr.sum(dim=-1), targets, delta, gap)

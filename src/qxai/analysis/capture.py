@@ -84,7 +84,9 @@ def _pool_time(t: torch.Tensor, mask: torch.Tensor | None, time: str) -> torch.T
     return t[torch.arange(len(t)), last]
 
 
-def _reduce(module: nn.Module, t: torch.Tensor, mask: torch.Tensor | None, spatial: bool, time: str) -> tuple[torch.Tensor, str]:
+def _reduce(
+    module: nn.Module, t: torch.Tensor, mask: torch.Tensor | None, spatial: bool, time: str
+) -> tuple[torch.Tensor, str]:
     if t.ndim == 4:
         return (t if spatial else t.mean(dim=(2, 3))), "conv"
     if t.ndim == 3:
@@ -104,7 +106,7 @@ def _record_inputs(modules: dict[str, nn.Module]) -> Iterator[dict[str, tuple[An
     seen: dict[str, tuple[Any, dict[str, Any]]] = {}
     handles = []
 
-    def recorder(name: str):  # noqa: ANN202 - a torch hook
+    def recorder(name: str):
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             seen[name] = (args, kwargs)
 
@@ -119,8 +121,14 @@ def _record_inputs(modules: dict[str, nn.Module]) -> Iterator[dict[str, tuple[An
             handle.remove()
 
 
-def _gate_features(name: str, lstm: nn.LSTM, call: tuple[Any, dict[str, Any]], output: torch.Tensor,
-                   mask: torch.Tensor | None, time: str) -> dict[str, torch.Tensor]:  # fmt: skip
+def _gate_features(
+    name: str,
+    lstm: nn.LSTM,
+    call: tuple[Any, dict[str, Any]],
+    output: torch.Tensor,
+    mask: torch.Tensor | None,
+    time: str,
+) -> dict[str, torch.Tensor]:
     from qxai.analysis.gates import GATES, lstm_gates
 
     args, kwargs = call
@@ -130,7 +138,10 @@ def _gate_features(name: str, lstm: nn.LSTM, call: tuple[Any, dict[str, Any]], o
     replay = layers[-1]["h"]
     seen = output if lstm.batch_first else output.transpose(0, 1)
     if replay.shape != seen.shape or not torch.allclose(replay, seen, atol=1e-4, rtol=1e-3):
-        raise QxaiError(f"the gates replayed for '{name}' do not reproduce its output (a custom or packed LSTM?); drop --gates")
+        raise QxaiError(
+            f"the gates replayed for '{name}' do not reproduce its output (a custom or packed LSTM?); "
+            "drop --gates"
+        )
     out = {}
     for k, layer in enumerate(layers):
         prefix = f"{name}:" if lstm.num_layers == 1 else f"{name}:l{k}."
@@ -141,10 +152,17 @@ def _gate_features(name: str, lstm: nn.LSTM, call: tuple[Any, dict[str, Any]], o
 
 @torch.no_grad()
 def capture_activations(
-    model: nn.Module, inputs: torch.Tensor, layers: str | Sequence[str], *, mask: torch.Tensor | None = None,
-    batch_size: int = 128, spatial: bool = False, time: str = "mean", gates: bool = False,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layers: str | Sequence[str],
+    *,
+    mask: torch.Tensor | None = None,
+    batch_size: int = 128,
+    spatial: bool = False,
+    time: str = "mean",
+    gates: bool = False,
     memory_mb: float = 1024.0,
-) -> Activations:  # fmt: skip
+) -> Activations:
     """Run ``model`` over ``inputs`` ``(N, ...)`` in batches and keep the reduced outputs of ``layers``.
 
     Args:
@@ -184,7 +202,9 @@ def capture_activations(
                 model(batch) if bmask is None else model(batch, bmask)
                 feats: dict[str, torch.Tensor] = {}
                 for name in names:
-                    feats[name], kinds[name] = _reduce(probe.modules[name], probe.output(name), bmask, spatial, time)
+                    feats[name], kinds[name] = _reduce(
+                        probe.modules[name], probe.output(name), bmask, spatial, time
+                    )
                 for name, lstm in lstms.items():
                     gate_feats = _gate_features(name, lstm, calls[name], probe.output(name), bmask, time)
                     feats.update(gate_feats)
@@ -205,14 +225,15 @@ def _allocate(first: dict[str, torch.Tensor], n: int, memory_mb: float) -> dict[
     if total > memory_mb * 2**20:
         biggest = max(sizes, key=sizes.__getitem__)
         raise QxaiError(
-            f"activations of {n} samples need {_mb(total)} (largest '{biggest}': {_mb(sizes[biggest])}), over the "
-            f"budget of {memory_mb:g} MB; use fewer samples, pool spatial maps/time steps, or raise the budget"
+            f"activations of {n} samples need {_mb(total)} (largest '{biggest}': {_mb(sizes[biggest])}), "
+            f"over the budget of {memory_mb:g} MB; use fewer samples, pool spatial maps/time steps, "
+            "or raise the budget"
         )
     return {name: np.zeros((n, *t.shape[1:]), dtype=np.float32) for name, t in first.items()}
 
 
 def _head_entropy(att: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean over valid queries of each head's attention entropy (nats): ``(B, heads, T, T)`` → ``(B, heads)``."""
+    """Attention entropy (nats) per head, mean over valid queries: ``(B, heads, T, T)`` → ``(B, heads)``."""
     ent = -(att * torch.log(att.clamp_min(1e-12))).sum(dim=-1)  # (B, heads, T)
     if mask is None:
         return ent.mean(dim=-1)
@@ -222,9 +243,15 @@ def _head_entropy(att: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 @torch.no_grad()
 def capture_transformer(
-    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
-    batch_size: int = 64, time: str = "mean", attention: bool = True, memory_mb: float = 1024.0,
-) -> Activations:  # fmt: skip
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    batch_size: int = 64,
+    time: str = "mean",
+    attention: bool = True,
+    memory_mb: float = 1024.0,
+) -> Activations:
     """Hidden states of every layer of a Hugging Face model, pooled over tokens, and its attention heads.
 
     ``model`` is a ``transformers`` model (or a wrapper with the model in ``.hf``). Features are
@@ -245,15 +272,22 @@ def capture_transformer(
         for start in range(0, n, batch_size):
             ids = input_ids[start : start + batch_size]
             bmask = None if attention_mask is None else attention_mask[start : start + batch_size]
-            out = hf(input_ids=ids, attention_mask=bmask, output_hidden_states=True, output_attentions=attention)
+            out = hf(
+                input_ids=ids, attention_mask=bmask, output_hidden_states=True, output_attentions=attention
+            )
             hidden = getattr(out, "hidden_states", None)
             if not hidden:
                 raise QxaiError(f"{type(hf).__name__} returned no hidden states; pass a transformers model")
-            feats = {("embeddings" if i == 0 else f"layer{i}"): _pool_time(h, bmask, time) for i, h in enumerate(hidden)}
+            feats = {
+                ("embeddings" if i == 0 else f"layer{i}"): _pool_time(h, bmask, time)
+                for i, h in enumerate(hidden)
+            }
             if attention:
                 atts = getattr(out, "attentions", None)
                 if not atts or any(a is None for a in atts):
-                    raise QxaiError("the model returned no attention weights; load it with attn_implementation='eager'")
+                    raise QxaiError(
+                        "the model returned no attention weights; load it with attn_implementation='eager'"
+                    )
                 feats["attention_entropy"] = torch.cat([_head_entropy(a, bmask) for a in atts], dim=1)
                 q = torch.ones(atts[0].shape[0], atts[0].shape[-1]) if bmask is None else bmask.float()
                 stacked = torch.stack([(a * q[:, None, :, None]).sum(0) for a in atts])  # (L, heads, T, T)

@@ -9,10 +9,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from qxai.analysis.spectrum import LayerSpectrum  # noqa: E402
+from qxai.analysis.spectrum import LayerSpectrum
 
 
 def spectra_figure(spectra: Mapping[str, LayerSpectrum], k: int = 5, shown: int = 40) -> Any:
@@ -26,7 +26,9 @@ def spectra_figure(spectra: Mapping[str, LayerSpectrum], k: int = 5, shown: int 
         ax2.plot(idx, s.cumulative[: len(idx)], marker=".", label=f"{name} (top {k}: {s.top_k_share(k):.0%})")
     ax1.set(xlabel="component", ylabel="explained-variance ratio", title="Spectrum per layer")
     ax2.axvline(k, color="grey", lw=0.8, ls="--")
-    ax2.set(xlabel="components", ylabel="cumulative share", ylim=(0, 1.02), title="Cumulative explained variance")
+    ax2.set(
+        xlabel="components", ylabel="cumulative share", ylim=(0, 1.02), title="Cumulative explained variance"
+    )
     ax1.legend(fontsize=7)
     ax2.legend(fontsize=7)
     fig.tight_layout()
@@ -57,7 +59,15 @@ def _heatmap(ax: Any, m: np.ndarray, labels: Sequence[str], title: str, vmin: fl
     if len(labels) <= 12:
         for i in range(len(labels)):
             for j in range(len(labels)):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6, color="w" if m[i, j] < 0.6 else "k")
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="w" if m[i, j] < 0.6 else "k",
+                )
     ax.set_title(title, fontsize=9)
     plt.colorbar(im, ax=ax, fraction=0.046)
 
@@ -71,17 +81,26 @@ def similarity_figure(names: Sequence[str], cosine: np.ndarray, cka: np.ndarray)
     return fig
 
 
-def mi_figure(mi: np.ndarray, names: tuple[str, str], top: Sequence[dict[str, Any]], unit: str = "map") -> Any:
+def mi_figure(
+    mi: np.ndarray, names: tuple[str, str], top: Sequence[dict[str, Any]], unit: str = "map"
+) -> Any:
     """Heatmap of MI (nats) between every unit of two layers, the top pairs circled and listed."""
     fig, (ax, tx) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 1.2]})
     im = ax.imshow(mi, aspect="auto", cmap="magma")
     for rank, pair in enumerate(top):
         ax.scatter(pair[names[1]], pair[names[0]], s=60, facecolors="none", edgecolors="cyan")
         ax.annotate(str(rank + 1), (pair[names[1]], pair[names[0]]), color="cyan", fontsize=7)
-    ax.set(xlabel=f"{names[1]} {unit}", ylabel=f"{names[0]} {unit}", title=f"mutual information (nats): {names[0]} × {names[1]}")
+    ax.set(
+        xlabel=f"{names[1]} {unit}",
+        ylabel=f"{names[0]} {unit}",
+        title=f"mutual information (nats): {names[0]} × {names[1]}",
+    )
     plt.colorbar(im, ax=ax, fraction=0.046)
-    lines = [f"{r + 1}. {names[0]} {unit} {p[names[0]]} – {names[1]} {unit} {p[names[1]]}: {p['mi']:.3f}"
-             + (f" (p={p['p']:.3f})" if "p" in p else "") for r, p in enumerate(top)]  # fmt: skip
+    lines = [
+        f"{r + 1}. {names[0]} {unit} {p[names[0]]} – {names[1]} {unit} {p[names[1]]}: {p['mi']:.3f}"
+        + (f" (p={p['p']:.3f})" if "p" in p else "")
+        for r, p in enumerate(top)
+    ]
     tx.axis("off")
     tx.text(0, 1, "top pairs\n" + "\n".join(lines), va="top", fontsize=7, family="monospace")
     fig.tight_layout()
@@ -113,7 +132,11 @@ def ig_sequence_figure(signals: np.ndarray, attributions: np.ndarray, titles: Se
     for i in range(b):
         axes[0, i].plot(signals[i], lw=1)
         axes[0, i].set_title(titles[i], fontsize=7)
-        axes[1, i].bar(range(len(attributions[i])), attributions[i], color=np.where(attributions[i] >= 0, "tab:red", "tab:blue"))
+        axes[1, i].bar(
+            range(len(attributions[i])),
+            attributions[i],
+            color=np.where(attributions[i] >= 0, "tab:red", "tab:blue"),
+        )
     axes[1, 0].set_ylabel("IG")
     fig.tight_layout()
     return fig

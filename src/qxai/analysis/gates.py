@@ -43,9 +43,13 @@ def lstm_gates(
     (True, torch.Size([2, 5, 4]))
     """
     if not isinstance(lstm, nn.LSTM):
-        raise QxaiError(f"gates are defined for torch.nn.LSTM layers, not {type(lstm).__name__}; drop --gates")
+        raise QxaiError(
+            f"gates are defined for torch.nn.LSTM layers, not {type(lstm).__name__}; drop --gates"
+        )
     if lstm.bidirectional or lstm.proj_size:
-        raise QxaiError("gates of bidirectional or projected LSTMs are not supported; drop --gates for this layer")
+        raise QxaiError(
+            "gates of bidirectional or projected LSTMs are not supported; drop --gates for this layer"
+        )
     if isinstance(x, nn.utils.rnn.PackedSequence):
         raise QxaiError("gates of packed sequences are not supported; pad the sequences instead")
     if x.ndim != 3:

@@ -79,7 +79,9 @@ def _as_features(x: np.ndarray, what: str) -> np.ndarray:
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2:
-        raise QxaiError(f"{what} must be (samples, features), got shape {x.shape}; pool maps to one value first")
+        raise QxaiError(
+            f"{what} must be (samples, features), got shape {x.shape}; pool maps to one value first"
+        )
     return x
 
 

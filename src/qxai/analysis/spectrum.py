@@ -67,10 +67,15 @@ class LayerSpectrum:
     def summary(self, k: int = 5) -> dict[str, Any]:
         """JSON-able headline numbers."""
         return {
-            f"top{k}_share": self.top_k_share(k), "effective_rank": self.effective_rank,
-            "entropy": self.entropy, "purity": self.purity, "numerical_rank": self.numerical_rank,
-            "dead_units": len(self.dead_units), "constant": self.constant, "width": self.width,
-        }  # fmt: skip
+            f"top{k}_share": self.top_k_share(k),
+            "effective_rank": self.effective_rank,
+            "entropy": self.entropy,
+            "purity": self.purity,
+            "numerical_rank": self.numerical_rank,
+            "dead_units": len(self.dead_units),
+            "constant": self.constant,
+            "width": self.width,
+        }
 
 
 def _as_matrix(x: np.ndarray) -> np.ndarray:
@@ -117,10 +122,16 @@ def layer_spectrum(x: np.ndarray) -> LayerSpectrum:
     rz = ratio > 0
     entropy = float(-(ratio[rz] * np.log(ratio[rz])).sum())
     return LayerSpectrum(
-        singular_values=sv, explained_variance_ratio=ratio, cumulative=np.cumsum(ratio),
-        effective_rank=erank, entropy=entropy, purity=float((ratio**2).sum()),
-        numerical_rank=int((sv > _RANK_TOL * sv[0]).sum()), dead_units=dead, constant=False,
-    )  # fmt: skip
+        singular_values=sv,
+        explained_variance_ratio=ratio,
+        cumulative=np.cumsum(ratio),
+        effective_rank=erank,
+        entropy=entropy,
+        purity=float((ratio**2).sum()),
+        numerical_rank=int((sv > _RANK_TOL * sv[0]).sum()),
+        dead_units=dead,
+        constant=False,
+    )
 
 
 def density_matrix(x: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ def parse_taus(text: str) -> list[float]:
     try:
         return [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise QxaiError(f"--tau expects comma-separated numbers, got '{text}'; e.g. --tau 10,50,100") from None
+        raise QxaiError(f"--tau expects comma-separated numbers, got '{text}'; e.g. --tau 10,50") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def anneal(
         model: str = typer.Option(None, help="Checkpoint: anneal the explanation QUBOs of its test images."),
-        bqm: Path = typer.Option(None, help="One BQM file (dimod to_file() bytes or to_serializable() JSON)."),
+        bqm: Path = typer.Option(None, help="One BQM file (dimod to_file() bytes or to_serializable() JSON)"),
         dataset: str = typer.Option(None, help="Data set (default: the one the model was trained on)."),
         layer: str = typer.Option(None, help="Layer to explain (default: the model's default layer)."),
         per_class: int = typer.Option(20, help="Correctly classified test images per class."),

@@ -16,16 +16,24 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def demo(
-        out: Path = typer.Option(Path("demo-out"), help="Run folder: stage results, figures and report.html."),
+        out: Path = typer.Option(
+            Path("demo-out"), help="Run folder: stage results, figures and report.html."
+        ),
         dataset: str = typer.Option("mnist", help="mnist | cells | digits | imagefolder:PATH | stl10:ROOT"),
         arch: str = typer.Option("reduced-cnn", help="reduced-cnn | qixai-cnn | resnet18-reduced"),
         maps: int = typer.Option(16, help="Feature maps N_f of the `reduce` block."),
         epochs: int = typer.Option(5, min=1),
-        per_class: int = typer.Option(20, min=1, help="Correctly classified test images explained per class."),
-        methods: str = typer.Option("qa,gradcam,gradcam++,eigencam,ig,shap,lime,lrp", help="Comma-separated."),
+        per_class: int = typer.Option(
+            20, min=1, help="Correctly classified test images explained per class."
+        ),
+        methods: str = typer.Option(
+            "qa,gradcam,gradcam++,eigencam,ig,shap,lime,lrp", help="Comma-separated."
+        ),
         taus: str = typer.Option("10,50,100", help="Annealing times τ for the fidelity study."),
         max_qubits: int = typer.Option(12, help="Largest explanation QUBO simulated as a state vector."),
-        anneal_per_class: int = typer.Option(4, min=1, help="Explanation QUBOs per class for the physics stage."),
+        anneal_per_class: int = typer.Option(
+            4, min=1, help="Explanation QUBOs per class for the physics stage."
+        ),
         stages: str = typer.Option("model,explain,evaluate,anneal,analyze", help="Which stages to run."),
         seed: int = typer.Option(0),
     ) -> None:

@@ -38,6 +38,7 @@ class ImageDataset(torch.utils.data.Dataset):
     masks: torch.Tensor | None = None
     indices: torch.Tensor = field(default=None)  # type: ignore[assignment]
     name: str = ""
+    skipped: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
@@ -98,7 +99,7 @@ def stratified_split(data: ImageDataset, test_fraction: float, seed: int) -> Dat
     for c in np.unique(labels):
         rows = np.flatnonzero(labels == c)
         rng.shuffle(rows)
-        n_test = max(1, int(round(len(rows) * test_fraction)))
+        n_test = max(1, round(len(rows) * test_fraction))
         test_rows.extend(rows[:n_test].tolist())
     test_mask = np.zeros(len(labels), dtype=bool)
     test_mask[test_rows] = True

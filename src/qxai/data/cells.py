@@ -19,7 +19,6 @@ Images are quantised to 8 bits (as real photographs are) and cached as ``.npz`` 
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 
 from qxai.data.base import ImageDataset
 from qxai.errors import QxaiError
-from qxai.io import write_npz
+from qxai.io import cache_dir, write_npz
 from qxai.seeding import numpy_rng
 
 CLASS_NAMES = ["parasitized", "uninfected"]  # NIH order: label 0 carries parasites
@@ -47,9 +46,6 @@ _OD_PLATELET = np.array([0.85, 1.25, 0.50]).astype(
 _OD_SPECK = np.array([0.9, 0.9, 0.75]).astype(np.float32)  # dust and stain precipitate: grey-blue
 
 
-def cache_dir() -> Path:
-    """``$QXAI_CACHE`` if set, else ``~/.cache/qxai``."""
-    return Path(os.environ.get("QXAI_CACHE") or Path.home() / ".cache" / "qxai")
 
 
 def load_cells(count: int = 2000, image_size: int = 48, seed: int = 0, cache: bool = True) -> ImageDataset:

@@ -41,7 +41,9 @@ class SequenceDataset:
     def subset(self, rows: np.ndarray | list[int]) -> SequenceDataset:
         rows_t = torch.as_tensor(np.asarray(rows), dtype=torch.long)
         mask = None if self.mask is None else self.mask[rows_t]
-        return SequenceDataset(self.inputs[rows_t], self.labels[rows_t], list(self.class_names), mask, self.name)
+        return SequenceDataset(
+            self.inputs[rows_t], self.labels[rows_t], list(self.class_names), mask, self.name
+        )
 
 
 @dataclass
@@ -52,7 +54,7 @@ class SequenceSplit:
 
 def _split(data: SequenceDataset, seed: int, test_fraction: float = 0.2) -> SequenceSplit:
     order = numpy_rng(seed, "sequence-split").permutation(len(data))
-    n_test = max(1, int(round(len(data) * test_fraction)))
+    n_test = max(1, round(len(data) * test_fraction))
     return SequenceSplit(data.subset(np.sort(order[n_test:])), data.subset(np.sort(order[:n_test])))
 
 
@@ -72,15 +74,23 @@ def wave_task(count: int = 1200, length: int = 48, noise: float = 0.5, seed: int
     phase = rng.uniform(0, 2 * np.pi, size=(count, 1))
     amp = rng.uniform(0.7, 1.3, size=(count, 1))
     drift = rng.normal(0, 0.5, size=(count, 1)) * t
-    x = amp * np.sin(2 * np.pi * cycles[labels][:, None] * t + phase) + drift + noise * rng.normal(size=(count, length))
+    x = (
+        amp * np.sin(2 * np.pi * cycles[labels][:, None] * t + phase)
+        + drift
+        + noise * rng.normal(size=(count, length))
+    )
     data = SequenceDataset(
-        torch.tensor(x[..., None], dtype=torch.float32), torch.tensor(labels), [f"{c} cycles" for c in cycles],
+        torch.tensor(x[..., None], dtype=torch.float32),
+        torch.tensor(labels),
+        [f"{c} cycles" for c in cycles],
         name="waves",
-    )  # fmt: skip
+    )
     return _split(data, seed)
 
 
-def token_task(count: int = 1200, length: int = 16, vocab: int = 24, classes: int = 3, seed: int = 0) -> SequenceSplit:
+def token_task(
+    count: int = 1200, length: int = 16, vocab: int = 24, classes: int = 3, seed: int = 0
+) -> SequenceSplit:
     """Classify which motif token a padded random token sequence contains; ids ``(count, length)``.
 
     >>> split = token_task(count=40)
@@ -99,7 +109,10 @@ def token_task(count: int = 1200, length: int = 16, vocab: int = 24, classes: in
     valid = np.arange(length)[None, :] < lengths[:, None]
     ids[~valid] = PAD
     data = SequenceDataset(
-        torch.tensor(ids), torch.tensor(labels), [f"motif {chr(65 + c)}" for c in range(classes)],
-        torch.tensor(valid.astype(np.int64)), name="tokens",
-    )  # fmt: skip
+        torch.tensor(ids),
+        torch.tensor(labels),
+        [f"motif {chr(65 + c)}" for c in range(classes)],
+        torch.tensor(valid.astype(np.int64)),
+        name="tokens",
+    )
     return _split(data, seed)

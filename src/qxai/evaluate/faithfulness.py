@@ -4,7 +4,7 @@ Deletion and insertion (Petsiuk et al., RISE, 2018): rank pixels by saliency, th
 equal chunks set the top pixels to a substrate (deletion) or restore them onto a substrate
 (insertion), and record the target-class probability. The AUC is the mean height of the curve
 over the fraction of pixels touched, in ``[0, 1]``. All ``N × (steps + 1)`` perturbed images go
-through the model in large batches.
+through the model one step at a time for a chunk of ``batch_size`` images.
 
 >>> import torch
 >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
@@ -87,22 +87,19 @@ def perturbation_curves(
     counts = np.round(np.linspace(0, h * w, steps + 1)).astype(int)
     was_training = model.training
     model.eval()
+    probs = np.empty((n, steps + 1))
     try:
-        # build (image, step) pairs chunk by chunk so that memory stays at one batch of images
-        pairs = [(i, k) for i in range(n) for k in range(steps + 1)]
-        probs = np.empty(len(pairs))
-        for s in range(0, len(pairs), batch_size):
-            idx = np.array(pairs[s : s + batch_size])
-            rows, kth = torch.from_numpy(idx[:, 0]), torch.from_numpy(counts[idx[:, 1]])
-            touched = ranks[rows] < kth.view(-1, 1, 1, 1)
-            if mode == "deletion":
-                batch = torch.where(touched, base[rows], images[rows])
-            else:
-                batch = torch.where(touched, images[rows], base[rows])
-            probs[s : s + len(idx)] = class_probability(model, batch, targets[rows], batch_size)
+        # one forward per (chunk of images, step): no per-pair gathers, memory = one chunk of images
+        for s in range(0, n, batch_size):
+            chunk = slice(s, s + batch_size)
+            x, b, r, t = images[chunk], base[chunk], ranks[chunk], targets[chunk]
+            for k, count in enumerate(counts):
+                touched = r < int(count)
+                batch = torch.where(touched, b, x) if mode == "deletion" else torch.where(touched, x, b)
+                probs[chunk, k] = class_probability(model, batch, t, batch_size)
     finally:
         model.train(was_training)
-    return probs.reshape(n, steps + 1)
+    return probs
 
 
 def curve_auc(curves: np.ndarray) -> np.ndarray:

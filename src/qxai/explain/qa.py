@@ -35,7 +35,7 @@ from qxai.anneal.qubo import explanation_qubo, explanation_qubos
 from qxai.anneal.samplers import get_sampler, sample_many
 from qxai.errors import QxaiError
 from qxai.explain.base import Explainer, Explanation, check_inputs, normalise_maps, resolve_targets
-from qxai.probe import LayerProbe, resolve_layer
+from qxai.probe import capture_gradients, resolve_layer
 
 #: With ``ground_truth="auto"``, the exact ground state is enumerated up to this many variables
 #: (2^20 energies ≈ 8 MiB and well under a second per image).
@@ -77,26 +77,14 @@ def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
 def forward_backward(
     model: torch.nn.Module, layer: str, inputs: torch.Tensor, targets: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One forward and one backward pass: ``(logits (B, K), A (B, N, H, W), ∂z_t/∂A, targets (B,))``.
-
-    Like :func:`qxai.probe.capture_gradients`, but ``targets=None`` takes the predicted classes
-    from this same forward pass instead of a second one. The hook is released on every path.
-    """
-    with LayerProbe(model, layer, detach=False) as probe, torch.enable_grad():
-        logits = model(inputs.detach())
-        acts = probe.output(layer)
-        if acts.ndim != 4:
-            raise QxaiError(
-                f"layer '{layer}' outputs shape {tuple(acts.shape)}, not B×N×H×W; the QA method needs "
-                "the feature maps of a convolutional layer, so choose one (e.g. the model's conv block)"
-            )
-        if not acts.requires_grad:
-            raise QxaiError(
-                f"layer '{layer}' output does not depend on trainable parameters; pick another layer"
-            )
-        chosen = logits.detach().argmax(dim=1) if targets is None else targets.to(logits.device)
-        (grads,) = torch.autograd.grad(logits.gather(1, chosen.view(-1, 1)).sum(), acts)
-    return logits.detach(), acts.detach(), grads.detach(), chosen
+    """:func:`qxai.probe.capture_gradients`, refusing layers whose output is not ``B×N×H×W``."""
+    logits, acts, grads, chosen = capture_gradients(model, layer, inputs, targets)
+    if acts.ndim != 4:
+        raise QxaiError(
+            f"layer '{layer}' outputs shape {tuple(acts.shape)}, not B×N×H×W; the QA method needs "
+            "the feature maps of a convolutional layer, so choose one (e.g. the model's conv block)"
+        )
+    return logits, acts, grads, chosen
 
 
 def qa_fgradcam(

@@ -33,14 +33,18 @@ class ReducedCNN(nn.Module):
     default_layer = "reduce"
     analysis_layers = ("trunk", "reduce")
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: tuple[int, int], maps: int = 16) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, image_size: tuple[int, int], maps: int = 16
+    ) -> None:
         super().__init__()
         self.trunk = nn.Sequential(
             nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         )  # fmt: skip
         self.reduce = reduce_block(64, maps)
-        self.classifier = nn.Linear(_flat_size(nn.Sequential(self.trunk, self.reduce), in_channels, image_size), num_classes)
+        self.classifier = nn.Linear(
+            _flat_size(nn.Sequential(self.trunk, self.reduce), in_channels, image_size), num_classes
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.reduce(self.trunk(x)), 1))
@@ -58,7 +62,9 @@ class QixaiCNN(nn.Module):
     default_layer = "conv2"
     analysis_layers = ("conv1", "conv2", "dense")
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: tuple[int, int], dense: int = 128) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, image_size: tuple[int, int], dense: int = 128
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Sequential(nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU())
         self.pool1 = nn.MaxPool2d(2)
@@ -105,7 +111,9 @@ class ResNet18Reduced(nn.Module):
         for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3"):
             self.trunk.add_module(name, getattr(net, name))
         self.reduce = reduce_block(256, maps)
-        self.classifier = nn.Linear(_flat_size(nn.Sequential(self.trunk, self.reduce), in_channels, image_size), num_classes)
+        self.classifier = nn.Linear(
+            _flat_size(nn.Sequential(self.trunk, self.reduce), in_channels, image_size), num_classes
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std

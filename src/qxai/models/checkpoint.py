@@ -62,7 +62,9 @@ def read_checkpoint_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
             "only load checkpoints written by `qxai train`"
         ) from None
     except Exception as err:  # torch raises RuntimeError, EOFError, KeyError… for a cut or foreign file
-        raise QxaiError(f"{path} is not a readable checkpoint ({str(err).splitlines()[0][:80]}); it may be truncated") from None
+        raise QxaiError(
+            f"{path} is not a readable checkpoint ({str(err).splitlines()[0][:80]}); it may be truncated"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise QxaiError(f"{path} is not a qxai checkpoint; train one with `qxai train`")
     if payload.get("version") != VERSION:
@@ -88,7 +90,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
-        raise QxaiError(f"{path}: weights do not fit the '{config.get('arch')}' model ({str(err).splitlines()[0][:80]})") from None
+        raise QxaiError(
+            f"{path}: weights do not fit the '{config.get('arch')}' model ({str(err).splitlines()[0][:80]})"
+        ) from None
     model.eval()
     return Checkpoint(model, config)
 
@@ -100,7 +104,7 @@ def model_from_config(config: dict[str, Any]) -> nn.Module:
 
     try:
         if config["arch"].startswith("file:"):
-            return load_user_model(config["arch"][len("file:"):])
+            return load_user_model(config["arch"][len("file:") :])
         return build_model(
             config["arch"],
             in_channels=config["in_channels"],

@@ -31,7 +31,9 @@ def load_resnet18_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tenso
     except FileNotFoundError:
         raise QxaiError(f"weights file {path} does not exist; check the path") from None
     except Exception as err:  # torch raises several types for foreign or hostile files
-        raise QxaiError(f"{path} is not a loadable state_dict ({type(err).__name__}); use torchvision's file") from None
+        raise QxaiError(
+            f"{path} is not a loadable state_dict ({type(err).__name__}); use torchvision's file"
+        ) from None
     if not isinstance(state, dict) or "conv1.weight" not in state:
         raise QxaiError(f"{path} is not a ResNet-18 state_dict; use torchvision's {RESNET18_FILE}")
     return state

@@ -21,7 +21,8 @@ def build_model(
 ) -> nn.Module:
     """Build architecture ``arch`` for inputs ``(in_channels, *image_size)`` and ``num_classes``.
 
-    >>> build_model("reduced-cnn", in_channels=1, num_classes=10, image_size=(16, 16), maps=8).reduce[0].out_channels
+    >>> net = build_model("reduced-cnn", in_channels=1, num_classes=10, image_size=(16, 16), maps=8)
+    >>> net.reduce[0].out_channels
     8
     """
     if arch not in ARCHITECTURES:
@@ -31,7 +32,9 @@ def build_model(
     except TypeError as err:
         raise QxaiError(f"bad hyper-parameters for '{arch}': {err}") from None
     except RuntimeError as err:  # e.g. an image too small for the pooling stages
-        raise QxaiError(f"'{arch}' cannot take {in_channels}×{tuple(image_size)} images: {err}".splitlines()[0]) from None
+        raise QxaiError(
+            f"'{arch}' cannot take {in_channels}×{tuple(image_size)} images: {err}".splitlines()[0]
+        ) from None
 
 
 def default_layer(model: nn.Module) -> str:

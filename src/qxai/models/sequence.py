@@ -56,7 +56,10 @@ class HFClassifier(nn.Module):
         out = self.hf(input_ids=input_ids, attention_mask=attention_mask)
         logits = getattr(out, "logits", None)
         if logits is None:
-            raise QxaiError(f"{type(self.hf).__name__} has no classification head; load a *ForSequenceClassification model")
+            raise QxaiError(
+                f"{type(self.hf).__name__} has no classification head; "
+                "load a *ForSequenceClassification model"
+            )
         return logits
 
 
@@ -69,11 +72,18 @@ def tiny_bert(vocab_size: int, num_classes: int, *, max_length: int = 64, seed: 
     from transformers import BertConfig, BertForSequenceClassification
 
     config = BertConfig(
-        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=max_length, num_labels=num_classes, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0, attn_implementation="eager",
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=max_length,
+        num_labels=num_classes,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        attn_implementation="eager",
         initializer_range=0.2,  # BERT's 0.02 leaves this tiny model stuck on 2 of 3 classes for many epochs
-    )  # fmt: skip
+    )
     torch.manual_seed(seed)
     return HFClassifier(BertForSequenceClassification(config)).eval()
 
@@ -83,7 +93,9 @@ def load_hf_model(path: str | os.PathLike[str]) -> HFClassifier:
     from transformers import AutoModelForSequenceClassification
 
     if not Path(path, "config.json").is_file():
-        raise QxaiError(f"{path} is not a Hugging Face model directory (no config.json); use save_pretrained output")
+        raise QxaiError(
+            f"{path} is not a Hugging Face model directory (no config.json); use save_pretrained output"
+        )
     try:
         hf = AutoModelForSequenceClassification.from_pretrained(
             str(path), local_files_only=True, attn_implementation="eager"
@@ -111,7 +123,13 @@ def sequence_accuracy(model: nn.Module, data: SequenceDataset, batch_size: int =
 
 
 def train_sequence_model(
-    model: nn.Module, split: SequenceSplit, *, epochs: int = 10, lr: float = 5e-3, batch_size: int = 64, seed: int = 0
+    model: nn.Module,
+    split: SequenceSplit,
+    *,
+    epochs: int = 10,
+    lr: float = 5e-3,
+    batch_size: int = 64,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Train ``model`` on ``split.train`` with Adam (deterministic for ``seed``); return accuracies."""
     seed_everything(seed)
@@ -126,4 +144,7 @@ def train_sequence_model(
             loss_fn(_logits(model, train, rows), train.labels[rows]).backward()
             optimiser.step()
     model.eval()
-    return {"train_accuracy": sequence_accuracy(model, train), "test_accuracy": sequence_accuracy(model, split.test)}
+    return {
+        "train_accuracy": sequence_accuracy(model, train),
+        "test_accuracy": sequence_accuracy(model, split.test),
+    }

@@ -42,7 +42,9 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> to
     return torch.cat([model(images[s : s + batch_size]).argmax(1) for s in range(0, len(images), batch_size)])
 
 
-def train_model(model: nn.Module, split: DatasetSplit, settings: TrainSettings | None = None) -> dict[str, float]:
+def train_model(
+    model: nn.Module, split: DatasetSplit, settings: TrainSettings | None = None
+) -> dict[str, float]:
     """Train ``model`` on ``split.train`` with Adam and a one-cycle schedule; return accuracies.
 
     Deterministic for a seed: the seed fixes the initial weights' RNG state (when the model is built
@@ -70,7 +72,9 @@ def train_model(model: nn.Module, split: DatasetSplit, settings: TrainSettings |
                 loss.backward()
                 optimiser.step()
                 schedule.step()
-                bar.update(task, advance=1, description=f"epoch {epoch + 1}/{s.epochs} loss {loss.item():.3f}")
+                bar.update(
+                    task, advance=1, description=f"epoch {epoch + 1}/{s.epochs} loss {loss.item():.3f}"
+                )
     model.eval()
     return {
         "train_accuracy": accuracy(model, train),

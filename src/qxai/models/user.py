@@ -22,20 +22,26 @@ def load_user_model(spec: str, weights: str | None = None) -> nn.Module:
     path_text, _, class_name = spec.partition(":")
     path = Path(path_text)
     if not path.is_file():
-        raise QxaiError(f"model file {path} does not exist; pass --model-file path.py:ClassName or a TorchScript file")
+        raise QxaiError(
+            f"model file {path} does not exist; pass --model-file path.py:ClassName or a TorchScript file"
+        )
     if path.suffix == ".py":
         model = _from_python_file(path, class_name)
     else:
         try:
             model = torch.jit.load(str(path), map_location="cpu")
         except Exception:  # torch raises RuntimeError or ValueError for non-archives
-            raise QxaiError(f"{path} is not a TorchScript archive; save it with torch.jit.save or pass file.py:ClassName") from None
+            raise QxaiError(
+                f"{path} is not a TorchScript archive; save it with torch.jit.save or pass file.py:ClassName"
+            ) from None
     if weights:
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         except Exception as err:  # a hostile or foreign file
-            raise QxaiError(f"cannot load weights {weights} ({type(err).__name__}); give a plain state_dict") from None
+            raise QxaiError(
+                f"cannot load weights {weights} ({type(err).__name__}); give a plain state_dict"
+            ) from None
     return model.eval()
 
 

@@ -46,24 +46,32 @@ def _take(n: int, total: int, seed: int) -> np.ndarray:
     return np.sort(numpy_rng(seed, "analyze-samples").permutation(total)[: min(n, total)])
 
 
-def _image_subject(checkpoint: str, dataset: str | None, layers: list[str] | None, samples: int, seed: int) -> Subject:
+def _image_subject(
+    checkpoint: str, dataset: str | None, layers: list[str] | None, samples: int, seed: int
+) -> Subject:
     from qxai.pipeline.common import load_model_and_data
 
     md = load_model_and_data(checkpoint, dataset)
     # test images first (never seen in training), then training images if more are asked for
     images = torch.cat([md.split.test.images, md.split.train.images])
     labels = torch.cat([md.split.test.labels, md.split.train.labels])
-    rows = np.arange(min(samples, len(images))) if samples <= len(md.split.test) else _take(samples, len(images), seed)
+    rows = (
+        np.arange(min(samples, len(images)))
+        if samples <= len(md.split.test)
+        else _take(samples, len(images), seed)
+    )
     chosen = layers or list(getattr(md.model, "analysis_layers", None) or [md.layer])
     info = {"checkpoint": str(checkpoint), "dataset": md.split.test.name, "arch": md.config.get("arch")}
     return Subject(md.model, images[rows], labels[rows], md.class_names, "image", chosen, info=info)
 
 
-def _builtin_subject(name: str, layers: list[str] | None, samples: int, seed: int, epochs: int | None) -> Subject:
+def _builtin_subject(
+    name: str, layers: list[str] | None, samples: int, seed: int, epochs: int | None
+) -> Subject:
     from qxai.data.sequences import token_task, wave_task
     from qxai.models.sequence import LSTMClassifier, tiny_bert, train_sequence_model
 
-    count = max(samples, 200) * 2  # train on the rest, analyse up to `samples` test-like sequences
+    count = max(samples, 100) * 2  # train on the rest, analyse up to `samples` test-like sequences
     if name == "lstm":
         split = wave_task(count=count, seed=seed)
         seed_everything(seed)
@@ -93,18 +101,29 @@ def _hf_subject(path: str, samples: int, seed: int) -> Subject:
     length = min(32, int(getattr(cfg, "max_position_embeddings", 32) or 32))
     data = token_task(count=max(samples, 10) * 2, length=length, vocab=int(cfg.vocab_size), seed=seed).test
     data = data.subset(np.arange(min(samples, len(data))))
-    info = {"hf_model": str(path), "inputs": "synthetic token sequences (ids drawn from the model's vocabulary)"}
+    info = {
+        "hf_model": str(path),
+        "inputs": "synthetic token sequences (ids drawn from the model's vocabulary)",
+    }
     names = [str(getattr(cfg, "id2label", {}).get(i, i)) for i in range(int(getattr(cfg, "num_labels", 2)))]
     return Subject(model, data.inputs, data.labels, names, "transformer", [], data.mask, info)
 
 
 def _capture(subject: Subject, memory_mb: float, spatial: bool, time: str, gates: bool) -> Activations:
     if subject.kind == "transformer":
-        return capture_transformer(subject.model, subject.inputs, subject.mask, time=time, memory_mb=memory_mb)
+        return capture_transformer(
+            subject.model, subject.inputs, subject.mask, time=time, memory_mb=memory_mb
+        )
     return capture_activations(
-        subject.model, subject.inputs, subject.layers, mask=subject.mask, spatial=spatial, time=time,
-        gates=gates, memory_mb=memory_mb,
-    )  # fmt: skip
+        subject.model,
+        subject.inputs,
+        subject.layers,
+        mask=subject.mask,
+        spatial=spatial,
+        time=time,
+        gates=gates,
+        memory_mb=memory_mb,
+    )
 
 
 def _default_mi_pair(acts: Activations, kind: str) -> tuple[str, str]:
@@ -115,18 +134,36 @@ def _default_mi_pair(acts: Activations, kind: str) -> tuple[str, str]:
         hidden = [n for n in names if acts.kinds[n] == "hidden"]
         return hidden[1], hidden[-1]
     if len(names) < 2:
-        raise QxaiError("mutual information compares two layers; pass at least two --layers or --mi-layers A,B")
+        raise QxaiError(
+            "mutual information compares two layers; pass at least two --layers or --mi-layers A,B"
+        )
     return names[0], names[1]
 
 
 def run_analyze(
-    out: str | os.PathLike[str], *, checkpoint: str | None = None, dataset: str | None = None,
-    builtin: str | None = None, hf_model: str | None = None, layers: list[str] | None = None,
-    samples: int = 500, analyses: tuple[str, ...] = ANALYSES, top_k: int = 5,
-    mi_layers: tuple[str, str] | None = None, mi_method: str = "gcmi", mi_permutations: int = 100, mi_top: int = 10,
-    ig_examples: int = 4, ig_steps: int = 32, spatial: bool = False, time: str = "mean", gates: bool = True,
-    memory_mb: float = 1024.0, epochs: int | None = None, seed: int = 0,
-) -> dict[str, Any]:  # fmt: skip
+    out: str | os.PathLike[str],
+    *,
+    checkpoint: str | None = None,
+    dataset: str | None = None,
+    builtin: str | None = None,
+    hf_model: str | None = None,
+    layers: list[str] | None = None,
+    samples: int = 500,
+    analyses: tuple[str, ...] = ANALYSES,
+    top_k: int = 5,
+    mi_layers: tuple[str, str] | None = None,
+    mi_method: str = "gcmi",
+    mi_permutations: int = 100,
+    mi_top: int = 10,
+    ig_examples: int = 4,
+    ig_steps: int = 32,
+    spatial: bool = False,
+    time: str = "mean",
+    gates: bool = True,
+    memory_mb: float = 1024.0,
+    epochs: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Run the QIXAI analyses and write ``out/analysis.json``, ``out/analysis.npz`` and figures.
 
     Exactly one of ``checkpoint``, ``builtin`` and ``hf_model`` names the model. Returns the summary.
@@ -154,19 +191,38 @@ def run_analyze(
         acts = _capture(subject, memory_mb, spatial, time, gates and subject.kind == "lstm")
         from qxai.pipeline.analyze_steps import STEPS
 
-        result: dict[str, Any] = {"source": subject.info, "kind": subject.kind, "samples": acts.samples,
-                                  "layers": {n: {"kind": acts.kinds[n], "shape": list(a.shape[1:])}
-                                             for n, a in acts.features.items()},
-                                  "figures": [], "summary": {"samples": acts.samples}, "notes": list(acts.notes)}  # fmt: skip
+        result: dict[str, Any] = {
+            "source": subject.info,
+            "kind": subject.kind,
+            "samples": acts.samples,
+            "layers": {
+                n: {"kind": acts.kinds[n], "shape": list(a.shape[1:])} for n, a in acts.features.items()
+            },
+            "figures": [],
+            "summary": {"samples": acts.samples},
+            "notes": list(acts.notes),
+        }
         arrays: dict[str, np.ndarray] = {}
         spectra: dict[str, LayerSpectrum] = {n: layer_spectrum(acts.matrix(n)) for n in acts.features}
         for n, s in spectra.items():
             if s.constant:
-                result["notes"].append(f"layer '{n}' is constant over the {acts.samples} inputs: it carries no information")
-        context = {"subject": subject, "acts": acts, "spectra": spectra, "out": out, "top_k": top_k,
-                   "mi_layers": mi_layers or _default_mi_pair(acts, subject.kind), "mi_method": mi_method,
-                   "mi_permutations": mi_permutations, "mi_top": mi_top, "ig_examples": ig_examples,
-                   "ig_steps": ig_steps, "seed": seed}  # fmt: skip
+                result["notes"].append(
+                    f"layer '{n}' is constant over the {acts.samples} inputs: it carries no information"
+                )
+        context = {
+            "subject": subject,
+            "acts": acts,
+            "spectra": spectra,
+            "out": out,
+            "top_k": top_k,
+            "mi_layers": mi_layers or _default_mi_pair(acts, subject.kind),
+            "mi_method": mi_method,
+            "mi_permutations": mi_permutations,
+            "mi_top": mi_top,
+            "ig_examples": ig_examples,
+            "ig_steps": ig_steps,
+            "seed": seed,
+        }
         for name in analyses:
             bar.update(task, advance=1, description=f"analysis: {name}")
             STEPS[name](context, result, arrays)
@@ -175,10 +231,14 @@ def run_analyze(
         from qxai.analysis.figures import attention_figure
 
         write_figure(out / "attention.png", attention_figure(acts.attention_maps))
-        result["figures"].append({"file": "attention.png", "title": "Attention heads",
-                                  "caption": "Mean attention of every head over the analysed inputs (valid queries)."})  # fmt: skip
+        result["figures"].append(
+            {
+                "file": "attention.png",
+                "title": "Attention heads",
+                "caption": "Mean attention of every head over the analysed inputs (valid queries).",
+            }
+        )
         arrays["attention_maps"] = acts.attention_maps
     write_npz(out / "analysis.npz", **arrays)
     write_json(out / "analysis.json", result)
     return result["summary"]
-

@@ -26,7 +26,7 @@ from qxai.progress import track
 
 
 def load_bqm(path: str | Path) -> dimod.BinaryQuadraticModel:
-    """A BQM from ``BinaryQuadraticModel.to_file()`` bytes or the JSON of ``to_serializable()`` (never a pickle)."""
+    """A BQM from ``BinaryQuadraticModel.to_file()`` bytes or ``to_serializable()`` JSON (never a pickle)."""
     try:
         data = Path(path).read_bytes()
     except OSError as err:
@@ -121,7 +121,8 @@ def run_anneal(
     else:
         sources = model_qubos(checkpoint, dataset, layer, per_class, beta, seed)  # type: ignore[arg-type]
     kept = [(m, b) for m, b in sources if 1 <= b.num_variables <= max_qubits][:max_problems]
-    options = {"dt": dt, "driver": driver, "schedule": schedule, "grid": grid, "seed": seed, "max_qubits": max_qubits}
+    options = {"dt": dt, "driver": driver, "schedule": schedule, "grid": grid, "seed": seed}
+    options["max_qubits"] = max_qubits
     problems = [
         {**meta, **solve_problem(bqm, taus, **options)}  # type: ignore[arg-type]
         for meta, bqm in track(kept, "annealing", total=len(kept))
@@ -148,8 +149,9 @@ def summarise(problems: list[dict[str, Any]], taus: Sequence[float]) -> dict[str
         rows = {}
         for d in sorted({p["num_qubits"] for p in problems}):
             f = np.array([p["fidelity"][key] for p in problems if p["num_qubits"] == d])
-            rows[str(d)] = {"count": int(f.size), "median": float(np.median(f)),
-                            "q25": float(np.quantile(f, 0.25)), "q75": float(np.quantile(f, 0.75))}  # fmt: skip
+            q25, q75 = np.quantile(f, [0.25, 0.75])
+            rows[str(d)] = {"count": int(f.size), "median": float(np.median(f))}
+            rows[str(d)].update(q25=float(q25), q75=float(q75))
         by_tau[key] = {"by_d": rows, "fit": _exp_fit(rows)}
     return {
         "delta_min": {"median": float(np.median(gaps)), "min": float(gaps.min()), "max": float(gaps.max()),
@@ -169,7 +171,10 @@ def _exp_fit(rows: dict[str, dict[str, float]]) -> dict[str, float] | None:
 
 
 def write_figures(out: Path, problems: list[dict[str, Any]], taus: Sequence[float], driver: str) -> list[str]:
-    """``delta_min.png`` (histogram + CDF) and ``fidelity_vs_d.png`` (median F, IQR bars, fit at the smallest τ)."""
+    """Write ``delta_min.png`` (histogram + CDF) and ``fidelity_vs_d.png`` (median F, IQR bars, fit).
+
+    The fit is ``log F ≈ a + b d`` at the smallest τ. Returns the file names.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,7 +185,8 @@ def write_figures(out: Path, problems: list[dict[str, Any]], taus: Sequence[floa
     label = {"transverse": "H_D = −Σσx", "authors": "H_D = +(1/d)Σσx"}.get(driver, driver)
     gaps = np.sort(np.array([p["delta_min"] for p in problems]))
     fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.logspace(np.log10(max(gaps.min(), 1e-12)), np.log10(gaps.max()), 20) if gaps.max() > gaps.min() else 10
+    lo, hi = np.log10(max(gaps.min(), 1e-12)), np.log10(max(gaps.max(), 1e-12))
+    bins = np.logspace(lo, hi, 20) if hi > lo else 10
     ax.hist(gaps, bins=bins, color="tab:blue", alpha=0.7)
     ax.set_xscale("log")
     ax.set_xlabel("Δ_min")

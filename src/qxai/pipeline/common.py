@@ -34,7 +34,9 @@ def dataset_options(config: dict[str, Any]) -> dict[str, Any]:
     return dict(config.get("dataset_options") or {})
 
 
-def load_model_and_data(checkpoint: str, dataset: str | None = None, layer: str | None = None) -> ModelAndData:
+def load_model_and_data(
+    checkpoint: str, dataset: str | None = None, layer: str | None = None
+) -> ModelAndData:
     """Load ``checkpoint`` and the data set it was trained on (or ``dataset`` when given).
 
     The split is re-drawn with the training seed, so "test" means the images the model never saw.
@@ -45,7 +47,9 @@ def load_model_and_data(checkpoint: str, dataset: str | None = None, layer: str 
     if not name:
         raise QxaiError("the checkpoint does not record its data set; pass --dataset NAME")
     same = name == cfg.get("dataset")
-    split = load_dataset(name, seed=cfg.get("seed", 0) if same else 0, **(dataset_options(cfg) if same else {}))
+    split = load_dataset(
+        name, seed=cfg.get("seed", 0) if same else 0, **(dataset_options(cfg) if same else {})
+    )
     expected = tuple(cfg.get("input_shape") or ())
     if expected and split.test.image_shape != expected:
         raise QxaiError(
@@ -84,5 +88,6 @@ def select_correct_per_class(
 def batches(data: ImageDataset, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``(images, labels)`` batches of ``data`` in order."""
     return [
-        (data.images[s : s + batch_size], data.labels[s : s + batch_size]) for s in range(0, len(data), batch_size)
+        (data.images[s : s + batch_size], data.labels[s : s + batch_size])
+        for s in range(0, len(data), batch_size)
     ]

@@ -26,7 +26,7 @@ from rich.console import Console
 
 from qxai import __version__
 from qxai.errors import QxaiError
-from qxai.io import read_json, write_json
+from qxai.io import cache_dir, read_json, write_json
 
 _console = Console(stderr=True)
 
@@ -48,11 +48,6 @@ class DemoSettings:
     analysis_images: int = 1000
     stages: tuple[str, ...] = ("model", "explain", "evaluate", "anneal", "analyze")
     dataset_options: dict[str, Any] = field(default_factory=dict)
-
-
-def cache_root() -> Path:
-    """Where trained demo models are kept between runs (``QXAI_CACHE`` or ``~/.cache/qxai``)."""
-    return Path(os.environ.get("QXAI_CACHE") or Path.home() / ".cache" / "qxai")
 
 
 def _versions() -> dict[str, str]:
@@ -77,8 +72,10 @@ def model_stage(settings: DemoSettings, out: Path) -> dict[str, Any]:
         settings.dataset, settings.arch, maps=settings.maps, epochs=settings.epochs, seed=settings.seed,
         batch_size=64, lr=2e-3, dataset_options=settings.dataset_options,
     )  # fmt: skip
-    key = hashlib.sha256(json.dumps({**config, "qxai": __version__}, sort_keys=True).encode()).hexdigest()[:16]
-    cached = cache_root() / "models" / f"{key}.pt"
+    key = hashlib.sha256(json.dumps({**config, "qxai": __version__}, sort_keys=True).encode()).hexdigest()[
+        :16
+    ]
+    cached = cache_dir() / "models" / f"{key}.pt"
     reused = cached.is_file()
     if reused:
         from qxai.models import load_checkpoint
@@ -94,7 +91,8 @@ def model_stage(settings: DemoSettings, out: Path) -> dict[str, Any]:
     shutil.copyfile(cached, folder / "model.pt")
     metrics = saved["metrics"]
     summary = {
-        "architecture": settings.arch, "dataset": settings.dataset, "feature maps (N_f)": saved["hparams"].get("maps"),
+        "architecture": settings.arch, "dataset": settings.dataset,
+        "feature maps (N_f)": saved["hparams"].get("maps"),
         "train accuracy": metrics["train_accuracy"], "test accuracy": metrics["test_accuracy"],
         "training seconds": metrics["train_seconds"], "reused from cache": reused, "config hash": key,
     }  # fmt: skip
@@ -123,7 +121,15 @@ def _confusion_figure(folder: Path) -> dict[str, str]:
     ax.set_xticks(range(len(md.class_names)), md.class_names, rotation=45, fontsize=8)
     ax.set_yticks(range(len(md.class_names)), md.class_names, fontsize=8)
     for (i, j), v in __import__("numpy").ndenumerate(matrix):
-        ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > matrix.max() / 2 else "black")
+        ax.text(
+            j,
+            i,
+            str(v),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if v > matrix.max() / 2 else "black",
+        )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     write_figure(folder / "confusion.png", fig)
@@ -150,14 +156,16 @@ def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[]
         from qxai.pipeline.anneal import run_anneal
 
         return run_anneal(
-            ckpt, per_class=settings.anneal_per_class, taus=list(settings.taus), max_qubits=settings.max_qubits,
-            seed=settings.seed, out=out / "anneal",
+            out / "anneal", checkpoint=ckpt, per_class=settings.anneal_per_class, taus=list(settings.taus),
+            max_qubits=settings.max_qubits, seed=settings.seed,
         )  # fmt: skip
 
     def analyze() -> dict[str, Any]:
         from qxai.pipeline.analyze import run_analyze
 
-        return run_analyze(ckpt, max_images=settings.analysis_images, seed=settings.seed, out=out / "analyze")
+        return run_analyze(
+            out / "analyze", checkpoint=ckpt, samples=settings.analysis_images, seed=settings.seed
+        )
 
     return {
         "model": lambda: model_stage(settings, out), "explain": explain, "evaluate": evaluate,

@@ -70,7 +70,7 @@ class LayerProbe:
             handle.remove()
         self._handles.clear()
 
-    def _recorder(self, name: str):  # noqa: ANN202 - a torch hook
+    def _recorder(self, name: str):
         def hook(module: torch.nn.Module, args: object, output: object) -> None:
             tensor = _first_tensor(output)
             if tensor is None:
@@ -89,21 +89,28 @@ class LayerProbe:
 
 
 def capture_gradients(
-    model: torch.nn.Module, layer: str, inputs: torch.Tensor, targets: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    model: torch.nn.Module, layer: str, inputs: torch.Tensor, targets: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward and one backward pass for the whole batch.
 
-    Returns ``(logits (B, K), activations (B, ...), gradients (B, ...))``, where gradients are
-    ``∂ z_{target_b} / ∂ A_b`` of the pre-softmax logit with respect to the layer's output.
-    Because images in a batch do not interact in eval mode, summing the selected logits gives each
-    image its own gradient in one backward pass.
+    Returns ``(logits (B, K), activations (B, ...), gradients (B, ...), targets (B,))``, where the
+    gradients are ``∂ z_{target_b} / ∂ A_b`` of the pre-softmax logit with respect to the layer's
+    output. ``targets=None`` takes the predicted classes from this same forward pass (no second
+    one). Because images in a batch do not interact in eval mode, summing the selected logits gives
+    each image its own gradient in one backward pass.
+
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 2)).eval()
+    >>> logits, acts, grads, targets = capture_gradients(net, "0", torch.ones(4, 3))
+    >>> grads.shape, bool((grads == net[1].weight[targets]).all())
+    (torch.Size([4, 2]), True)
     """
     with LayerProbe(model, layer, detach=False) as probe, torch.enable_grad():
-        x = inputs.detach().requires_grad_(False)
-        logits = model(x)
+        logits = model(inputs.detach())
         activations = probe.output(layer)
         if not activations.requires_grad:
-            raise QxaiError(f"layer '{layer}' output does not depend on trainable parameters; pick another layer")
-        chosen = logits.gather(1, targets.view(-1, 1).to(logits.device)).sum()
-        (gradients,) = torch.autograd.grad(chosen, activations)
-    return logits.detach(), activations.detach(), gradients.detach()
+            raise QxaiError(
+                f"layer '{layer}' output does not depend on trainable parameters; pick another layer"
+            )
+        chosen = logits.detach().argmax(dim=1) if targets is None else targets.to(logits.device)
+        (gradients,) = torch.autograd.grad(logits.gather(1, chosen.view(-1, 1)).sum(), activations)
+    return logits.detach(), activations.detach(), gradients.detach(), chosen

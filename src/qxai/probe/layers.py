@@ -26,5 +26,7 @@ def resolve_layer(model: torch.nn.Module, name: str) -> torch.nn.Module:
         return modules[name]
     names = layer_names(model)
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
-    hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"layers: {', '.join(names[:12])}"
+    hint = (
+        f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"layers: {', '.join(names[:12])}"
+    )
     raise QxaiError(f"no layer named '{name}' in {type(model).__name__}; {hint}")

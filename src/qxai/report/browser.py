@@ -46,8 +46,10 @@ def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         )  # fmt: skip
 
 
-def screenshot(page: str | os.PathLike[str], png: str | os.PathLike[str], width: int = 1280, height: int = 2400,
-               timeout: float = 120) -> Path:  # fmt: skip
+def screenshot(
+    page: str | os.PathLike[str], png: str | os.PathLike[str], width: int = 1280, height: int = 2400,
+    timeout: float = 120,
+) -> Path:  # fmt: skip
     """Render ``page`` (an HTML file) headless and save a ``width × height`` PNG screenshot."""
     from qxai.io import write_bytes
 

@@ -22,7 +22,9 @@ def headline_markdown(run_dir: str | os.PathLike[str]) -> str:
     for name, record in meta.get("stages", {}).items():
         lines.append(f"- **{name}** ({record.get('status')}, {record.get('seconds', 0):.0f} s)")
         result = next((run_dir / s.stage / s.result_file for s in SECTIONS if s.stage == name), None)
-        summary = read_json(result).get("summary", {}) if result and result.is_file() else record.get("summary", {})
+        summary = (
+            read_json(result).get("summary", {}) if result and result.is_file() else record.get("summary", {})
+        )
         for key, value in (summary or {}).items():
             lines.append(f"  - {key}: {_fmt(value)}")
         if record.get("status") == "failed":
@@ -34,6 +36,8 @@ def headline_markdown(run_dir: str | os.PathLike[str]) -> str:
         if names:
             lines += ["", "| method | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
             for method, values in scores.items():
-                cells = [_fmt(values.get(n)) if isinstance(values.get(n), int | float) else "–" for n in names]
+                cells = [
+                    _fmt(values.get(n)) if isinstance(values.get(n), int | float) else "–" for n in names
+                ]
                 lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

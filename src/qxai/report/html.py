@@ -32,7 +32,7 @@ class Section:
 
 
 SECTIONS = (
-    Section("model", "The model", "model", "model.json", "The trained network whose predictions are explained."),
+    Section("model", "The model", "model", "model.json", "The trained network whose predictions we explain."),
     Section(
         "explanations", "Explanations side by side", "explain", "explanations.json",
         "QA feature-map selection (QA-fGradCAM) on correctly classified test images, and every method's map.",
@@ -75,7 +75,8 @@ figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:
 table{border-collapse:collapse;font-size:.9rem;margin:.6rem 0}td,th{border:1px solid #dde;padding:.3rem .6rem;
 text-align:right}th{background:#f0f2f5}td:first-child,th:first-child{text-align:left}
 .failed{background:#fff0f0;border-color:#e5a0a0}.error{color:#a01010;font-family:monospace;white-space:pre-wrap}
-.status-ok{color:#17803d}.status-failed{color:#a01010}.status-skipped{color:#777}code{background:#f0f2f5;padding:0 .2rem}
+.status-ok{color:#17803d}.status-failed{color:#a01010}.status-skipped{color:#777}
+code{background:#f0f2f5;padding:0 .2rem}
 .muted{color:#666}
 """
 
@@ -125,7 +126,16 @@ def _figure(path: Path, title: str, caption: str) -> str:
     )
 
 
-_RESERVED_KEYS = {"figures", "summary", "metric_info", "metrics_info", "errors", "config", "images", "skipped"}
+_RESERVED_KEYS = {
+    "figures",
+    "summary",
+    "metric_info",
+    "metrics_info",
+    "errors",
+    "config",
+    "images",
+    "skipped",
+}
 
 
 def method_scores(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -209,7 +219,8 @@ def _render_section(run_dir: Path, section: Section, stages: dict[str, Any], fig
     if not path.is_file():
         return (
             f'{head}><h2>{html.escape(section.title)} <span class="status-skipped">(not run)</span></h2>'
-            f'<p class="muted">No {html.escape(section.stage)}/{section.result_file} in this run.</p></section>'
+            f'<p class="muted">No {html.escape(section.stage)}/{section.result_file} in this run.</p>'
+            "</section>"
         )
     result = read_json(path)
     parts = [f"{head}><h2>{html.escape(section.title)}</h2><p>{html.escape(section.intro)}</p>"]
@@ -241,12 +252,15 @@ def _timings(stages: dict[str, Any]) -> str:
 
 def _provenance(meta: dict[str, Any]) -> str:
     versions = meta.get("versions") or {}
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in versions.items())
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in versions.items()
+    )
     return (
         '<section id="provenance" data-section="provenance"><h2>Command and versions</h2>'
         f"<p><code>{html.escape(str(meta.get('command', '(unknown)')))}</code></p>"
         f"<p class='muted'>started {html.escape(str(meta.get('started', '?')))} on "
-        f"{html.escape(str(meta.get('platform', '?')))}</p><table><tr><th>package</th><th>version</th></tr>{rows}"
+        f"{html.escape(str(meta.get('platform', '?')))}</p>"
+        f"<table><tr><th>package</th><th>version</th></tr>{rows}"
         "</table></section>"
     )
 
@@ -268,7 +282,8 @@ def render_report(run_dir: str | os.PathLike[str]) -> str:
     body = "".join(_render_section(run_dir, s, stages, figures.get(s.key, [])) for s in SECTIONS)
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>"
         f"<header><h1>{html.escape(title)}</h1><p>{html.escape(str(meta.get('subtitle', '')))}</p></header>"
         f"<nav>{nav}</nav><main>{body}{_timings(stages)}{_provenance(meta)}</main></body></html>"

@@ -73,7 +73,7 @@ def _coefficients(schedule: Schedule, K: int) -> tuple[np.ndarray, np.ndarray]:
     a = np.array([float(schedule.A(float(s))) for s in mids])
     b = np.array([float(schedule.B(float(s))) for s in mids])
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        raise QxaiError(f"schedule '{schedule.name}' gives non-finite A(s) or B(s); fix the schedule functions")
+        raise QxaiError(f"schedule '{schedule.name}' gives non-finite A(s) or B(s); fix its functions")
     return a, b
 
 
@@ -97,7 +97,7 @@ def evolve(
     schedule: str | Schedule = "linear",
     psi0: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``ψ(τ)``, complex ``(2^d,)``, by the split-operator propagator from ``psi0`` (default: driver ground state)."""
+    """``ψ(τ)``, complex ``(2^d,)``, by split operator from ``psi0`` (default: the driver ground state)."""
     d = problem.num_qubits
     sched = make_schedule(schedule)
     kappa = driver_coefficient(driver, d)
@@ -118,7 +118,7 @@ def _initial_state(driver: str, d: int, psi0: np.ndarray | None) -> np.ndarray:
         return driver_ground_state(driver, d)
     psi = np.array(psi0, dtype=np.complex128).ravel()
     if psi.shape != (1 << d,):
-        raise QxaiError(f"psi0 has {psi.size} amplitudes, expected 2^{d} = {1 << d}; pass a full state vector")
+        raise QxaiError(f"psi0 has {psi.size} amplitudes, expected 2^{d} = {1 << d}; pass a full state")
     return psi / np.linalg.norm(psi)
 
 
@@ -201,7 +201,7 @@ def evolve_krylov(
 
     d = problem.num_qubits
     if d > 16:
-        raise QxaiError(f"the Krylov reference builds a sparse H_D and stops at d = 16, got d = {d}; use evolve")
+        raise QxaiError(f"the Krylov reference stops at d = 16 (sparse H_D), got d = {d}; use evolve")
     n = 1 << d
     idx = np.arange(n)
     rows = np.tile(idx, d)

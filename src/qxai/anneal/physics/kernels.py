@@ -23,7 +23,9 @@ BLOCK_BITS = 13
 
 
 @numba.njit(cache=True, nogil=True)
-def apply_hamiltonian(v: np.ndarray, out: np.ndarray, energies: np.ndarray, a: float, b: float, d: int) -> None:
+def apply_hamiltonian(
+    v: np.ndarray, out: np.ndarray, energies: np.ndarray, a: float, b: float, d: int
+) -> None:
     """``out = a · Σ_p σx_p v + b · diag(energies) v`` for real or complex ``v`` of shape ``(2^d,)``."""
     n = v.shape[0]
     for i in range(n):

@@ -68,7 +68,10 @@ SCHEDULES: dict[str, Schedule] = {
 }
 
 
-def make_schedule(spec: str | Schedule | tuple[Callable[[float], float], Callable[[float], float]]) -> Schedule:
+Coefficient = Callable[[float], float]
+
+
+def make_schedule(spec: str | Schedule | tuple[Coefficient, Coefficient]) -> Schedule:
     """A :class:`Schedule` from a name (``linear``, ``quadratic``), a Schedule, or a pair ``(A, B)``.
 
     >>> make_schedule("quadratic").B(0.5)

@@ -27,21 +27,24 @@ from qxai.anneal.physics.model import AnnealProblem, Schedule
 class StateVectorSampler(dimod.Sampler):
     """Exact state-vector quantum annealing (``H(s) = A(s) H_D + B(s) H_P``); see the module docstring."""
 
-    parameters: dict[str, list[str]] = {
-        "num_reads": [], "tau": [], "dt": [], "driver": ["drivers"], "schedule": ["schedules"], "seed": [],
-    }  # fmt: skip
-    properties: dict[str, Any] = {
-        "drivers": ["transverse", "authors"],
-        "schedules": ["linear", "quadratic"],
-        "max_qubits": 26,
-    }
-
     def __init__(self, max_qubits: int = 26, memory_gb: float | None = None) -> None:
         self.max_qubits = max_qubits
         self.memory_gb = memory_gb
-        # per-instance copies: dimod's API kit checks that these are mappings, users may read them
-        self.parameters = {k: list(v) for k, v in StateVectorSampler.parameters.items()}
-        self.properties = dict(StateVectorSampler.properties, max_qubits=max_qubits)
+        names = ("num_reads", "tau", "dt", "driver", "schedule", "seed")
+        self._parameters: dict[str, list[str]] = {name: [] for name in names}
+        self._parameters.update(driver=["drivers"], schedule=["schedules"])
+        self._properties: dict[str, Any] = {"drivers": ["transverse", "authors"], "max_qubits": max_qubits}
+        self._properties["schedules"] = ["linear", "quadratic"]
+
+    @property
+    def parameters(self) -> dict[str, list[str]]:
+        """The keywords of :meth:`sample` (dimod API)."""
+        return self._parameters
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        """Drivers, schedules and the qubit limit (dimod API)."""
+        return self._properties
 
     def sample(
         self,

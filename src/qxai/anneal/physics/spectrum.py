@@ -113,7 +113,7 @@ class LevelSolver:
         b = float(self.schedule.B(s))
         p, k, d = self.problem, self.k, self.problem.num_qubits
         if a == 0.0:
-            return np.sort(np.partition(p.energies, k - 1)[:k] * b) if b >= 0 else np.sort(p.energies * b)[:k], None
+            return np.sort(p.energies * b)[:k], None
         if b == 0.0:
             return _driver_levels(d, a, k), None
         if d <= DENSE_MAX_QUBITS:
@@ -144,7 +144,7 @@ def minimum_gap(
     tol: float = 1e-10,
     memory_gb: float | None = None,
 ) -> GapResult:
-    """``Δ_min`` and ``s*`` of ``H(s) = A(s) H_D + B(s) H_P``, gap to the first level outside the ground manifold.
+    """``Δ_min``, ``s*`` of ``H(s) = A(s) H_D + B(s) H_P``: gap to the first level outside the ground set.
 
     ``grid`` points on ``[0, 1]``, then the ``refine`` smallest local minima of the grid are refined
     to ``xtol`` in ``s``. Levels to ``tol`` (ARPACK relative accuracy).
@@ -160,7 +160,7 @@ def minimum_gap(
     starts: dict[float, np.ndarray | None] = {}
 
     def gap_at(s: float, start: np.ndarray | None = None) -> float:
-        vals, warm = solver.levels(s, start)
+        vals, _ = solver.levels(s, start)
         points[s] = (float(vals[g] - vals[0]), float(vals[0]))
         return points[s][0]
 

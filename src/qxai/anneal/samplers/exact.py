@@ -34,7 +34,7 @@ class ExactEnumerationSampler(dimod.Sampler):
     [-1.0, -1.0]
     """
 
-    #: the energies it returns are computed by dimod from the models (no need to recompute them)
+    #: its energies are computed by dimod from the model (sample_many need not redo them)
     energies_from_bqm = True
 
     def __init__(self, max_variables: int = MAX_ENUMERATION_VARIABLES) -> None:
