@@ -36,9 +36,7 @@ def real_qubos(maps: int, count: int, epochs: int, seed: int) -> list[dimod.Bina
     model = build_model("reduced-cnn", in_channels=1, num_classes=10, image_size=(28, 28), maps=maps)
     acc = train_model(model, split, TrainSettings(epochs=epochs, seed=seed))["test_accuracy"]
     images = split.test.images[:count]
-    with torch.no_grad():
-        targets = model(images).argmax(1)
-    _, acts, grads = capture_gradients(model, "reduce", images, targets)
+    _, acts, grads, _ = capture_gradients(model, "reduce", images)  # target: the predicted class
     alpha = grads.mean(dim=(2, 3))
     bqms = [bqm for bqm, _ in explanation_qubos(alpha, acts, beta=0.7)]
     sizes = [len(b.variables) for b in bqms]

@@ -54,7 +54,10 @@ def test_anti_crossing_generators_match_dense(name: str, driver: str) -> None:
         assert r.delta_min < 0.01
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=SLOW), pytest.param(2, marks=SLOW)])
 def test_random_bqms_match_dense(seed: int) -> None:
     rng = np.random.default_rng(seed)
     d = 7 + seed % 2

@@ -17,7 +17,12 @@ from qxai.errors import QxaiError
 
 OFFLINE = ["exact", "sa", "tabu", "sqa", "sqa-openjij", "batch-sa"]
 # quick settings so that the whole file stays within its time budget
-QUICK = {"sa": {"num_sweeps": 200}, "sqa": {"num_sweeps": 200}, "tabu": {"timeout": 5}}
+QUICK = {
+    "sa": {"num_sweeps": 200},
+    "sqa": {"num_sweeps": 200},
+    "tabu": {"timeout": 5},
+    "sqa-openjij": {"num_sweeps": 100},
+}
 
 
 def explanation_like(count: int, maps: int, seed: int) -> list[dimod.BinaryQuadraticModel]:
@@ -178,3 +183,27 @@ def test_batch_sa_energies_equal_dimods_to_rounding(models):
     bqms = [*models, spin_offset]
     for bqm, ss in zip(bqms, sample_many(get_sampler("batch-sa"), bqms, seed=2, num_reads=5), strict=True):
         np.testing.assert_allclose(ss.record.energy, bqm.energies(ss), rtol=0, atol=1e-12)
+
+
+def test_statevector_through_the_registry_when_present():
+    pytest.importorskip("qxai.anneal.physics.sampler")
+    small = [bqm for bqm in explanation_like(4, 8, 10) if len(bqm.variables) <= 6][:2]
+    bqms = [*small, dimod.BQM("BINARY")]
+    sets = sample_many(get_sampler("statevector"), bqms, seed=0)
+    for bqm, ss in zip(bqms, sets, strict=True):
+        dimod.testing.assert_sampleset_energies(ss, bqm)
+
+
+def test_options_given_by_name_keep_batching(monkeypatch):
+    calls = []
+    original = BatchSimulatedAnnealingSampler.sample_many
+
+    def spy(self, bqms, **kw):
+        calls.append(kw)
+        return original(self, bqms, **kw)
+
+    monkeypatch.setattr(BatchSimulatedAnnealingSampler, "sample_many", spy)
+    bqms = explanation_like(3, 6, 11)
+    sets = sample_many(get_sampler("batch-sa", num_reads=3), bqms, seed=1)
+    assert len(calls) == 1 and calls[0]["num_reads"] == 3 and calls[0]["seed"] == 1
+    assert all(len(ss) == 3 for ss in sets)

@@ -76,7 +76,7 @@ def _builtin_subject(
         split = wave_task(count=count, seed=seed)
         seed_everything(seed)
         model: nn.Module = LSTMClassifier(1, split.train.num_classes)
-        metrics = train_sequence_model(model, split, epochs=epochs or 20, lr=5e-3, seed=seed)
+        metrics = train_sequence_model(model, split, epochs=epochs or 20, lr=1e-2, batch_size=32, seed=seed)
         kind, chosen = "lstm", layers or ["lstm"]
     elif name == "transformer":
         split = token_task(count=count, seed=seed)

@@ -8,7 +8,7 @@ the step actually used and the driver and schedule names.
 >>> import dimod
 >>> bqm = dimod.BinaryQuadraticModel({"a": -1.0, "b": 0.5}, {("a", "b"): -1.0}, 0.0, "BINARY")
 >>> ss = StateVectorSampler().sample(bqm, tau=20.0, dt=0.05, seed=1)
->>> len(ss), ss.first.energy, ss.info["fidelity"] > 0.9
+>>> len(ss), float(ss.first.energy), ss.info["fidelity"] > 0.9
 (4, -1.5, True)
 """
 

@@ -129,6 +129,9 @@ def sample_many(
     todo = [i for i, bqm in enumerate(bqms) if len(bqm.variables) > 0]
     for i in set(range(len(bqms))) - set(todo):
         out[i] = _empty_sampleset(bqms[i])
+    if isinstance(sampler, DefaultParametersComposite) and hasattr(sampler.child, "sample_many"):
+        # keep batching when options were given by name, e.g. get_sampler("batch-sa", num_reads=16)
+        sampler, kw = sampler.child, {**sampler.defaults, **kw}
     if hasattr(sampler, "sample_many"):
         batch_kw = {**kw, "seed": seed} if seed is not None else kw
         for i, ss in zip(todo, sampler.sample_many([bqms[i] for i in todo], **batch_kw), strict=True):
