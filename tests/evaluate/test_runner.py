@@ -37,8 +37,9 @@ def test_a_method_that_cannot_apply_is_skipped_and_the_run_continues():
 def test_same_seed_same_scores_and_qa_drives_the_top_k_sets():
     x = torch.rand(8, 1, 6, 6, generator=torch.Generator().manual_seed(1))
     t = torch.tensor([0, 1] * 4)
+    settings = EvalSettings(steps=4, sanity_images=4, randomisation="cascading")
     kw = {"metrics": ["disentanglement", "deletion_auc", "sanity"], "options": {"qa": {"solver": "exact"}},
-          "settings": EvalSettings(steps=4, sanity_images=4), "seed": 3}  # fmt: skip
+          "settings": settings, "seed": 3}  # fmt: skip
     a = evaluate_methods(ln_net(), "1", x, t, "gradcam,qa", **kw)
     b = evaluate_methods(ln_net(), "1", x, t, "gradcam,qa", **kw)
     assert list(a.methods) == ["gradcam", "qa"]  # the order given, although qa ran first
@@ -51,6 +52,7 @@ def test_same_seed_same_scores_and_qa_drives_the_top_k_sets():
     topk = activated_maps(a.methods["gradcam"].extras["channel_weights"], sizes)
     assert all(len(s) <= k for s, k in zip(topk, sizes, strict=True))
     assert np.isfinite(a.table()["gradcam"]["overlap_topk_mean"])
+    assert len(a.methods["qa"].details["randomisation_stages"]) == 3  # linear, layer norm, conv
 
 
 def test_unknown_names_are_clear_errors():
@@ -71,15 +73,15 @@ def qxai(*args: str) -> subprocess.CompletedProcess:
 def test_cli_end_to_end_on_digits(digits_checkpoint, tmp_path):
     out = tmp_path / "eval"
     done = qxai(
-        "evaluate", "--model", str(digits_checkpoint), "--methods", "qa,gradcam,ig,lrp", "--per-class", "1",
-        "--ig-steps", "4", "--steps", "5", "--sanity-images", "4", "--metrics",
+        "evaluate", "--model", str(digits_checkpoint), "--methods", "qa,gradcam,lrp", "--per-class", "1",
+        "--steps", "5", "--sanity-images", "4", "--metrics",
         "disentanglement,faithfulness,randomisation_spearman,cost", "--out", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "overlap_mean ↓" in done.stdout and "qxai evaluate" in done.stdout
     doc = read_json(out / "metrics.json")
-    assert set(doc["settings"]["methods"]) == {"qa", "gradcam", "ig", "lrp"}
-    assert doc["qa"]["overlap_mean"] is not None and doc["ig"]["overlap_mean"] is None
+    assert set(doc["settings"]["methods"]) == {"qa", "gradcam", "lrp"}
+    assert doc["qa"]["overlap_mean"] is not None and doc["lrp"]["overlap_mean"] is None
     assert doc["metrics"]["deletion_auc"]["direction"] == "lower"
     assert {f["file"] for f in doc["figures"]} == {"overlap.png", "curves.png", "examples.png"}
     assert all((out / f["file"]).stat().st_size > 0 for f in doc["figures"])
@@ -95,3 +97,14 @@ def test_cli_rejects_unknown_method(digits_checkpoint, tmp_path):
         "evaluate", "--model", str(digits_checkpoint), "--methods", "qa,gradcm", "--out", str(tmp_path)
     )
     assert done.returncode == 2 and "unknown method 'gradcm'; did you mean 'gradcam'" in done.stderr
+
+
+def test_bad_settings_fail_before_any_work():
+    with pytest.raises(QxaiError, match="deletion_fill must be one of zero, blur, mean, got 'black'"):
+        EvalSettings(deletion_fill="black")
+    with pytest.raises(QxaiError, match="randomisation must be one of full, cascading"):
+        EvalSettings(randomisation="layer")
+    from qxai.pipeline.evaluate import run_evaluate
+
+    with pytest.raises(QxaiError, match="randomisation must be one of"):
+        run_evaluate("/nonexistent.pt", methods="gradcam", randomisation="all")

@@ -41,7 +41,7 @@ def batch():
 def test_gradcam_weights_and_map_match_our_own_alpha(batch):
     model, (x, t) = small_cnn(), batch
     exp = GradCAMExplainer(model, "3").explain(x, t)
-    _, acts, grads = capture_gradients(model, "3", x, t)
+    _, acts, grads, _ = capture_gradients(model, "3", x, t)
     alpha = grads.mean(dim=(2, 3))
     np.testing.assert_allclose(exp.extras["channel_weights"], alpha.numpy(), rtol=1e-5, atol=1e-7)
     cam = F.relu((alpha[:, :, None, None] * acts).sum(1))  # same resolution as the input here
@@ -52,7 +52,7 @@ def test_gradcam_weights_and_map_match_our_own_alpha(batch):
 def test_gradcam_plus_plus_weights_match_the_paper_formula(batch):
     model, (x, t) = small_cnn(), batch
     exp = GradCAMPlusPlusExplainer(model, "3").explain(x, t)
-    _, a, g = capture_gradients(model, "3", x, t)
+    _, a, g, _ = capture_gradients(model, "3", x, t)
     g, a = g.double(), a.double()
     aij = g**2 / (2 * g**2 + a.sum(dim=(2, 3), keepdim=True) * g**3 + 1e-6)
     aij = torch.where(g != 0, aij, torch.zeros_like(aij))
@@ -106,6 +106,22 @@ def test_lime_finds_the_only_segment_that_matters():
     x = torch.ones(2, 1, 8, 8)
     sal = LimeExplainer(OneCell(), samples=120, cell=2).explain(x, 0).saliency
     assert np.all(sal[:, :2, :2] == 1.0) and sal[:, 2:, :].max() < 0.2 and sal[:, :, 2:].max() < 0.2
+
+
+def test_lime_blur_and_mean_baselines_switch_segments_off_to_that_substrate():
+    seen: list[torch.Tensor] = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x.detach().clone())
+            return torch.stack([x.sum(dim=(1, 2, 3)), torch.zeros(len(x))], dim=1)
+
+    x = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    LimeExplainer(Spy(), samples=10, baseline="mean", cell=4).explain(x, 0)
+    values = torch.cat(seen).unique()
+    # every perturbed pixel is either the original or the image mean
+    allowed = torch.cat([x.flatten(), x.mean().view(1)])
+    assert all(torch.isclose(v, allowed).any() for v in values)
 
 
 def test_feature_segments_grid_and_slic():
@@ -164,3 +180,5 @@ def test_registry_names_and_errors():
         parse_methods(" , ")
     with pytest.raises(QxaiError, match="reduce must be one of"):
         get_explainer("ig", model, "3", reduce="max")
+    with pytest.raises(QxaiError, match="LIME baseline must be a number, 'blur' or 'mean'"):
+        get_explainer("lime", model, "3", baseline="noise")

@@ -36,6 +36,9 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(20, min=1, help="Points − 1 of the deletion/insertion curves."),
         sanity_images: int = typer.Option(32, min=1, help="Images the sanity checks re-explain."),
         randomisation: str = typer.Option("full", help="Parameter randomisation: full | cascading."),
+        fill: str = typer.Option(
+            "zero", help="Deleted pixels become: zero | blur | mean (deletion, keep_top_drop)."
+        ),
         batch_size: int = typer.Option(32, min=1),
         seed: int = typer.Option(0),
     ) -> None:
@@ -47,7 +50,7 @@ def register(app: typer.Typer) -> None:
         summary = run_evaluate(
             model, dataset, methods, per_class=per_class, seed=seed, out=out, layer=layer, metrics=metrics,
             solver=solver, steps=steps, sanity_images=sanity_images, randomisation=randomisation,
-            batch_size=batch_size, **budget,
+            batch_size=batch_size, fill=fill, **budget,
         )  # fmt: skip
         doc = read_json(out / "metrics.json")
         console = Console(width=max(Console().width, 120))

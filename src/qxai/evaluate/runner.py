@@ -49,6 +49,17 @@ class EvalSettings:
     randomisation: str = "full"
     sanity_images: int = 32
 
+    def __post_init__(self) -> None:
+        for name in ("deletion_fill", "insertion_fill"):
+            if getattr(self, name) not in faithfulness.SUBSTRATES:
+                choices = ", ".join(faithfulness.SUBSTRATES)
+                raise QxaiError(f"{name} must be one of {choices}, got '{getattr(self, name)}'")
+        if self.randomisation not in sanity.RANDOMISATION_MODES:
+            choices = ", ".join(sanity.RANDOMISATION_MODES)
+            raise QxaiError(f"randomisation must be one of {choices}, got '{self.randomisation}'")
+        if self.batch_size < 1 or self.steps < 1 or self.sanity_images < 1 or not 0 < self.keep <= 1:
+            raise QxaiError("batch_size, steps and sanity_images must be ≥ 1 and keep in (0, 1]")
+
 
 @dataclass
 class MethodResult:
@@ -158,7 +169,7 @@ def evaluate_methods(
                 qa = results.get("qa")
                 _score(result, model, layer, images, targets, masks, wanted, settings, seed,
                        options.get(name, {}), n_classes, qa if qa and qa.error is None else None)  # fmt: skip
-            except Exception as err:
+            except Exception as err:  # a failing method is reported and skipped, never fatal
                 result.error = (
                     str(err).splitlines()[0] if isinstance(err, QxaiError) else f"{type(err).__name__}: {err}"
                 )

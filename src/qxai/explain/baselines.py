@@ -266,22 +266,26 @@ def feature_segments(images: torch.Tensor, segments: str = "grid", cell: int | N
 class LimeExplainer(Explainer):
     """LIME (captum ``Lime``, Lasso surrogate) on grid cells or SLIC superpixels, seeded.
 
-    Each segment is switched off (set to ``baseline``) at random; the map is the positive part of
-    the surrogate's weight of each segment, painted onto its pixels.
+    Each segment is switched off at random — set to ``baseline``: a value, or ``"blur"`` (a Gaussian
+    blur of the image, σ = H/8) or ``"mean"`` (its channel means) for images where black is far
+    outside the data — and the map is the positive part of the surrogate's weight of each segment,
+    painted onto its pixels.
     """
 
     name = "lime"
 
     def __init__(
         self, model: torch.nn.Module, layer: str | None = None, *, seed: int = 0, samples: int = 200,
-        segments: str = "grid", cell: int | None = None, baseline: float = 0.0, reduce: str = "positive",
-        perturbations_per_eval: int = 64,
+        segments: str = "grid", cell: int | None = None, baseline: float | str = 0.0,
+        reduce: str = "positive", perturbations_per_eval: int = 64,
     ) -> None:  # fmt: skip
         super().__init__(model)
         if samples < 2:
             raise QxaiError(f"LIME samples must be at least 2, got {samples}")
         if segments not in ("grid", "slic"):
             raise QxaiError(f"LIME segments must be 'grid' or 'slic', got '{segments}'")
+        if isinstance(baseline, str) and baseline not in ("blur", "mean"):
+            raise QxaiError(f"LIME baseline must be a number, 'blur' or 'mean', got '{baseline}'")
         self.seed, self.samples, self.segments, self.cell = seed, samples, segments, cell
         self.baseline, self.reduce, self.per_eval = baseline, _check_reduce(reduce), perturbations_per_eval
 
@@ -290,11 +294,19 @@ class LimeExplainer(Explainer):
 
         mask = feature_segments(inputs, self.segments, self.cell).expand_as(inputs).contiguous()
         lime = Lime(self.model)
+        base: float | torch.Tensor = self.baseline
+        if self.baseline == "mean":
+            base = inputs.mean(dim=(2, 3), keepdim=True).expand_as(inputs).contiguous()
+        elif self.baseline == "blur":
+            from scipy.ndimage import gaussian_filter
+
+            s = inputs.shape[-2] / 8
+            base = torch.from_numpy(gaussian_filter(inputs.numpy(), sigma=(0, 0, s, s), mode="nearest"))
         with scoped_rng(self.seed), warnings.catch_warnings():
             # captum's Lime fits one surrogate per example (it warns that this is slow); expected here
             warnings.filterwarnings("ignore", message="You are providing multiple inputs")
             attr = lime.attribute(
-                inputs, target=targets, baselines=self.baseline, feature_mask=mask,
+                inputs, target=targets, baselines=base, feature_mask=mask,
                 n_samples=self.samples, perturbations_per_eval=self.per_eval,
             )  # fmt: skip
         # the channel sum would count one segment weight C times; a single channel is the weight

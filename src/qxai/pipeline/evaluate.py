@@ -36,25 +36,30 @@ def run_evaluate(
     out: str | os.PathLike[str] = "runs/evaluate", layer: str | None = None, *,
     metrics: list[str] | str | None = None, solver: str = "batch-sa", lime_samples: int = 200,
     ig_steps: int = 32, shap_samples: int = 16, steps: int = 20, keep: float = 0.2,
-    sanity_images: int = 32, randomisation: str = "full", batch_size: int = 32,
+    sanity_images: int = 32, randomisation: str = "full", batch_size: int = 32, fill: str = "zero",
 ) -> dict[str, Any]:  # fmt: skip
     """Score ``methods`` on ``per_class`` correctly classified test images per class.
 
     The cost knobs: ``per_class``, ``lime_samples``, ``ig_steps``, ``shap_samples``, ``steps``
     (deletion/insertion points), ``sanity_images`` and ``metrics`` (names or groups, None = all).
+    ``fill``: what deleted pixels become in deletion and keep_top_drop (``zero``, ``blur``, ``mean``);
+    insertion always starts from a blurred copy.
     Returns the flat summary plus ``out``.
     """
     names = parse_methods(methods)
+    settings = EvalSettings(batch_size=batch_size, steps=steps, keep=keep, deletion_fill=fill,
+                            randomisation=randomisation, sanity_images=sanity_images)  # fmt: skip
     seed_everything(seed)
     md = load_model_and_data(str(checkpoint), dataset, layer)
     data = select_correct_per_class(md.model, md.split.test, per_class, seed)
     background = _background(md.split.train.images, 16, seed)
+    # LIME switches segments off with the same substrate that deletion uses
+    lime_base = 0.0 if fill == "zero" else fill
     options = {
-        "qa": {"solver": solver}, "ig": {"steps": ig_steps}, "lime": {"samples": lime_samples},
+        "qa": {"solver": solver}, "ig": {"steps": ig_steps},
+        "lime": {"samples": lime_samples, "baseline": lime_base},
         "shap": {"samples": shap_samples, "baselines": background},
     }  # fmt: skip
-    settings = EvalSettings(batch_size=batch_size, steps=steps, keep=keep, randomisation=randomisation,
-                            sanity_images=sanity_images)  # fmt: skip
     ev = evaluate_methods(
         md.model, md.layer, data.images, data.labels, names, masks=data.masks, metrics=metrics,
         options=options, seed=seed, settings=settings, num_classes=len(md.class_names),
@@ -76,7 +81,7 @@ def run_evaluate(
             "layer": md.layer,
             "methods": names, "per_class": per_class, "seed": seed, "solver": solver,
             "lime_samples": lime_samples, "ig_steps": ig_steps, "shap_samples": shap_samples, "steps": steps,
-            "keep": keep, "sanity_images": sanity_images, "randomisation": randomisation,
+            "keep": keep, "fill": fill, "sanity_images": sanity_images, "randomisation": randomisation,
             "masks": data.masks is not None, "class_names": md.class_names,
         },
     })  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from qxai.io import read_json
-from qxai.report.html import SECTIONS, method_scores
+from qxai.report.html import SECTIONS, flatten_summary, method_scores
 
 
 def _fmt(v: Any) -> str:
@@ -25,7 +25,7 @@ def headline_markdown(run_dir: str | os.PathLike[str]) -> str:
         summary = (
             read_json(result).get("summary", {}) if result and result.is_file() else record.get("summary", {})
         )
-        for key, value in (summary or {}).items():
+        for key, value in flatten_summary(summary or {}).items():
             lines.append(f"  - {key}: {_fmt(value)}")
         if record.get("status") == "failed":
             lines.append(f"  - error: {record.get('error')}")

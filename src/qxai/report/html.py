@@ -109,10 +109,28 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
+def flatten_summary(summary: dict[str, Any], depth: int = 2) -> dict[str, Any]:
+    """Nested summaries as flat ``"outer inner": value`` rows, ``depth`` levels deep at most.
+
+    >>> flatten_summary({"gap": {"median": 0.1, "by_d": {"3": {"n": 1}}}, "images": 4})
+    {'gap median': 0.1, 'images': 4}
+    """
+    flat: dict[str, Any] = {}
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            if depth > 1:
+                inner = flatten_summary(value, depth - 1)
+                flat.update({f"{key} {k}": v for k, v in inner.items()})
+        else:
+            flat[str(key)] = value
+    return flat
+
+
 def _summary_table(summary: dict[str, Any]) -> str:
     if not summary:
         return ""
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td></tr>" for k, v in summary.items())
+    items = flatten_summary(summary).items()
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td></tr>" for k, v in items)
     return f"<table><tr><th>quantity</th><th>value</th></tr>{rows}</table>"
 
 
@@ -198,7 +216,8 @@ def _figures_by_section(run_dir: Path) -> dict[str, list[str]]:
         if path in seen or not path.is_file():
             continue
         seen.add(path)
-        for fig in read_json(path).get("figures") or []:
+        for entry in read_json(path).get("figures") or []:
+            fig = entry if isinstance(entry, dict) else {"file": str(entry)}
             name = str(fig.get("file", ""))
             html_fig = _figure(run_dir / section.stage / name, fig.get("title", name), fig.get("caption", ""))
             grouped.setdefault(_route(section.stage, fig), []).append(html_fig)

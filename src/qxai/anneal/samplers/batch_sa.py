@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from qxai.errors import QxaiError
+from qxai.seeding import numpy_rng
 
 BACKENDS = ("auto", "numba", "torch")
 
@@ -123,7 +124,7 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
         """Anneal every model of ``bqms`` (any sizes, BINARY or SPIN); one SampleSet of
         ``num_reads`` reads each, in order.
 
-        ``beta_range`` overrides the per-problem :func:`default_beta_range` for all problems.
+        ``beta_range`` overrides the per-problem :func:`default_beta_ranges` for all problems.
         Problems are grouped by size so that little work is spent on padding.
         """
         self.remove_unknown_kwargs(**kwargs)
@@ -134,7 +135,7 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
         dense = [_vectors(bqm) for bqm in bqms]
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**63)
-        group_seeds = np.random.default_rng(int(seed)).integers(0, 2**62, size=len(bqms))
+        group_seeds = numpy_rng(int(seed), "batch-sa").integers(0, 2**62, size=len(bqms))
         results: list[dimod.SampleSet | None] = [None] * len(bqms)
         for i, (order, *_) in enumerate(dense):
             if not order:  # nothing to anneal: the single empty assignment
