@@ -169,3 +169,24 @@ def test_pretrained_resnet_without_local_weights_is_a_clear_error(tmp_path, monk
     )
     assert torch.equal(model.trunk.conv1.weight, reference.conv1.weight)
     assert "conv1.weight" in load_resnet18_weights(path)
+
+
+def test_user_model_file_and_torchscript_through_the_pipeline(tmp_path):
+    from qxai.pipeline.common import load_model_and_data
+
+    src = tmp_path / "net.py"
+    src.write_text(
+        "import torch\nclass Net(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.features = torch.nn.Conv2d(1, 6, 3, padding=1)\n        self.head = torch.nn.Linear(6, 10)\n"
+        "    def forward(self, x):\n        return self.head(torch.relu(self.features(x)).mean((2, 3)))\n"
+    )
+    md = load_model_and_data(f"{src}:Net", dataset="digits")
+    assert md.layer == "features" and md.class_names[0] == "0"
+    scripted = tmp_path / "net.pt"
+    torch.jit.save(torch.jit.script(md.model), scripted)
+    assert load_model_and_data(str(scripted), dataset="digits", layer="features").layer == "features"
+    with pytest.raises(QxaiError, match="pass --dataset"):
+        load_model_and_data(f"{src}:Net")
+    with pytest.raises(QxaiError, match="no layer named 'featurs' in Net; did you mean 'features'"):
+        load_model_and_data(f"{src}:Net", dataset="digits", layer="featurs")

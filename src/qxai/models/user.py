@@ -45,6 +45,17 @@ def load_user_model(spec: str, weights: str | None = None) -> nn.Module:
     return model.eval()
 
 
+def is_torchscript(path: str | Path) -> bool:
+    """True when ``path`` is a TorchScript archive (a zip holding compiled ``code/``)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _from_python_file(path: Path, class_name: str) -> nn.Module:
     if not class_name:
         raise QxaiError(f"name the model class: --model-file {path}:ClassName")

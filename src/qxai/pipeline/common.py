@@ -34,18 +34,30 @@ def dataset_options(config: dict[str, Any]) -> dict[str, Any]:
     return dict(config.get("dataset_options") or {})
 
 
+def _load_any_model(spec: str) -> Checkpoint:
+    """A qxai checkpoint, a user's ``file.py:ClassName``, or a TorchScript archive."""
+    from qxai.models.user import is_torchscript, load_user_model
+
+    if ".py:" in spec or is_torchscript(spec):
+        return Checkpoint(load_user_model(spec), {"arch": f"file:{spec}"})
+    return load_checkpoint(spec)
+
+
 def load_model_and_data(
     checkpoint: str, dataset: str | None = None, layer: str | None = None
 ) -> ModelAndData:
-    """Load ``checkpoint`` and the data set it was trained on (or ``dataset`` when given).
+    """Load a model and the data set it was trained on (or ``dataset`` when given).
 
-    The split is re-drawn with the training seed, so "test" means the images the model never saw.
+    ``checkpoint`` is a checkpoint written by ``qxai train``, a ``file.py:ClassName`` or a
+    TorchScript archive (these two need ``dataset``, and ``layer`` unless their last Conv2d is
+    meant). For checkpoints the split is re-drawn with the training seed, so "test" means the
+    images the model never saw.
     """
-    ckpt: Checkpoint = load_checkpoint(checkpoint)
+    ckpt: Checkpoint = _load_any_model(str(checkpoint))
     cfg = ckpt.config
     name = dataset or cfg.get("dataset")
     if not name:
-        raise QxaiError("the checkpoint does not record its data set; pass --dataset NAME")
+        raise QxaiError("the model does not record its data set; pass --dataset NAME")
     same = name == cfg.get("dataset")
     split = load_dataset(
         name, seed=cfg.get("seed", 0) if same else 0, **(dataset_options(cfg) if same else {})
