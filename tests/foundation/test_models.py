@@ -178,7 +178,8 @@ def test_user_model_file_and_torchscript_through_the_pipeline(tmp_path):
     src.write_text(
         "import torch\nclass Net(torch.nn.Module):\n"
         "    def __init__(self):\n        super().__init__()\n"
-        "        self.features = torch.nn.Conv2d(1, 6, 3, padding=1)\n        self.head = torch.nn.Linear(6, 10)\n"
+        "        self.features = torch.nn.Conv2d(1, 6, 3, padding=1)\n"
+        "        self.head = torch.nn.Linear(6, 10)\n"
         "    def forward(self, x):\n        return self.head(torch.relu(self.features(x)).mean((2, 3)))\n"
     )
     md = load_model_and_data(f"{src}:Net", dataset="digits")
