@@ -56,3 +56,23 @@ def test_bad_checkpoint_via_cli_is_one_line(tmp_path):
 
     with pytest.raises(QxaiError):
         load_model_and_data(str(bad))
+
+
+def test_train_a_user_model_file(tmp_path):
+    src = tmp_path / "net.py"
+    src.write_text(
+        "import torch\nclass Net(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.features = torch.nn.Conv2d(1, 6, 3, padding=1)\n"
+        "        self.head = torch.nn.Linear(6, 10)\n"
+        "    def forward(self, x):\n        return self.head(torch.relu(self.features(x)).mean((2, 3)))\n"
+    )
+    out = tmp_path / "user.pt"
+    done = qxai(
+        "train", "--dataset", "digits", "--epochs", "1", "--model-file", f"{src}:Net", "--out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    from qxai.pipeline.common import load_model_and_data
+
+    md = load_model_and_data(str(out))
+    assert md.layer == "features" and md.config["arch"].startswith("file:")

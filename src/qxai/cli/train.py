@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
     def train(
         dataset: str = typer.Option("mnist", help="mnist | digits | cells | imagefolder:PATH | stl10:ROOT"),
         arch: str = typer.Option("reduced-cnn", help="reduced-cnn | qixai-cnn | resnet18-reduced"),
+        model_file: str = typer.Option(None, help="Train your own model instead: path.py:ClassName."),
         maps: int = typer.Option(16, help="Feature maps N_f of the `reduce` block."),
         epochs: int = typer.Option(5, min=1),
         batch_size: int = typer.Option(64, min=1),
@@ -44,6 +45,10 @@ def register(app: typer.Typer) -> None:
             from qxai.models.pretrained import find_resnet18_weights
 
             hparams["weights_path"] = str(weights or find_resnet18_weights())
+        if model_file:
+            if ".py:" not in model_file:
+                raise QxaiError(f"--model-file takes path.py:ClassName, got '{model_file}'")
+            arch = f"file:{Path(model_file.partition(':')[0]).resolve()}:{model_file.partition(':')[2]}"
         config = train_config(
             dataset, arch, maps=maps, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
             dataset_options=options, hparams=hparams,

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from qxai.data import load_dataset
-from qxai.models import TrainSettings, build_model, save_checkpoint, train_model
+from qxai.models import TrainSettings, save_checkpoint, train_model
+from qxai.models.checkpoint import model_from_config
 from qxai.seeding import seed_everything
 
 
@@ -35,10 +36,10 @@ def run_train(config: dict[str, Any], out: str | os.PathLike[str]) -> dict[str, 
     split = load_dataset(config["dataset"], seed=config["seed"], **config.get("dataset_options", {}))
     c, h, w = split.train.image_shape
     seed_everything(config["seed"])  # the initial weights come from this seed
-    model = build_model(
-        config["arch"], in_channels=c, num_classes=split.train.num_classes, image_size=(h, w),
-        **config.get("hparams", {}),
-    )  # fmt: skip
+    # a built-in architecture by name, or a user's file.py:ClassName ("file:" prefix)
+    model = model_from_config(
+        {**config, "in_channels": c, "num_classes": split.train.num_classes, "image_size": [h, w]}
+    )
     settings = TrainSettings(
         epochs=config["epochs"], batch_size=config["batch_size"], lr=config["lr"], seed=config["seed"]
     )
