@@ -4,8 +4,10 @@
 
 Both delete the most salient pixels (set to black = 0 on MNIST) in equal chunks and record the
 softmax probability of the target class. We check that the curves agree, then time both.
-quantus evaluates one step for the whole batch per forward call; ours stacks (image, step) pairs
-into large batches. Prints both times and the ratio.
+Both evaluate one step for a whole chunk of images per forward call; ours also evaluates the
+unperturbed point (17 forwards per image for 16 steps, quantus 16). Prints both times and the
+ratio. We keep our own because the same code does insertion onto a blurred copy and seeded
+tie-breaking, which quantus has no metric for, and quantus is not a dependency of qxai.
 """
 
 from __future__ import annotations

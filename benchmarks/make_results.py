@@ -48,9 +48,9 @@ def fmt(value: Any) -> str:
 
 def table(doc: dict[str, Any]) -> list[str]:
     """Markdown: one row per metric, one column per method, best in bold."""
-    methods = [m for m in doc["settings"]["methods"] if "error" not in doc[m]]
+    methods = [m for m in doc["config"]["methods"] if "error" not in doc[m]]
     lines = ["| metric | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
-    for metric, info in doc["metrics"].items():
+    for metric, info in doc["metric_info"].items():
         vals = {m: doc[m].get(metric) for m in methods}
         finite = {m: v for m, v in vals.items() if v is not None}
         if not finite:
@@ -66,9 +66,9 @@ def verdicts(doc: dict[str, Any]) -> list[str]:
     """Where QA is best, and where it is not (with the winner and both values)."""
     if "qa" not in doc or "error" in doc["qa"]:
         return ["- QA did not run: " + doc.get("qa", {}).get("error", "not requested")]
-    methods = [m for m in doc["settings"]["methods"] if "error" not in doc[m]]
+    methods = [m for m in doc["config"]["methods"] if "error" not in doc[m]]
     wins, losses = [], []
-    for metric, info in doc["metrics"].items():
+    for metric, info in doc["metric_info"].items():
         qa = doc["qa"].get(metric)
         others = {m: doc[m].get(metric) for m in methods if m != "qa" and doc[m].get(metric) is not None}
         if qa is None or not others:
@@ -117,7 +117,7 @@ def main() -> None:
 
         doc = read_json(out / "metrics.json")
         cfg = load_checkpoint(ckpt).config
-        s = doc["settings"]
+        s = doc["config"]
         skipped = [f"`{m}` ({doc[m]['error']})" for m in s["methods"] if "error" in doc[m]]
         sections += [
             f"## {dataset} — {cfg['arch']}, layer `{s['layer']}`",

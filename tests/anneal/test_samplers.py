@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import dimod
 import dimod.testing
@@ -207,3 +208,90 @@ def test_options_given_by_name_keep_batching(monkeypatch):
     sets = sample_many(get_sampler("batch-sa", num_reads=3), bqms, seed=1)
     assert len(calls) == 1 and calls[0]["num_reads"] == 3 and calls[0]["seed"] == 1
     assert all(len(ss) == 3 for ss in sets)
+
+
+def _random_models(seed: int) -> list[dimod.BinaryQuadraticModel]:
+    """Models of mixed vartypes, labels, densities and sizes (some of equal size), one empty."""
+    rng = np.random.default_rng(seed)
+    bqms = []
+    for k in range(12):
+        n = int(rng.integers(1, 9))
+        vartype = dimod.SPIN if k % 3 == 0 else dimod.BINARY
+        bqm = dimod.generators.gnp_random_bqm(n, float(rng.uniform(0, 1)), vartype, random_state=k)
+        bqm.offset = float(rng.normal())
+        if k % 2:
+            bqm.relabel_variables({v: f"v{(7 * v) % 11}" for v in bqm.variables})
+        bqms.append(bqm)
+    return [*bqms, dimod.BinaryQuadraticModel(dimod.BINARY)]
+
+
+def test_flatten_and_pad_give_each_models_own_energy():
+    from qxai.anneal.samplers.batch_sa import flatten, pad
+
+    bqms = _random_models(0)
+    problems = flatten(bqms)
+    rng = np.random.default_rng(1)
+    members = np.flatnonzero(problems.sizes > 0)[::-1].copy()  # any order of models
+    h, q = pad(problems, members, int(problems.sizes.max()) + 2)
+    np.testing.assert_array_equal(q, q.transpose(0, 2, 1))
+    for j, i in enumerate(members):
+        bqm, d = bqms[i], problems.sizes[i]
+        x = np.zeros((5, h.shape[1]))
+        x[:, :d] = rng.integers(0, 2, size=(5, d))
+        ours = problems.offsets[i] + x @ h[j] + 0.5 * np.einsum("rd,de,re->r", x, q[j], x)
+        sample = x[:, :d] if bqm.vartype is dimod.BINARY else 2 * x[:, :d] - 1
+        np.testing.assert_allclose(ours, bqm.energies((sample, list(bqm.variables))), atol=1e-12)
+
+
+def test_beta_ranges_median_matches_numpy_nanmedian():
+    from qxai.anneal.samplers.batch_sa import _finite_median
+
+    rng = np.random.default_rng(2)
+    a = rng.random((50, 7))
+    a[rng.random(a.shape) < 0.4] = np.inf
+    a[3] = np.inf  # a row with no finite entry (a model whose biases are all zero): NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmedian warns about the all-NaN row
+        ref = np.nanmedian(np.where(np.isfinite(a), a, np.nan), axis=1)
+    assert np.isnan(ref[3])
+    np.testing.assert_array_equal(_finite_median(a), ref)
+
+
+def test_fast_samplesets_equal_dimods_own(monkeypatch):
+    from qxai.anneal.samplers import batch_sa
+
+    bqms = _random_models(3)
+    for bqm, ss in zip(bqms, BatchSimulatedAnnealingSampler().sample_many(bqms, seed=0), strict=True):
+        ref = dimod.SampleSet.from_samples(
+            (ss.record.sample, list(ss.variables)), ss.vartype, ss.record.energy
+        )
+        assert ss == ref and ss.vartype is bqm.vartype and list(ss.variables) == list(bqm.variables)
+        assert ss.record.dtype == ref.record.dtype and ss.info == {}
+        assert set(np.unique(ss.record.sample)) <= ({-1, 1} if bqm.vartype is dimod.SPIN else {0, 1})
+        dimod.testing.assert_sampleset_energies(ss, bqm)
+    assert batch_sa._choose_sampleset_builder() is batch_sa._direct_sampleset
+    # if dimod's constructor ever sets something more, the public constructor is used again
+    original = dimod.SampleSet.__init__
+
+    def init(self, *args, **kw):
+        original(self, *args, **kw)
+        self._extra = 1
+
+    monkeypatch.setattr(dimod.SampleSet, "__init__", init)
+    assert batch_sa._choose_sampleset_builder() is batch_sa._public_sampleset
+
+
+def test_batch_sa_is_independent_of_numba_threads():
+    import numba
+
+    bqms = explanation_like(40, 14, 12)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = sample_many(get_sampler("batch-sa"), bqms, seed=4)
+        numba.set_num_threads(max(2, before) if numba.config.NUMBA_NUM_THREADS >= 2 else 1)
+        two = sample_many(get_sampler("batch-sa"), bqms, seed=4)
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a.record.sample, b.record.sample)

@@ -3,9 +3,6 @@ and the command line works end to end on `digits` with a small budget."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -63,26 +60,38 @@ def test_unknown_names_are_clear_errors():
         evaluate_methods(ln_net(), "1", x, t, "gradcam3")
 
 
-def qxai(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "qxai", *args], capture_output=True, text=True, timeout=600,
-        env={"QXAI_PROGRESS": "0", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200"},
-    )  # fmt: skip
+def qxai(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the command line in this process (the libraries are already imported): (code, out, err)."""
+    from qxai.cli.main import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as done:
+        code = int(done.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
-def test_cli_end_to_end_on_digits(digits_checkpoint, tmp_path):
+def test_cli_end_to_end_on_digits(digits_checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     out = tmp_path / "eval"
-    done = qxai(
+    code, stdout, stderr = qxai(
+        capsys,
         "evaluate", "--model", str(digits_checkpoint), "--methods", "qa,gradcam,lrp", "--per-class", "1",
         "--steps", "5", "--sanity-images", "4", "--metrics",
         "disentanglement,faithfulness,randomisation_spearman,cost", "--out", str(out),
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "overlap_mean ↓" in done.stdout and "qxai evaluate" in done.stdout
+    assert code == 0, stderr
+    assert "overlap_mean ↓" in stdout and "qxai evaluate" in stdout
     doc = read_json(out / "metrics.json")
-    assert set(doc["settings"]["methods"]) == {"qa", "gradcam", "lrp"}
+    assert set(doc["config"]["methods"]) == {"qa", "gradcam", "lrp"}
     assert doc["qa"]["overlap_mean"] is not None and doc["lrp"]["overlap_mean"] is None
-    assert doc["metrics"]["deletion_auc"]["direction"] == "lower"
+    assert doc["metric_info"]["deletion_auc"]["direction"] == "lower"
+    from qxai.report.html import method_scores  # the report must see exactly the methods as rows
+
+    assert set(method_scores(doc)) == {"qa", "gradcam", "lrp"}
+    assert (out / "details.json").is_file()
     assert {f["file"] for f in doc["figures"]} == {"overlap.png", "curves.png", "examples.png"}
     assert all((out / f["file"]).stat().st_size > 0 for f in doc["figures"])
     assert isinstance(doc["summary"]["images"], int)
@@ -92,11 +101,10 @@ def test_cli_end_to_end_on_digits(digits_checkpoint, tmp_path):
         assert maps["qa"].shape == (doc["summary"]["images"], 16, 16)
 
 
-def test_cli_rejects_unknown_method(digits_checkpoint, tmp_path):
-    done = qxai(
-        "evaluate", "--model", str(digits_checkpoint), "--methods", "qa,gradcm", "--out", str(tmp_path)
-    )
-    assert done.returncode == 2 and "unknown method 'gradcm'; did you mean 'gradcam'" in done.stderr
+def test_cli_rejects_unknown_method(digits_checkpoint, tmp_path, capsys):
+    args = ["evaluate", "--model", str(digits_checkpoint), "--methods", "qa,gradcm", "--out", str(tmp_path)]
+    code, _, stderr = qxai(capsys, *args)
+    assert code == 2 and "unknown method 'gradcm'; did you mean 'gradcam'" in stderr
 
 
 def test_bad_settings_fail_before_any_work():

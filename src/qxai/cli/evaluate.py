@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         doc = read_json(out / "metrics.json")
         console = Console(width=max(Console().width, 120))
         console.print(results_table(doc))
-        for name in doc["settings"]["methods"]:
+        for name in doc["config"]["methods"]:
             if "error" in doc[name]:
                 console.print(f"[yellow]skipped {name}:[/] {doc[name]['error']}")
         console.print(f"{summary['images']} images, {summary['methods_ok']} methods → {out}/metrics.json")
@@ -64,12 +64,12 @@ def register(app: typer.Typer) -> None:
 def results_table(doc: dict[str, Any]) -> Table:
     """A rich table with one row per metric (↑/↓ = higher/lower is better) and one column per method;
     the best value of each row is bold."""
-    methods = [m for m in doc["settings"]["methods"] if "error" not in doc[m]]
+    methods = [m for m in doc["config"]["methods"] if "error" not in doc[m]]
     table = Table(title="qxai evaluate", show_lines=False)
     table.add_column("metric")
     for m in methods:
         table.add_column(m, justify="right")
-    for metric, info in doc["metrics"].items():
+    for metric, info in doc["metric_info"].items():
         values = {m: doc[m].get(metric) for m in methods}
         finite = {m: v for m, v in values.items() if v is not None}
         best = None

@@ -46,6 +46,10 @@ class DemoSettings:
     max_qubits: int = 12
     anneal_per_class: int = 4
     analysis_images: int = 1000
+    lime_samples: int = 100
+    ig_steps: int = 24
+    shap_samples: int = 8
+    sanity_images: int = 16
     stages: tuple[str, ...] = ("model", "explain", "evaluate", "anneal", "analyze")
     dataset_options: dict[str, Any] = field(default_factory=dict)
 
@@ -149,7 +153,8 @@ def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[]
 
         return run_evaluate(
             ckpt, methods=list(settings.methods), per_class=settings.per_class, seed=settings.seed,
-            out=out / "evaluate",
+            out=out / "evaluate", lime_samples=settings.lime_samples, ig_steps=settings.ig_steps,
+            shap_samples=settings.shap_samples, sanity_images=settings.sanity_images,
         )  # fmt: skip
 
     def anneal() -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The ``evaluate`` stage: explain the same images with every method and score them.
 
 Writes into ``out``: ``metrics.json`` (``{method: {metric: value}}`` with the method names as given,
-a failed method as ``{"error": …}``, plus ``"metrics"`` (direction and definition of each),
-``"figures"``, ``"summary"``, ``"settings"``, ``"details"``), ``metrics.csv``, ``saliency.npz`` (the
+a failed method as ``{"error": …}``, plus ``"metric_info"`` (direction and definition of each),
+``"figures"``, ``"summary"`` and ``"config"`` — the keys the report reserves), ``details.json``
+(per-method extras such as the IG completeness gap), ``metrics.csv``, ``saliency.npz`` (the
 maps, ``(N, H, W)`` per method) and the figures ``overlap.png``, ``curves.png``, ``examples.png``.
 
 >>> summary = run_evaluate("runs/model.pt", methods=["qa", "gradcam"], per_class=2,
@@ -72,11 +73,10 @@ def run_evaluate(
         name: ({"error": r.error} if r.error else table[name]) for name, r in ev.methods.items()
     }
     doc.update({
-        "metrics": {m.name: {"direction": m.direction, "definition": m.definition, "group": m.group}
+        "metric_info": {m.name: {"direction": m.direction, "definition": m.definition, "group": m.group}
                     for m in ev.metrics},
         "figures": figures, "summary": summary,
-        "details": {n: r.details for n, r in ev.methods.items() if r.error is None},
-        "settings": {
+        "config": {
             "checkpoint": str(checkpoint), "dataset": data.name or md.config.get("dataset"),
             "layer": md.layer,
             "methods": names, "per_class": per_class, "seed": seed, "solver": solver,
@@ -86,6 +86,7 @@ def run_evaluate(
         },
     })  # fmt: skip
     write_json(out / "metrics.json", doc)
+    write_json(out / "details.json", {n: r.details for n, r in ev.methods.items() if r.error is None})
     write_text(out / "metrics.csv", _csv(ev))
     maps = {_key(n): r.saliency for n, r in ev.methods.items() if r.saliency is not None}
     write_npz(out / "saliency.npz", labels=data.labels.numpy(), indices=data.indices.numpy(), **maps)

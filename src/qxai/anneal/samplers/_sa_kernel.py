@@ -30,6 +30,38 @@ def _splitmix(state: np.uint64) -> tuple[np.uint64, float]:
     return state, float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _axpy(f: np.ndarray, a: float, row: np.ndarray, d: int) -> None:
+    """``f[:d] += a · row[:d]``; fastmath lets LLVM vectorise it (no reduction, so no reordering)."""
+    for k in range(d):
+        f[k] += a * row[k]
+
+
+@numba.njit(cache=True)
+def pad_kernel(
+    linear: np.ndarray,  # (L,) float64 linear biases of all models, model by model
+    rows: np.ndarray,  # (P,) int64 positions within their model
+    cols: np.ndarray,  # (P,)
+    values: np.ndarray,  # (P,) float64
+    var_start: np.ndarray,  # (m + 1,) int64 where each model's variables start in ``linear``
+    pair_start: np.ndarray,  # (m + 1,) int64 where each model's pairs start
+    members: np.ndarray,  # (n,) int64 the models to pad
+    d_max: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-padded ``h`` (n, d_max) and symmetric ``Q`` (n, d_max, d_max) of models ``members``."""
+    n = len(members)
+    h = np.zeros((n, d_max))
+    q = np.zeros((n, d_max, d_max))
+    for j in range(n):
+        i = members[j]
+        for p in range(var_start[i + 1] - var_start[i]):
+            h[j, p] = linear[var_start[i] + p]
+        for t in range(pair_start[i], pair_start[i + 1]):
+            q[j, rows[t], cols[t]] = values[t]  # a BQM holds each pair once: assignment is safe
+            q[j, cols[t], rows[t]] = values[t]
+    return h, q
+
+
 @numba.njit(cache=True, parallel=True)
 def anneal_kernel(
     h: np.ndarray,  # (n, D) float64 linear biases, zero-padded
@@ -40,49 +72,53 @@ def anneal_kernel(
     reads: int,
     seed: int,
 ) -> np.ndarray:
-    """Anneal every problem ``reads`` times; returns ``(n, reads, D)`` int8 BINARY states."""
+    """Anneal every problem ``reads`` times; returns ``(n, reads, D)`` int8 BINARY states.
+
+    The state is kept as ``s = 1 − 2x`` (+1 where the bit is off), so that flipping bit ``p``
+    costs ``s_p f_p`` and updates the fields by ``s_p Q[p]`` (before ``s_p`` changes sign).
+    """
     n, d_max = h.shape
     sweeps = betas.shape[1]
     out = np.zeros((n, reads, d_max), dtype=np.int8)
     for i in numba.prange(n):
         d = sizes[i]
+        qi, hi, bi, floor = q[i], h[i], betas[i], -tol[i]
         state = np.uint64(seed) * _GOLDEN + np.uint64(i + 1) * _M1
-        x = np.zeros(d, dtype=np.int8)
-        f = np.zeros(d)
+        s = np.empty(d)
+        f = np.empty(d)
         for r in range(reads):
+            for p in range(d):  # local fields f = h + Q x, one row per set bit
+                f[p] = hi[p]
             for p in range(d):
                 state, u = _splitmix(state)
-                x[p] = 1 if u < 0.5 else 0
-            for p in range(d):  # local fields f = h + Q x
-                acc = h[i, p]
-                for k in range(d):
-                    if x[k]:
-                        acc += q[i, p, k]
-                f[p] = acc
+                if u < 0.5:
+                    s[p] = -1.0
+                    _axpy(f, 1.0, qi[p], d)
+                else:
+                    s[p] = 1.0
             for t in range(sweeps):
-                beta = betas[i, t]
+                beta = bi[t]
+                limit = 40.0 / beta  # acceptance below e^-40: skip the random draw
                 for p in range(d):
-                    sign = 1.0 - 2.0 * x[p]
-                    cost = sign * f[p]
+                    sp = s[p]
+                    cost = sp * f[p]
                     if cost > 0.0:
-                        if beta * cost > 40.0:  # acceptance below e^-40: skip the random draw
+                        if cost > limit:
                             continue
                         state, u = _splitmix(state)
                         if u >= math.exp(-beta * cost):
                             continue
-                    x[p] = 1 - x[p]
-                    for k in range(d):
-                        f[k] += sign * q[i, p, k]
+                    s[p] = -sp
+                    _axpy(f, sp, qi[p], d)
             changed = True
             while changed:  # greedy descent to a local minimum (strictly downhill flips)
                 changed = False
                 for p in range(d):
-                    sign = 1.0 - 2.0 * x[p]
-                    if sign * f[p] < -tol[i]:
-                        x[p] = 1 - x[p]
-                        for k in range(d):
-                            f[k] += sign * q[i, p, k]
+                    sp = s[p]
+                    if sp * f[p] < floor:
+                        s[p] = -sp
+                        _axpy(f, sp, qi[p], d)
                         changed = True
             for p in range(d):
-                out[i, r, p] = x[p]
+                out[i, r, p] = 1 if s[p] < 0.0 else 0
     return out
