@@ -58,15 +58,8 @@ def test_bad_checkpoint_via_cli_is_one_line(tmp_path):
         load_model_and_data(str(bad))
 
 
-def test_train_a_user_model_file(tmp_path):
-    src = tmp_path / "net.py"
-    src.write_text(
-        "import torch\nclass Net(torch.nn.Module):\n"
-        "    def __init__(self):\n        super().__init__()\n"
-        "        self.features = torch.nn.Conv2d(1, 6, 3, padding=1)\n"
-        "        self.head = torch.nn.Linear(6, 10)\n"
-        "    def forward(self, x):\n        return self.head(torch.relu(self.features(x)).mean((2, 3)))\n"
-    )
+def test_train_a_user_model_file(tmp_path, user_model_file):
+    src = user_model_file
     out = tmp_path / "user.pt"
     done = qxai(
         "train", "--dataset", "digits", "--epochs", "1", "--model-file", f"{src}:Net", "--out", str(out)

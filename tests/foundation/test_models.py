@@ -171,17 +171,10 @@ def test_pretrained_resnet_without_local_weights_is_a_clear_error(tmp_path, monk
     assert "conv1.weight" in load_resnet18_weights(path)
 
 
-def test_user_model_file_and_torchscript_through_the_pipeline(tmp_path):
+def test_user_model_file_and_torchscript_through_the_pipeline(tmp_path, user_model_file):
+    src = user_model_file
     from qxai.pipeline.common import load_model_and_data
 
-    src = tmp_path / "net.py"
-    src.write_text(
-        "import torch\nclass Net(torch.nn.Module):\n"
-        "    def __init__(self):\n        super().__init__()\n"
-        "        self.features = torch.nn.Conv2d(1, 6, 3, padding=1)\n"
-        "        self.head = torch.nn.Linear(6, 10)\n"
-        "    def forward(self, x):\n        return self.head(torch.relu(self.features(x)).mean((2, 3)))\n"
-    )
     md = load_model_and_data(f"{src}:Net", dataset="digits")
     assert md.layer == "features" and md.class_names[0] == "0"
     scripted = tmp_path / "net.pt"
