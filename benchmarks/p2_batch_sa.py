@@ -9,7 +9,8 @@ is reported apart); the fast runs are interleaved and repeated, keeping each one
 Optimum rates: against the exact optimum (our enumeration) wherever ``d ≤ --exact-max``, and against
 the best energy any run found (including a long reference SA run) on all models.
 
-Run: ``python benchmarks/p2_batch_sa.py`` (about 2–4 minutes on 2 cores).
+Run: ``python benchmarks/p2_batch_sa.py`` (5–8 minutes on 2 cores, half of it training the two models and
+most of the rest OpenJij; ``--skip-openjij`` leaves OpenJij out for quick iterations).
 """
 
 from __future__ import annotations

@@ -295,3 +295,23 @@ def test_batch_sa_is_independent_of_numba_threads():
         numba.set_num_threads(before)
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a.record.sample, b.record.sample)
+
+
+def test_compiled_temperature_scales_equal_the_numpy_definition():
+    from qxai.anneal.samplers._sa_kernel import bias_scales_kernel
+    from qxai.anneal.samplers.batch_sa import (
+        _max_cost,
+        _ranges_from_scales,
+        default_beta_ranges,
+        flatten,
+        pad,
+    )
+
+    bqms = [*_random_models(4), dimod.BinaryQuadraticModel({"z": 0.0}, {}, 0.0, dimod.BINARY)]
+    problems = flatten(bqms)
+    members = np.flatnonzero(problems.sizes > 0)
+    h, q = pad(problems, members, int(problems.sizes.max()) + 1)
+    max_cost, min_cost = bias_scales_kernel(h, q, problems.sizes[members])
+    np.testing.assert_allclose(max_cost, _max_cost(h, q), rtol=1e-12)
+    np.testing.assert_allclose(_ranges_from_scales(max_cost, min_cost), default_beta_ranges(h, q), rtol=1e-12)
+    assert np.isnan(min_cost[-1])  # the all-zero model has no scale (and gets the fixed fallback range)

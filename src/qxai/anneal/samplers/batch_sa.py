@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from dimod.variables import Variables
 
+from qxai.anneal.samplers._sa_kernel import anneal_kernel, bias_scales_kernel, pad_kernel
 from qxai.errors import QxaiError
 from qxai.seeding import numpy_rng
 
@@ -87,8 +88,6 @@ def pad(problems: Problems, members: np.ndarray, d_max: int) -> tuple[np.ndarray
     >>> h.tolist(), q[0].tolist()
     ([[-1.0, 2.0, 0.0]], [[0.0, 3.0, 0.0], [3.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     """
-    from qxai.anneal.samplers._sa_kernel import pad_kernel
-
     var_start = np.concatenate([[0], np.cumsum(problems.sizes)])
     pair_start = np.concatenate([[0], np.cumsum(problems.pairs)])
     p = problems
@@ -115,12 +114,16 @@ def _max_cost(h: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def _beta_ranges(h: np.ndarray, q: np.ndarray, max_cost: np.ndarray) -> np.ndarray:
-    """:func:`default_beta_ranges` given ``max_cost`` (:func:`_max_cost`), which batch-sa reuses."""
+    """:func:`default_beta_ranges` given ``max_cost`` (:func:`_max_cost`), in numpy."""
     absq = np.abs(q)
     absh = np.abs(h)
     smallest = np.minimum(np.where(absh > 0, absh, np.inf), np.where(absq > 0, absq, np.inf).min(axis=2))
+    return _ranges_from_scales(max_cost, _finite_median(smallest))  # inf (padded/zero rows) left out
+
+
+def _ranges_from_scales(max_cost: np.ndarray, min_cost: np.ndarray) -> np.ndarray:
+    """``(β_hot, β_cold)`` (n, 2) from the largest and the typical smallest flip cost (n,), (n,)."""
     with np.errstate(all="ignore"):
-        min_cost = _finite_median(smallest)  # inf for padded/zero rows: left out
         hot = np.log(2.0) / max_cost
         cold = np.clip(np.log(100.0) / min_cost, hot, hot * 1e4)
     # a model with all biases zero has no scale: any range is as good as another
@@ -239,16 +242,15 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
         sizes = problems.sizes[group]
         n, d_max = len(group), int(sizes.max())
         h, q = pad(problems, group, d_max)
-        max_cost = _max_cost(h, q)
-        ranges = _beta_ranges(h, q, max_cost) if beta_range is None else np.tile(beta_range, (n, 1))
+        # compiled, in one pass over Q: the numpy _beta_ranges costs about as much as annealing small d
+        max_cost, min_cost = bias_scales_kernel(h, q, sizes)
+        ranges = np.tile(beta_range, (n, 1)) if beta_range else _ranges_from_scales(max_cost, min_cost)
         fraction = np.linspace(0.0, 1.0, sweeps)[None, :]
         betas = ranges[:, :1] * (ranges[:, 1:] / ranges[:, :1]) ** fraction  # (n, sweeps), geometric
         # the greedy phase only takes flips that gain more than a few ulps of the largest field
         eps = np.finfo(np.float64).eps if self.backend == "numba" else torch.finfo(self.dtype).eps
         tol = 8 * eps * max_cost
         if self.backend == "numba":
-            from qxai.anneal.samplers._sa_kernel import anneal_kernel
-
             x = anneal_kernel(h, q, sizes, betas, tol, reads, seed)
         else:
             from qxai.anneal.samplers._sa_torch import anneal_torch
@@ -260,10 +262,11 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
         return x, problems.offsets[group][:, None] + np.einsum("nrd,nd->nr", xf, h) + quad
 
 
-def _groups(sizes: np.ndarray, reads: int) -> list[np.ndarray]:
+def _groups(sizes: Any, reads: int) -> list[np.ndarray]:
     """Indices of the non-empty problems grouped by size (sorted, stable) so that padding wastes at
     most about half the work, with at most :data:`MAX_GROUP_ELEMENTS` elements per group."""
-    order = [int(i) for i in np.argsort(sizes, kind="stable") if sizes[i] > 0]
+    sizes = sizes.tolist()  # Python ints: this loop runs once per model
+    order = [i for i in np.argsort(sizes, kind="stable").tolist() if sizes[i] > 0]
     groups: list[list[int]] = []
     for i in order:
         if groups:
