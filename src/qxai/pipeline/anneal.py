@@ -6,6 +6,11 @@ For each problem with ``1 ≤ d ≤ max_qubits``: ``Δ_min`` and ``s*`` (:func:`
 fidelity ``F(τ)`` for every ``τ`` (:func:`anneal`). Writes ``out/anneal.json`` and, for more than
 one problem, the figures ``delta_min.png`` and ``fidelity_vs_d.png``. The cost is set by
 ``max_qubits``, ``max_problems``, ``taus``, ``dt`` and ``grid``.
+
+``anneal.json`` follows the stage contract (docs/ARCHITECTURE.md): ``"problems"`` (one record each),
+``"statistics"`` (the nested Δ_min quantiles and per-τ, per-d fidelity statistics and fits),
+``"summary"`` (flat headline numbers, :func:`headline`) and ``"figures"`` (``{"file", "title",
+"caption"}`` records whose captions name the driver and the schedule).
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ from qxai.anneal.physics import AnnealProblem, anneal, minimum_gap
 from qxai.errors import QxaiError
 from qxai.io import write_json
 from qxai.progress import track
+
+#: How the drivers are written in summaries and captions.
+DRIVER_LABELS = {"transverse": "H_D = −Σσx", "authors": "H_D = +(1/d)Σσx"}
+#: The schedules as formulas, for captions.
+SCHEDULE_LABELS = {"linear": "A(s) = 1 − s, B(s) = s", "quadratic": "A(s) = (1 − s)², B(s) = s²"}
 
 
 def load_bqm(path: str | Path) -> dimod.BinaryQuadraticModel:
@@ -127,17 +137,17 @@ def run_anneal(
         {**meta, **solve_problem(bqm, taus, **options)}  # type: ignore[arg-type]
         for meta, bqm in track(kept, "annealing", total=len(kept))
     ]
-    summary: dict[str, Any] = {
+    result: dict[str, Any] = {
         "driver": driver, "schedule": schedule, "dt": dt, "taus": taus, "grid": grid, "seed": seed,
         "max_qubits": max_qubits, "num_problems": len(problems), "skipped": len(sources) - len(kept),
-        "problems": problems,
+        "problems": problems, "statistics": summarise(problems, taus) if problems else {},
+        "summary": headline(problems, taus, driver, schedule, skipped=len(sources) - len(kept)),
+        "figures": [],
     }  # fmt: skip
-    if problems:
-        summary["summary"] = summarise(problems, taus)
-        if figures and len(problems) > 1:
-            summary["figures"] = write_figures(out, problems, taus, driver)
-    write_json(Path(out) / "anneal.json", summary)
-    return summary
+    if problems and figures and len(problems) > 1:
+        result["figures"] = write_figures(out, problems, taus, driver, schedule)
+    write_json(Path(out) / "anneal.json", result)
+    return result
 
 
 def summarise(problems: list[dict[str, Any]], taus: Sequence[float]) -> dict[str, Any]:
@@ -160,6 +170,40 @@ def summarise(problems: list[dict[str, Any]], taus: Sequence[float]) -> dict[str
     }  # fmt: skip
 
 
+def headline(
+    problems: list[dict[str, Any]], taus: Sequence[float], driver: str, schedule: str, skipped: int = 0
+) -> dict[str, float | int | str]:
+    """The flat ``"summary"`` of ``anneal.json`` (``name: number | string``) that the report tabulates.
+
+    >>> h = headline([{"num_qubits": 3, "delta_min": 0.5, "s_star": 0.6, "fidelity": {"10": 0.9}}],
+    ...              [10.0], "authors", "linear")
+    >>> h["Δ_min median"], h["median F (τ=10)"], h["driver"]
+    (0.5, 0.9, 'H_D = +(1/d)Σσx')
+    """
+    out: dict[str, float | int | str] = {
+        "problems": len(problems), "driver": DRIVER_LABELS.get(driver, driver), "schedule": schedule,
+    }  # fmt: skip
+    if skipped:
+        out["problems skipped (too many qubits)"] = skipped
+    if not problems:
+        return out
+    sizes = [int(p["num_qubits"]) for p in problems]
+    gaps = np.array([p["delta_min"] for p in problems], dtype=float)
+    out.update({
+        "min qubits": min(sizes), "max qubits": max(sizes),
+        "Δ_min median": float(np.median(gaps)), "Δ_min min": float(gaps.min()),
+        "fraction Δ_min < 0.01": float(np.mean(gaps < 0.01)),
+        "s* median": float(np.median([p["s_star"] for p in problems])),
+    })  # fmt: skip
+    for tau in taus:
+        out[f"median F (τ={tau:g})"] = float(np.median([p["fidelity"][f"{tau:g}"] for p in problems]))
+    smallest = f"{min(taus):g}"
+    fit = summarise(problems, taus)["fidelity"][smallest]["fit"]
+    if fit is not None:  # F ≈ e^(a + b d): b is the decay rate per qubit (negative when F falls with d)
+        out[f"fitted decay rate at τ={smallest} (per qubit)"] = fit["rate_per_qubit"]
+    return out
+
+
 def _exp_fit(rows: dict[str, dict[str, float]]) -> dict[str, float] | None:
     # least squares on log(median F) over d: F ≈ exp(a + b d); needs two sizes with F > 0
     pts = [(int(d), r["median"]) for d, r in rows.items() if r["median"] > 0]
@@ -170,10 +214,13 @@ def _exp_fit(rows: dict[str, dict[str, float]]) -> dict[str, float] | None:
     return {"log_intercept": float(a), "rate_per_qubit": float(b)}
 
 
-def write_figures(out: Path, problems: list[dict[str, Any]], taus: Sequence[float], driver: str) -> list[str]:
+def write_figures(
+    out: Path, problems: list[dict[str, Any]], taus: Sequence[float], driver: str, schedule: str = "linear"
+) -> list[dict[str, str]]:
     """Write ``delta_min.png`` (histogram + CDF) and ``fidelity_vs_d.png`` (median F, IQR bars, fit).
 
-    The fit is ``log F ≈ a + b d`` at the smallest τ. Returns the file names.
+    The fit is ``log F ≈ a + b d`` at the smallest τ. Returns the report's figure records
+    ``{"file", "title", "caption"}``; every caption names the driver and the schedule.
     """
     import matplotlib
 
@@ -182,7 +229,10 @@ def write_figures(out: Path, problems: list[dict[str, Any]], taus: Sequence[floa
 
     from qxai.io import write_figure
 
-    label = {"transverse": "H_D = −Σσx", "authors": "H_D = +(1/d)Σσx"}.get(driver, driver)
+    label = DRIVER_LABELS.get(driver, driver)
+    physics = f"driver {label}, {schedule} schedule ({SCHEDULE_LABELS.get(schedule, 'user functions')})"
+    sizes = sorted({int(p["num_qubits"]) for p in problems})
+    span = f"d = {sizes[0]}" if len(sizes) == 1 else f"d = {sizes[0]}–{sizes[-1]}"
     gaps = np.sort(np.array([p["delta_min"] for p in problems]))
     fig, ax = plt.subplots(figsize=(6, 4))
     lo, hi = np.log10(max(gaps.min(), 1e-12)), np.log10(max(gaps.max(), 1e-12))
@@ -218,4 +268,17 @@ def write_figures(out: Path, problems: list[dict[str, Any]], taus: Sequence[floa
     ax.set_title(f"success probability vs size ({label})")
     ax.legend(fontsize=8)
     write_figure(Path(out) / "fidelity_vs_d.png", fig)
-    return ["delta_min.png", "fidelity_vs_d.png"]
+    fit_text = "" if fit is None else (
+        f" Dashed: least-squares fit log F ≈ a + b·d at τ = {smallest}, "
+        f"b = {fit['rate_per_qubit']:.3f} per qubit."
+    )
+    return [
+        {"file": "delta_min.png", "title": "Minimum spectral gap Δ_min",
+         "caption": f"Histogram (log bins) and cumulative distribution of Δ_min over {gaps.size} explanation "
+                    f"QUBOs ({span}); {physics}. Δ_min is measured from the ground level to the first level "
+                    "outside the ground manifold of H_P (Lanczos, refined around the minimum)."},
+        {"file": "fidelity_vs_d.png", "title": "Success probability against problem size",
+         "caption": f"Median ground-state fidelity F(τ) = |⟨x*|ψ(τ)⟩|² against the number of qubits, one "
+                    f"curve per total time τ, bars from the 25th to the 75th percentile; {physics}, exact "
+                    f"state-vector split-operator dynamics.{fit_text}"},
+    ]  # fmt: skip
