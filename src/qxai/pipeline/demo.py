@@ -22,11 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from qxai import __version__
 from qxai.errors import QxaiError
 from qxai.io import cache_dir, read_json, write_json
+from qxai.pipeline.common import ModelAndData
 
 _console = Console(stderr=True)
 
@@ -94,18 +96,25 @@ def model_stage(settings: DemoSettings, out: Path) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached, folder / "model.pt")
     metrics = saved["metrics"]
+    from qxai.pipeline.common import load_model_and_data
+    from qxai.probe import LayerProbe
+
+    md = load_model_and_data(str(folder / "model.pt"))
+    with LayerProbe(md.model, md.layer) as probe, torch.no_grad():
+        md.model(md.split.test.images[:1])
     summary = {
-        "architecture": settings.arch, "dataset": settings.dataset,
-        "feature maps (N_f)": saved["hparams"].get("maps"),
+        "architecture": settings.arch, "dataset": settings.dataset, "explained layer": md.layer,
+        "feature maps at that layer (N_f)": int(probe.output(md.layer).shape[1]),
+        "parameters": sum(p.numel() for p in md.model.parameters()),
         "train accuracy": metrics["train_accuracy"], "test accuracy": metrics["test_accuracy"],
         "training seconds": metrics["train_seconds"], "reused from cache": reused, "config hash": key,
     }  # fmt: skip
-    figures = [_confusion_figure(folder)]
+    figures = [_confusion_figure(folder, md)]
     write_json(folder / "model.json", {"config": saved, "summary": summary, "figures": figures})
     return summary
 
 
-def _confusion_figure(folder: Path) -> dict[str, str]:
+def _confusion_figure(folder: Path, md: ModelAndData) -> dict[str, str]:
     """Draw the test-set confusion matrix of the saved model."""
     import matplotlib
 
@@ -115,9 +124,7 @@ def _confusion_figure(folder: Path) -> dict[str, str]:
 
     from qxai.io import write_figure
     from qxai.models import predict
-    from qxai.pipeline.common import load_model_and_data
 
-    md = load_model_and_data(str(folder / "model.pt"))
     predicted = predict(md.model, md.split.test.images).numpy()
     matrix = confusion_matrix(md.split.test.labels.numpy(), predicted, labels=range(len(md.class_names)))
     fig, ax = plt.subplots(figsize=(4.8, 4.2))

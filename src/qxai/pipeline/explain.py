@@ -161,7 +161,7 @@ def _grid_figure(images: np.ndarray, maps: np.ndarray, records: list[dict[str, A
         ax_img.set_title(f"#{rec['index']} {rec['label_name']}", fontsize=7)
         ax_map.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
         ax_map.imshow(maps[row], cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0)
-        ax_map.set_title(f"S={rec['selected']}", fontsize=6)
+        ax_map.set_title(_selection_label(rec["selected"]), fontsize=6)
     fig.tight_layout()
     return fig
 
@@ -171,3 +171,15 @@ def _displayable(image: np.ndarray) -> np.ndarray:
     if image.shape[0] == 1:
         return image[0]
     return np.clip(np.moveaxis(image[:3], 0, -1), 0.0, 1.0)
+
+
+def _selection_label(selected: list[int], shown: int = 6) -> str:
+    """``S={1, 4, 9}``, or ``|S|=24: 1, 3, 4, …`` when the list would not fit over a thumbnail.
+
+    >>> _selection_label([1, 4, 9]), _selection_label(list(range(10)))
+    ('S={1, 4, 9}', '|S|=10: 0, 1, 2, 3, 4, 5, …')
+    """
+    if len(selected) <= shown:
+        return "S={" + ", ".join(map(str, selected)) + "}"
+    return f"|S|={len(selected)}: " + ", ".join(map(str, selected[:shown])) + ", …"
+

@@ -77,7 +77,7 @@ text-align:right}th{background:#f0f2f5}td:first-child,th:first-child{text-align:
 .failed{background:#fff0f0;border-color:#e5a0a0}.error{color:#a01010;font-family:monospace;white-space:pre-wrap}
 .status-ok{color:#17803d}.status-failed{color:#a01010}.status-skipped{color:#777}
 code{background:#f0f2f5;padding:0 .2rem}
-.muted{color:#666}
+.muted{color:#666}.scroll{overflow-x:auto}
 """
 
 # Marks the page once every <img> has loaded (or failed): the browser test reads these attributes.
@@ -193,7 +193,8 @@ def metrics_table(metrics: dict[str, Any]) -> str:
             text = _fmt(v) if isinstance(v, int | float) else "–"
             cells += f"<td><b>{text}</b></td>" if v is not None and v == best.get(n) else f"<td>{text}</td>"
         body += f"<tr><td>{html.escape(method)}</td>{cells}</tr>"
-    return f"<table><tr><th>method</th>{head}</tr>{body}</table>"
+    # wide tables scroll inside their section instead of overflowing the page
+    return f"<div class='scroll'><table><tr><th>method</th>{head}</tr>{body}</table></div>"
 
 
 def _route(stage: str, fig: dict[str, Any]) -> str:
