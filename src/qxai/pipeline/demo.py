@@ -48,7 +48,8 @@ class DemoSettings:
     max_qubits: int = 12
     anneal_per_class: int = 4
     analysis_images: int = 1000
-    lime_samples: int = 100
+    lime_samples: int = 64
+    curve_steps: int = 10
     ig_steps: int = 24
     shap_samples: int = 8
     sanity_images: int = 16
@@ -162,6 +163,7 @@ def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[]
             ckpt, methods=list(settings.methods), per_class=settings.per_class, seed=settings.seed,
             out=out / "evaluate", lime_samples=settings.lime_samples, ig_steps=settings.ig_steps,
             shap_samples=settings.shap_samples, sanity_images=settings.sanity_images,
+            steps=settings.curve_steps,
             # digits sit on black, so deleting to zero is natural; photographs and smears are not
             fill="zero" if settings.dataset in ("mnist", "digits") else "blur",
         )  # fmt: skip
