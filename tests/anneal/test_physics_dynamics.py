@@ -130,5 +130,6 @@ def test_fast_phase_matches_numpy_exp() -> None:
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.uniform(-4, 4, 5000), rng.uniform(-300, 300, 5000), [0.0, np.pi, -np.pi / 2]])
     z = cis(x)
-    assert np.max(np.abs(z - np.exp(1j * x))) < 1e-14
+    # a few ulp, plus the reduction's ulp of 2π per turn (per-step angles θE are O(1) in practice)
+    assert np.all(np.abs(z - np.exp(1j * x)) <= 2e-15 + 2e-16 * np.abs(x))
     assert np.max(np.abs(np.abs(z) - 1.0)) < 1e-14
