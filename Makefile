@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.qxai-installed
 OUT    ?= demo-out
 
-.PHONY: demo test test-slow lint venv results benchmarks screenshot clean
+.PHONY: demo test test-slow lint venv readme clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+
+# after `make demo`: the README's screenshot and headline numbers, from the saved run
+readme: $(STAMP)
+	$(VENV)/bin/qxai report $(OUT) --screenshot docs/report.png --readme README.md
 
 clean:
 	rm -rf $(OUT) .pytest_cache

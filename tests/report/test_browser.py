@@ -43,3 +43,21 @@ def test_screenshot_is_a_png(run_dir, tmp_path):
     from PIL import Image
 
     assert Image.open(shot).size == (800, 1200)
+
+
+def test_readme_block_and_screenshot_are_regenerated(run_dir, tmp_path):
+    import subprocess
+    import sys
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- headline:start -->\nstale\n<!-- headline:end -->\nrest\n")
+    shot = tmp_path / "docs" / "report.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "qxai", "report", str(run_dir), "--screenshot", str(shot), "--readme", str(readme)],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = readme.read_text()
+    assert "stale" not in text and "![The demo report](docs/report.png)" in text
+    assert "test accuracy: 0.975" in text and text.endswith("<!-- headline:end -->\nrest\n")
+    assert shot.read_bytes()[:4] == b"\x89PNG"

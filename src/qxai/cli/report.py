@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Argument(..., help="A folder written by `qxai demo`."),
         screenshot: Path = typer.Option(None, help="Also save a PNG screenshot (needs Chromium)."),
         headline: bool = typer.Option(False, help="Print the headline numbers as Markdown."),
+        readme: Path = typer.Option(None, help="Fill the headline block of this README (with --screenshot)."),
     ) -> None:
         """Write RUN_DIR/report.html from the saved stage results."""
         from qxai.report import build_report
@@ -29,3 +30,11 @@ def register(app: typer.Typer) -> None:
             from qxai.report.headline import headline_markdown
 
             typer.echo(headline_markdown(run_dir))
+        if readme is not None:
+            from qxai.errors import QxaiError
+            from qxai.report.headline import update_readme
+
+            if screenshot is None:
+                raise QxaiError("--readme needs --screenshot PATH for the picture it shows")
+            shown = screenshot.resolve().relative_to(readme.resolve().parent).as_posix()
+            typer.echo(f"readme: {update_readme(readme, run_dir, shown)}")

@@ -41,3 +41,37 @@ def headline_markdown(run_dir: str | os.PathLike[str]) -> str:
                 ]
                 lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+START, END = "<!-- headline:start -->", "<!-- headline:end -->"
+
+
+def update_readme(readme: str | os.PathLike[str], run_dir: str | os.PathLike[str], screenshot: str) -> Path:
+    """Replace the block between the headline markers of ``readme`` with this run's numbers.
+
+    >>> import tempfile
+    >>> page = Path(tempfile.mkdtemp()) / "R.md"
+    >>> _ = page.write_text(f"a\\n{START}\\nold\\n{END}\\nb\\n")
+    >>> _replace_block(page.read_text(), "new").splitlines()
+    ['a', '<!-- headline:start -->', 'new', '<!-- headline:end -->', 'b']
+    """
+    from qxai.io import write_text
+
+    path = Path(readme)
+    body = (
+        f"![The demo report]({screenshot})\n\n"
+        "Headline numbers of the last `make demo` (regenerate this block and the screenshot with\n"
+        "`make readme` after `make demo`):\n\n" + headline_markdown(run_dir)
+    )
+    return write_text(path, _replace_block(path.read_text(encoding="utf-8"), body.strip()))
+
+
+def _replace_block(text: str, body: str) -> str:
+    from qxai.errors import QxaiError
+
+    if START not in text or END not in text:
+        raise QxaiError(f"the README has no {START} … {END} block to fill")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{body}\n{END}{tail}"
+
