@@ -52,10 +52,8 @@ def test_readme_block_and_screenshot_are_regenerated(run_dir, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- headline:start -->\nstale\n<!-- headline:end -->\nrest\n")
     shot = tmp_path / "docs" / "report.png"
-    done = subprocess.run(
-        [sys.executable, "-m", "qxai", "report", str(run_dir), "--screenshot", str(shot), "--readme", str(readme)],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+    args = ["report", str(run_dir), "--screenshot", str(shot), "--readme", str(readme)]
+    done = subprocess.run([sys.executable, "-m", "qxai", *args], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     text = readme.read_text()
     assert "stale" not in text and "![The demo report](docs/report.png)" in text
