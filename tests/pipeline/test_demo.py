@@ -1,0 +1,65 @@
+"""The demo end to end on `digits` with a tiny budget, and a failing stage that does not stop the rest."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qxai.pipeline import demo
+from qxai.pipeline.demo import DemoSettings, run_demo
+
+TINY = dict(
+    dataset="digits", maps=6, epochs=1, per_class=2, methods=("qa", "gradcam"), taus=(2.0,),
+    max_qubits=6, anneal_per_class=1, analysis_images=64, lime_samples=16, curve_steps=4, sanity_images=4,
+)  # fmt: skip
+
+
+@pytest.fixture
+def tiny_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("QXAI_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "run"
+
+
+def test_every_stage_runs_and_the_report_has_every_section(tiny_run):
+    meta = run_demo(tiny_run, DemoSettings(**TINY), command="qxai demo --test")
+    assert {k: v["status"] for k, v in meta["stages"].items()} == dict.fromkeys(DemoSettings().stages, "ok")
+    page = (tiny_run / "report.html").read_text()
+    for section in ("model", "explanations", "metrics", "disentanglement", "annealing", "layers", "timings"):
+        assert f'data-section="{section}"' in page
+    assert 'class="failed"' not in page
+    assert set(json.loads((tiny_run / "metrics.json").read_text())) >= {"qa", "gradcam", "metric_info"}
+    # the second run reuses the cached model
+    again = run_demo(tiny_run, DemoSettings(**{**TINY, "stages": ("model",)}))
+    assert again["stages"]["model"]["summary"]["reused from cache"] is True
+
+
+def test_a_failing_stage_is_reported_and_the_rest_completes(tiny_run, monkeypatch):
+    real = demo._stage_functions
+
+    def broken(settings, out):
+        functions = real(settings, out)
+
+        def explode():
+            raise RuntimeError("simulated failure in explain")
+
+        return {**functions, "explain": explode}
+
+    monkeypatch.setattr(demo, "_stage_functions", broken)
+    settings = DemoSettings(**{**TINY, "stages": ("model", "explain", "analyze")})
+    meta = run_demo(tiny_run, settings)
+    assert meta["stages"]["explain"] == {
+        "status": "failed", "error": "RuntimeError: simulated failure in explain",
+        "seconds": meta["stages"]["explain"]["seconds"],
+    }  # fmt: skip
+    assert meta["stages"]["analyze"]["status"] == "ok"
+    page = (tiny_run / "report.html").read_text()
+    explanations = page[page.index('id="explanations"') : page.index('id="metrics"')]
+    assert "failed" in explanations and "simulated failure in explain" in explanations
+
+
+def test_unknown_stage_is_a_clear_error(tiny_run):
+    from qxai.errors import QxaiError
+
+    with pytest.raises(QxaiError, match="unknown stage"):
+        run_demo(tiny_run, DemoSettings(**{**TINY, "stages": ("model", "explian")}))
