@@ -25,7 +25,10 @@ def run(out: Path, cache: Path, extra: list[str]) -> tuple[float, dict]:
     env = {**os.environ, "QXAI_CACHE": str(cache), "QXAI_PROGRESS": "0"}
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "qxai", "demo", "--out", str(out), *extra], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "qxai", "demo", "--out", str(out), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
