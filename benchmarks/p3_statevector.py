@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument("--full-reference", default="8", help="sizes whose reference runs all 5000 steps")
     ap.add_argument("--full-propagation", default="8,10", help="sizes whose reference ψ runs all steps "
                     "without the eigsh diagnostics (gives F_ref)")  # fmt: skip
-    ap.add_argument("--reach-gap", default="16,20,22,24")
+    ap.add_argument("--reach-gap", default="", help="ARPACK gap searches (the LOBPCG default: p3_gap.py)")
     ap.add_argument("--reach-dyn", default="16,18,20,22")
     ap.add_argument("--gap-slice", default="", help="sizes whose gap search is too long to run: time "
                     "--gap-points level solves along the grid and project to the evaluation count of the "
@@ -101,14 +101,14 @@ def main() -> None:
     for d in [int(x) for x in args.reach_gap.split(",") if x]:
         p = problem(d)
         t0 = time.perf_counter()
-        g = minimum_gap(p, driver="authors", grid=21, refine=1, xtol=1e-4, tol=1e-8)
+        g = minimum_gap(p, driver="authors", grid=21, refine=1, xtol=1e-4, tol=1e-8, method="arpack")
         sec = time.perf_counter() - t0
         evaluations = g.evaluations
         print(f"  gap      d={d:>2}: {sec:8.1f} s measured (grid 21 + refine, {g.evaluations} points), "
               f"delta_min={g.delta_min:.4g} s*={g.s_star:.4f}", flush=True)
     for d in [int(x) for x in args.gap_slice.split(",") if x]:
         p = problem(d)
-        solver = LevelSolver(p, p.degeneracy + 1, "authors", make_schedule("linear"), 1e-8)
+        solver = LevelSolver(p, p.degeneracy + 1, "authors", make_schedule("linear"), 1e-8, "arpack")
         # interior grid points of the 21-point grid (the ends are closed form), cold then warm
         s_points = np.linspace(0, 1, 21)[5 : 5 + args.gap_points]
         t0 = time.perf_counter()
