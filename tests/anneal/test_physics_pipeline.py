@@ -45,6 +45,7 @@ def test_cli_prints_and_writes_anneal_json(tmp_path: Path) -> None:
     prob = saved["problems"][0]
     assert set(prob["fidelity"]) == {"5", "10"} and prob["num_qubits"] == 6
     assert {"delta_min", "s_star", "ground_energy", "driver", "schedule"} <= set(prob)
+    assert prob["gap_solver"]["method"] == "lobpcg" and prob["gap_solver"]["evaluations"] > 0
     assert prob["ground_energy"] == dimod.ExactSolver().sample(bqm).first.energy
     # report contract: a flat summary of headline numbers, figure records (none for one problem)
     assert saved["figures"] == []

@@ -69,6 +69,7 @@ def solve_problem(
         "num_qubits": problem.num_qubits, "delta_min": gap.delta_min, "s_star": gap.s_star,
         "degeneracy": problem.degeneracy, "ground_energy": problem.ground_energy, "fidelity": fidelity,
         "best_shot_energy": best, "driver": driver, "schedule": schedule,
+        "gap_solver": {"method": gap.method, "evaluations": gap.evaluations, "matvecs": gap.matvecs},
     }  # fmt: skip
 
 
