@@ -61,16 +61,24 @@ def _apply(block: np.ndarray, out: np.ndarray, energies: np.ndarray, a: float, b
         kernels.apply_hamiltonian(block[:, c], out[:, c], energies, a, b, d)
 
 
-def _accurate(theta: np.ndarray, r2: np.ndarray, k: int, eig_tol: float, gap_rtol: float) -> bool:
+def _accurate(
+    theta: np.ndarray, r2: np.ndarray, k: int, eig_tol: float, gap_rtol: float, gap_tight: float, floor: float
+) -> bool:
     """Whether the k lowest Ritz values are within the requested distance of the eigenvalues.
 
     Cluster Kato–Temple bound: ``0 ≤ θ_j − λ_j ≤ ‖R_k‖_F² / δ`` for the ``k`` lowest, with ``δ`` the
     distance from the cluster to the rest of the spectrum, estimated from below by the first guard
     ``θ_k − r_k − θ_{k−1}``. Without a positive ``δ`` (guards not yet separated), only the plain
-    residual bound ``|θ_j − λ| ≤ r_j`` is used, which is much stricter.
+    residual bound ``|θ_j − λ| ≤ r_j`` is used, which is much stricter. The target is ``eig_tol``,
+    loosened to ``gap_rtol · gap`` (a scan) or tightened to ``gap_tight · gap`` (small gaps to
+    relative accuracy), never below ``floor`` (what float64 Rayleigh–Ritz can resolve).
     """
-    target = max(eig_tol, gap_rtol * float(theta[k - 1] - theta[0]))
-    if float(np.sqrt(r2[:k].max())) <= eig_tol:
+    gap = float(theta[k - 1] - theta[0])
+    target = max(eig_tol, gap_rtol * gap)
+    if gap_tight > 0.0 and gap > 0.0:
+        target = min(target, gap_tight * gap)
+    target = max(target, floor)
+    if float(np.sqrt(r2[:k].max())) <= target:
         return True
     delta = float(theta[k] - np.sqrt(r2[k]) - theta[k - 1])
     return delta > 0.0 and float(r2[:k].sum()) / delta <= target
@@ -86,6 +94,7 @@ def lowest_levels(
     *,
     tol: float = 1e-10,
     gap_rtol: float = 0.0,
+    gap_tight: float = 0.0,
     maxiter: int = 500,
 ) -> Levels:
     """The ``k`` lowest eigenpairs of ``a Σ_p σx_p + b diag(energies)`` from a start block.
@@ -93,13 +102,15 @@ def lowest_levels(
     ``energies``: ``(2^d,)`` float64. ``start``: ``(2^d, m)`` with ``k < m``; the ``m − k`` extra
     columns are guard vectors: they speed up convergence and give the error bound its ``δ``.
     Stops when the bound on the error of every wanted value is ``≤ tol · ‖H‖``, or, looser, ``≤
-    gap_rtol · (θ_{k−1} − θ_0)`` (a scan that only needs the gap to a few digits). Returns the ``k``
+    gap_rtol · (θ_{k−1} − θ_0)`` (a scan that only needs the gap to a few digits), or, tighter,
+    ``≤ gap_tight · (θ_{k−1} − θ_0)`` (tiny gaps to relative accuracy; floor ``64 ε ‖H‖``). Returns the ``k``
     values and the final ``m`` Ritz vectors (orthonormal), which warm-start the next call.
     """
     n, m = start.shape
     if not 1 <= k < m or 3 * m > n:
         raise ValueError(f"need 1 ≤ k < m and 3m ≤ 2^d; got k={k}, m={m}, 2^d={n}")
     scale = abs(a) * d + abs(b) * float(np.abs(energies).max()) or 1.0
+    floor = 64 * np.finfo(float).eps * scale
     diag = b * energies
     diag_min = float(diag.min())
     # [X W P | HX HW HP] in one Fortran-order buffer: every column slice is a contiguous vector
@@ -122,7 +133,7 @@ def lowest_levels(
         sigma = min(float(theta[0]), diag_min) - max(abs(a), 1e-3 * scale)
         r2, w2 = kernels.residual_preconditioned(buf, m, theta, diag, sigma)
         residual = float(np.sqrt(r2[:k].max()))
-        if _accurate(theta, r2, k, tol * scale, gap_rtol):
+        if _accurate(theta, r2, k, tol * scale, gap_rtol, gap_tight, floor):
             break
         # W ⟂ X and unit columns; X is orthonormal, so ‖w − X XᵀW‖² = ‖w‖² − ‖Xᵀw‖²
         overlap = x.T @ w
@@ -150,5 +161,5 @@ def lowest_levels(
         p_coeff /= np.where(p_norm > 0.0, p_norm, 1.0)
         kernels.rotate_basis(buf, m, width, np.ascontiguousarray(np.hstack([coeff, p_coeff])))
         has_p = True
-    converged = _accurate(theta, r2, k, tol * scale, gap_rtol)
+    converged = _accurate(theta, r2, k, tol * scale, gap_rtol, gap_tight, floor)
     return Levels(theta[:k].copy(), x.copy(order="F"), it, matvecs, residual, converged)

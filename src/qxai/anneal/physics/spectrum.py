@@ -123,10 +123,11 @@ class LevelSolver:
     """The ``k`` lowest levels of ``H(s)``, each solve warm-started from the last one's vectors."""
 
     def __init__(self, problem: AnnealProblem, k: int, driver: str, schedule: Schedule, tol: float,
-                 method: str = "lobpcg") -> None:  # fmt: skip
+                 method: str = "lobpcg", rtol: float = 0.0) -> None:  # fmt: skip
         if method not in METHODS:
             raise unknown_name("eigensolver method", method, METHODS)
         self.problem, self.k, self.schedule, self.tol, self.method = problem, k, schedule, tol, method
+        self.rtol = rtol  # full-accuracy solves: the gap also to this relative accuracy
         d = problem.num_qubits
         self.kappa = driver_coefficient(driver, d)
         # a fixed random component keeps every symmetry sector in the search space, so the levels
@@ -164,7 +165,10 @@ class LevelSolver:
             return self._arpack(a, b, start)
         if start is None:
             start = self.start if self.start is not None and self.start.ndim == 2 else self._initial_block()
-        r = eigensolver.lowest_levels(p.energies, a, b, d, k, start, tol=self.tol, gap_rtol=gap_rtol)
+        tight = self.rtol if gap_rtol == 0.0 else 0.0
+        r = eigensolver.lowest_levels(
+            p.energies, a, b, d, k, start, tol=self.tol, gap_rtol=gap_rtol, gap_tight=tight
+        )
         self.matvecs += r.matvecs
         if not r.converged:  # rare: fall back to ARPACK from the best vectors found
             return self._arpack(a, b, np.ascontiguousarray(r.vectors.sum(axis=1)))
@@ -199,6 +203,7 @@ def minimum_gap(
     refine: int = 2,
     xtol: float = 1e-5,
     tol: float = 1e-10,
+    rtol: float = 1e-8,
     scan_rtol: float = 1e-4,
     method: str = "lobpcg",
     memory_gb: float | None = None,
@@ -207,8 +212,9 @@ def minimum_gap(
 
     ``grid`` points on ``[0, 1]`` scanned to ``scan_rtol`` of their gap, then the ``refine``
     smallest local minima re-solved to full accuracy and refined to ``xtol`` in ``s``. Full
-    accuracy: every level within ``tol · ‖H(s)‖`` (LOBPCG's error bound; ARPACK's relative
-    tolerance with ``method="arpack"``, which ignores ``scan_rtol``).
+    accuracy: every level within ``tol · ‖H(s)‖`` and within ``rtol`` of the gap there (LOBPCG's
+    error bound, floored at ``64 ε ‖H‖``), so tiny gaps keep their digits; with
+    ``method="arpack"``, ``tol`` is ARPACK's relative tolerance and ``rtol``/``scan_rtol`` are unused.
     """
     d = problem.num_qubits
     sched = make_schedule(schedule)
@@ -218,7 +224,7 @@ def minimum_gap(
     # LOBPCG: [X W P | HX HW HP] + the start + the kept warm starts; ARPACK: its ncv basis + work
     words = 6 * m + (refine + 2) * m + 3 if method == "lobpcg" else max(2 * k + 1, 20) + 6 + refine
     check_memory(d, words, "the gap computation", memory_gb)
-    solver = LevelSolver(problem, k, driver, sched, tol, method)
+    solver = LevelSolver(problem, k, driver, sched, tol, method, rtol)
     points: dict[float, tuple[float, float]] = {}
 
     def gap_at(s: float, start: np.ndarray | None = None, rtol: float = 0.0) -> float:
