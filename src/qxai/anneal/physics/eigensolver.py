@@ -12,7 +12,7 @@ the matvec (re-orthonormalisation and bookkeeping on ``(2^d, 3m)`` blocks) domin
 ``d``. This loop keeps ``[X W P | HX HW HP]`` in one Fortran-order buffer, fuses residual,
 preconditioning and orthogonalisation into single numba passes, rotates basis and image in place
 by row chunks, and takes column norms from the small Gram matrices; memory ``≈ 7m`` vectors.
-Measured 2.3× faster than scipy's at d = 16 with equal levels (BENCHMARKS.md, P3b).
+Measured 2.8× faster than scipy's at d = 16 with equal levels (BENCHMARKS.md, P3b).
 
 The method is Knyazev's LOBPCG (SIAM J. Sci. Comput. 23, 2001): basis ``[X, W, P]`` with ``X`` the
 current Ritz vectors, ``W`` the preconditioned residuals (made orthogonal to ``X``) and ``P`` the

@@ -17,7 +17,7 @@ bracket. ``Δ_min`` is the smallest fully accurate gap.
 ``E_1 − E_0 → 0`` there is not a bottleneck. We therefore measure ``gap(s) = E_g(s) − E_0(s)``: from
 the ground level to the first level that does *not* end in the ground manifold (with ``g = 1`` this
 is the usual ``E_1 − E_0``). The solver is asked for the ``g + 1`` lowest levels (plus one guard
-vectors). Where the Hamiltonian is diagonal in a known basis (``A(s) = 0``: the energies of ``H_P``;
+vector). Where the Hamiltonian is diagonal in a known basis (``A(s) = 0``: the energies of ``H_P``;
 ``B(s) = 0``: the driver levels ``κ(d − 2w)``, multiplicity ``C(d, w)``) the levels are written down
 exactly, because an iterative method cannot count the multiplicity of an exactly degenerate
 eigenvalue. The levels are those of the full space: when ``H_P`` has a symmetry that the dynamics
@@ -164,21 +164,21 @@ class LevelSolver:
         if self.method == "arpack":
             return self._arpack(a, b, start)
         if start is None:
-            start = self.start if self.start is not None and self.start.ndim == 2 else self._initial_block()
+            start = self.start if self.start is not None else self._initial_block()
         tight = self.rtol if gap_rtol == 0.0 else 0.0
         r = eigensolver.lowest_levels(
             p.energies, a, b, d, k, start, tol=self.tol, gap_rtol=gap_rtol, gap_tight=tight
         )
         self.matvecs += r.matvecs
-        if not r.converged:  # rare: fall back to ARPACK from the best vectors found
+        self.start = r.vectors  # the best block found warm-starts the next solve either way
+        if not r.converged:  # rare: fall back to ARPACK from those vectors
             return self._arpack(a, b, np.ascontiguousarray(r.vectors.sum(axis=1)))
-        self.start = r.vectors
         return r.values, r.vectors
 
     def _arpack(self, a: float, b: float, start: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         p, k, d = self.problem, self.k, self.problem.num_qubits
-        if start is None or start.ndim != 1:
-            start = self.noise if self.start is None or self.start.ndim != 1 else self.start
+        if start is None:
+            start = self.noise if self.start is None else self.start
         count = [0]
         op = hamiltonian_operator(p, a, b, count)
         ncv = min(1 << d, max(2 * k + 1, 20))
@@ -190,7 +190,8 @@ class LevelSolver:
         order = np.argsort(vals)
         warm = vecs[:, order].sum(axis=1)
         warm = warm / np.linalg.norm(warm) + 1e-2 * self.noise
-        self.start = warm
+        if self.method == "arpack":  # a LOBPCG solver keeps its block as the warm start
+            self.start = warm
         return vals[order], warm
 
 
@@ -225,11 +226,12 @@ def minimum_gap(
     words = 6 * m + (refine + 2) * m + 3 if method == "lobpcg" else max(2 * k + 1, 20) + 6 + refine
     check_memory(d, words, "the gap computation", memory_gb)
     solver = LevelSolver(problem, k, driver, sched, tol, method, rtol)
-    points: dict[float, tuple[float, float]] = {}
+    points: dict[float, tuple[float, float, bool]] = {}
 
     def gap_at(s: float, start: np.ndarray | None = None, rtol: float = 0.0) -> float:
-        vals, _ = solver.levels(s, start, rtol)
-        points[s] = (float(vals[g] - vals[0]), float(vals[0]))
+        vals, warm = solver.levels(s, start, rtol)
+        # full accuracy: not a scan solve, or a level written down exactly (no warm start returned)
+        points[s] = (float(vals[g] - vals[0]), float(vals[0]), rtol == 0.0 or warm is None)
         return points[s][0]
 
     s_grid = np.linspace(0.0, 1.0, max(grid, 3))
@@ -244,19 +246,15 @@ def minimum_gap(
     minima = [i for i in range(len(s_grid)) if grid_gaps[i] <= grid_gaps[max(i - 1, 0)]
               and grid_gaps[i] <= grid_gaps[min(i + 1, len(s_grid) - 1)]]  # fmt: skip
     minima = sorted(minima, key=lambda i: grid_gaps[i])[:refine]
-    accurate: set[float] = set()
     for i in minima:
         s_i = float(s_grid[i])
         gap_at(s_i, starts.get(s_i))  # the scan value, now to full accuracy
-        accurate.add(s_i)
         lo, hi = float(s_grid[max(i - 1, 0)]), float(s_grid[min(i + 1, len(s_grid) - 1)])
-        before = set(points)
         minimize_scalar(gap_at, bounds=(lo, hi), method="bounded", options={"xatol": xtol})
-        accurate |= set(points) - before
     s_all = np.array(sorted(points))
     gaps = np.array([points[s][0] for s in s_all])
-    exact = np.array([s in accurate or s in (0.0, 1.0) for s in s_all])
-    best = int(np.argmin(np.where(exact, gaps, np.inf))) if exact.any() else int(np.argmin(gaps))
+    accurate = np.array([points[s][2] for s in s_all])  # s = 0 and 1 always are (closed form)
+    best = int(np.argmin(np.where(accurate, gaps, np.inf)))
     return GapResult(
         delta_min=float(gaps[best]), s_star=float(s_all[best]), degeneracy=g, driver=driver,
         schedule=sched.name, s_grid=s_all, gaps=gaps, ground_levels=np.array([points[s][1] for s in s_all]),
