@@ -15,8 +15,10 @@ from qxai.errors import QxaiError
 
 
 def spec_energy(alpha, maps, x_by_map, beta, normalise="max", penalty=None):
-    """E(x) of SPEC §1, written out with plain loops (the oracle). ``x_by_map``: {layer index: bit}."""
-    kept = [a for a in range(len(alpha)) if alpha[a] > 0]
+    """E(x) of SPEC §1, written out with plain loops (the oracle). ``x_by_map``: {layer index: bit}.
+
+    All-zero maps are not variables (a dead map would be selected for free: |cos| with it is 0)."""
+    kept = [a for a in range(len(alpha)) if alpha[a] > 0 and np.any(np.asarray(maps[a]) != 0)]
     lo, hi = min(alpha[a] for a in kept), max(alpha[a] for a in kept)
     if normalise == "max":
         norm = {a: alpha[a] / hi for a in kept}
@@ -57,8 +59,9 @@ def test_energy_matches_the_spec_loops(beta, normalise, penalty):
         alpha = rng.normal(size=n)
         alpha[0] = abs(alpha[0]) + 0.1  # at least one kept map
         maps = rng.normal(size=(n, 3, 4)) * (rng.random((n, 1, 1)) < 0.85)  # some all-zero maps
+        maps[0] = rng.normal(size=(3, 4))  # and at least one live kept map
         bqm, kept = explanation_qubo(alpha, maps, beta=beta, normalise=normalise, penalty=penalty)
-        assert kept.tolist() == [a for a in range(n) if alpha[a] > 0]
+        assert kept.tolist() == [a for a in range(n) if alpha[a] > 0 and np.any(maps[a] != 0)]
         assert bqm.vartype is dimod.BINARY and sorted(bqm.variables) == kept.tolist()
         for _ in range(10):
             x = {int(a): int(rng.integers(2)) for a in kept}
@@ -140,3 +143,29 @@ def test_bad_input_is_a_one_line_qxai_error(alpha, maps, kw):
 def test_batched_shape_mismatch_is_an_error():
     with pytest.raises(QxaiError):
         explanation_qubos(np.ones((2, 3)), np.ones((2, 4, 2, 2)))
+
+
+def test_dead_maps_are_not_variables_and_the_threshold_is_relative():
+    alpha = np.array([1.0, 0.5, 0.8, 0.2])
+    maps = np.ones((4, 3, 3))
+    maps[1] = 0.0  # dead after a ReLU: α > 0 but no activation
+    maps[2] *= 1e-9  # below dead_eps (1e-6) times the largest map norm
+    bqm, kept = explanation_qubo(alpha, maps)
+    assert kept.tolist() == [0, 3] and sorted(bqm.variables) == [0, 3]
+    # with dead_eps = 0 only exactly-zero maps go; the tiny one stays a variable
+    _, kept0 = explanation_qubo(alpha, maps, dead_eps=0.0)
+    assert kept0.tolist() == [0, 2, 3]
+    # batched construction agrees with the one-image one
+    batch = explanation_qubos(alpha[None], maps[None])
+    assert batch[0][1].tolist() == [0, 3]
+
+
+def test_qubo_options_validate_and_round_trip():
+    from qxai.anneal.qubo import QuboOptions
+
+    opts = QuboOptions(beta=0.5, penalty=(5, 3))
+    assert QuboOptions.of(opts.to_dict()) == opts and opts.penalty == (5.0, 3)
+    with pytest.raises(QxaiError, match="unknown QUBO option"):
+        QuboOptions.of({"betta": 0.5})
+    with pytest.raises(QxaiError, match="dead_eps"):
+        QuboOptions(dead_eps=-1.0)

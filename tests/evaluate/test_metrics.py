@@ -49,7 +49,8 @@ def test_class_without_selection_is_ignored_in_the_summary():
 def test_activated_maps_positive_and_top_k():
     w = np.array([[0.3, -0.1, 0.9, 0.3], [-1.0, -2.0, -0.5, -0.1]])
     assert activated_maps(w) == [[0, 2, 3], []]
-    assert activated_maps(w, sizes=[2, 3]) == [[0, 2], []]  # tie 0.3/0.3 → lower index
+    # size-matched: exactly k maps by weight, positive or not; tie 0.3/0.3 → lower index
+    assert activated_maps(w, sizes=[2, 3]) == [[0, 2], [0, 2, 3]]
 
 
 def test_silhouette_perfect_beats_random():
@@ -165,7 +166,9 @@ def test_pointing_game_and_relevance_mass_on_synthetic_masks():
     assert pointing_game(inside, masks).tolist() == [1.0] * 3
     assert pointing_game(outside, masks).tolist() == [0.0] * 3
     assert relevance_mass(inside, masks).tolist() == [1.0] * 3 and relevance_mass(outside, masks).sum() == 0
-    assert pointing_game(np.ones((1, 5, 5)), masks[:1]).tolist() == [0.0]  # a blank map points nowhere
+    # a blank map points at a random pixel (ties broken by the seed), not at the whole mask
+    blank_hits = pointing_game(np.ones((400, 5, 5)), np.repeat(masks[:1], 400, axis=0), seed=1)
+    assert abs(blank_hits.mean() - 4 / 25) < 0.06  # 4 of 25 pixels lie in the mask; 3.3 binomial sd
     assert np.isnan(pointing_game(inside[:1], np.zeros((1, 5, 5), bool))[0])
     with pytest.raises(QxaiError, match="masks have shape"):
         pointing_game(inside, masks[:, :4])
@@ -224,9 +227,10 @@ def test_randomised_copy_changes_only_the_chosen_layers_and_is_seeded():
 
 
 def test_metric_catalogue_and_unknown_names():
-    assert all(m.direction in ("higher", "lower") and m.definition for m in METRICS.values())
+    assert all(m.direction in ("higher", "lower", "none") and m.definition for m in METRICS.values())
     assert [m.name for m in select_metrics("pointing_game,sanity")] == [
-        "pointing_game", "randomisation_spearman", "class_sensitivity_spearman",
+        "pointing_game", "randomisation_abs_spearman", "randomisation_blank_share",
+        "class_sensitivity_abs_spearman", "class_sensitivity_blank_share",
     ]  # fmt: skip
     with pytest.raises(QxaiError, match="unknown metric 'deletion'; did you mean 'deletion_auc'"):
         select_metrics(["deletion"])

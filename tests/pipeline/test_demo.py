@@ -25,10 +25,14 @@ def test_every_stage_runs_and_the_report_has_every_section(tiny_run):
     meta = run_demo(tiny_run, DemoSettings(**TINY), command="qxai demo --test")
     assert {k: v["status"] for k, v in meta["stages"].items()} == dict.fromkeys(DemoSettings().stages, "ok")
     page = (tiny_run / "report.html").read_text()
-    for section in ("model", "explanations", "metrics", "disentanglement", "annealing", "layers", "timings"):
+    sections = ("claims", "model", "explanations", "metrics", "disentanglement", "annealing", "layers", "timings")
+    for section in sections:
         assert f'data-section="{section}"' in page
     assert 'class="failed"' not in page
-    assert set(json.loads((tiny_run / "metrics.json").read_text())) >= {"qa", "gradcam", "metric_info"}
+    top = json.loads((tiny_run / "metrics.json").read_text())
+    assert set(top) >= {"qa", "gradcam", "metric_info", "intervals", "claims"}
+    sources = {c.get("source") for c in top["claims"]}
+    assert "evaluate" in sources
     # the second run reuses the cached model
     again = run_demo(tiny_run, DemoSettings(**{**TINY, "stages": ("model",)}))
     assert again["stages"]["model"]["summary"]["reused from cache"] is True
@@ -58,8 +62,15 @@ def test_a_failing_stage_is_reported_and_the_rest_completes(tiny_run, monkeypatc
     assert "failed" in explanations and "simulated failure in explain" in explanations
 
 
-def test_unknown_stage_is_a_clear_error(tiny_run):
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"stages": ("model", "explian")}, "unknown stage"), ({"methods": ("qa", "foo")}, "unknown method 'foo'"),
+     ({"arch": "vgg"}, "unknown architecture 'vgg'"), ({"dataset": "mnsit"}, "unknown dataset 'mnsit'"),
+     ({"taus": (0.0,)}, "--taus"), ({"per_class": 0}, "--per-class")],
+)  # fmt: skip
+def test_every_option_is_checked_before_stage_one(tiny_run, change, message):
     from qxai.errors import QxaiError
 
-    with pytest.raises(QxaiError, match="unknown stage"):
-        run_demo(tiny_run, DemoSettings(**{**TINY, "stages": ("model", "explian")}))
+    with pytest.raises(QxaiError, match=message):
+        run_demo(tiny_run, DemoSettings(**{**TINY, **change}))
+    assert not (tiny_run / "model").exists()  # nothing was trained

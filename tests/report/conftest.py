@@ -42,6 +42,21 @@ def run_dir(tmp_path: Path) -> Path:
                 "qa": {"bc_mean_offdiag": 0.1, "deletion_auc": 0.3},
                 "gradcam": {"bc_mean_offdiag": 0.4, "deletion_auc": 0.2},
                 "metric_info": info,
+                "intervals": {
+                    "qa": {"bc_mean_offdiag": [0.05, 0.15], "deletion_auc": [0.1, 0.5]},
+                    "gradcam": {"bc_mean_offdiag": [0.3, 0.5], "deletion_auc": [0.1, 0.3]},
+                },
+                "verdicts": {"bc_mean_offdiag": "qa", "deletion_auc": "tie: gradcam, qa"},
+                "claims": [
+                    {
+                        "claim": "QA's overlap is below GradCAM's",
+                        "ours": -0.3,
+                        "interval": [-0.4, -0.2],
+                        "paper": "arXiv 2604.25649",
+                        "verdict": "holds",
+                        "why": "interval below 0",
+                    }
+                ],
                 "figures": figs("overlap_matrices", "example_grid"),
             },
         ),

@@ -2,7 +2,8 @@
 
 Given the Grad-CAM channel weights ``α`` (N,) and the feature maps ``A`` (N, H, W) of one image:
 
-* keep the maps with ``α > 0`` (their layer indices are ``kept``, ``d = len(kept)``);
+* keep the maps with ``α > 0`` that are not dead (all-zero up to ``dead_eps``, see
+  :class:`QuboOptions`); their layer indices are ``kept``, ``d = len(kept)``;
 * normalise ``α̃ = α / max α`` (``"max"``, default) or min–max (``"minmax"``);
 * ``J_pq = |cos(A^p, A^q)|`` with a zero diagonal (:func:`redundancy`);
 * ``E(x) = (1 − β) Σ_{p<q} J_pq x_p x_q − β Σ_p α̃_p x_p`` (+ ``λ (Σ_p x_p − k)²`` when a
@@ -19,6 +20,7 @@ The result is a BINARY :class:`dimod.BinaryQuadraticModel` whose variables are t
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import dimod
@@ -67,15 +69,88 @@ def redundancies(maps: Any) -> np.ndarray:
     return np.minimum(cos, 1.0)
 
 
-def _check_options(beta: float, normalise: str, penalty: tuple[float, int] | None) -> None:
-    if not 0.0 <= beta <= 1.0:
-        raise QxaiError(f"beta must lie in [0, 1], got {beta}; the authors use 0.7")
-    if normalise not in NORMALISATIONS:
-        raise QxaiError(f"normalise must be one of {', '.join(NORMALISATIONS)}, got '{normalise}'")
-    if penalty is not None:
-        lam, k = penalty
-        if lam < 0 or int(k) != k or k < 0:
-            raise QxaiError(f"penalty must be (λ ≥ 0, k ≥ 0 an integer), got {penalty}; e.g. (5.0, 3)")
+@dataclass(frozen=True)
+class QuboOptions:
+    """The settings of an explanation QUBO, with their defaults written once.
+
+    Attributes:
+        beta: importance vs redundancy strength β in [0, 1] (the authors: 0.7).
+        normalise: ``max`` (α / max α, default) or ``minmax`` (the authors' older code).
+        penalty: optional cardinality penalty ``(λ, k)`` adding ``λ (Σx − k)²``.
+        dead_eps: a map whose L2 norm is at most ``dead_eps`` times the largest map norm of the
+            same image is *dead* (all zero after a ReLU, say) and is not a variable: its |cos| with
+            every map is 0, so it would be selected for free whenever α > 0 while adding nothing to
+            the saliency map. ``0`` keeps every map with α > 0 (only exactly-zero maps are dropped).
+
+    >>> QuboOptions(beta=0.5).beta, QuboOptions.of(None, beta=0.6).beta
+    (0.5, 0.6)
+    >>> QuboOptions(beta=2.0)
+    Traceback (most recent call last):
+    qxai.errors.QxaiError: beta must lie in [0, 1], got 2.0; the authors use 0.7
+    """
+
+    beta: float = 0.7
+    normalise: str = "max"
+    penalty: tuple[float, int] | None = None
+    dead_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        beta = float(self.beta)
+        if not np.isfinite(beta) or not 0.0 <= beta <= 1.0:
+            raise QxaiError(f"beta must lie in [0, 1], got {self.beta}; the authors use 0.7")
+        if self.normalise not in NORMALISATIONS:
+            raise QxaiError(f"normalise must be one of {', '.join(NORMALISATIONS)}, got '{self.normalise}'")
+        if self.penalty is not None:
+            try:
+                lam, k = self.penalty
+            except (TypeError, ValueError):
+                raise QxaiError(
+                    f"penalty must be a pair (λ, k), got {self.penalty!r}; e.g. (5.0, 3)"
+                ) from None
+            if not np.isfinite(lam) or lam < 0 or int(k) != k or k < 0:
+                raise QxaiError(
+                    f"penalty must be (λ ≥ 0, k ≥ 0 an integer), got {self.penalty}; e.g. (5.0, 3)"
+                )
+            object.__setattr__(self, "penalty", (float(lam), int(k)))
+        if not np.isfinite(self.dead_eps) or not 0.0 <= self.dead_eps < 1.0:
+            raise QxaiError(f"dead_eps must lie in [0, 1), got {self.dead_eps}; the default is 1e-6")
+        object.__setattr__(self, "beta", beta)
+
+    @classmethod
+    def of(cls, options: QuboOptions | dict[str, Any] | None = None, **overrides: Any) -> QuboOptions:
+        """``options`` (an instance, a dict such as a stage JSON's ``"qubo"`` entry, or None for the
+        defaults) with ``overrides`` applied; None-valued overrides are ignored. Unknown keys are a
+        :class:`QxaiError`."""
+        base = options if isinstance(options, QuboOptions) else None
+        given = dict(options) if isinstance(options, dict) else {}
+        given.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise QxaiError(
+                f"unknown QUBO option(s) {', '.join(unknown)}; the options are {', '.join(sorted(known))}"
+            )
+        if "penalty" in given and given["penalty"] is not None:
+            given["penalty"] = tuple(given["penalty"])
+        return replace(base, **given) if base is not None else cls(**given)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (``penalty`` as a list or None), as every stage stores it."""
+        out = asdict(self)
+        out["penalty"] = list(self.penalty) if self.penalty is not None else None
+        return out
+
+
+def live_maps(maps: Any, dead_eps: float) -> np.ndarray:
+    """``(B, N)`` bool: which maps of ``(B, N, ...)`` activations are not dead (see :class:`QuboOptions`).
+
+    >>> live_maps(np.array([[[1.0, 0.0], [0.0, 0.0], [1e-9, 0.0]]]), 1e-6).tolist()
+    [[True, False, False]]
+    """
+    arr = _as_array(maps, "maps")
+    norms = np.linalg.norm(arr.reshape(arr.shape[0], arr.shape[1], -1), axis=2)
+    top = norms.max(axis=1, keepdims=True)
+    return (norms > dead_eps * top) & (norms > 0)
 
 
 def _normalise(alpha: np.ndarray, normalise: str) -> np.ndarray:
@@ -90,14 +165,11 @@ def _normalise(alpha: np.ndarray, normalise: str) -> np.ndarray:
 
 
 def _build(
-    alpha: np.ndarray,
-    cos: np.ndarray,
-    beta: float,
-    normalise: str,
-    penalty: tuple[float, int] | None,
+    alpha: np.ndarray, cos: np.ndarray, live: np.ndarray, options: QuboOptions
 ) -> tuple[dimod.BinaryQuadraticModel, np.ndarray]:
-    """One model from one image's weights ``(N,)`` and its full ``(N, N)`` |cos| matrix."""
-    kept = np.flatnonzero(alpha > 0)
+    """One model from one image's weights ``(N,)``, its ``(N, N)`` |cos| matrix and live mask ``(N,)``."""
+    beta, normalise, penalty = options.beta, options.normalise, options.penalty
+    kept = np.flatnonzero((alpha > 0) & live)
     d = kept.size
     if d == 0:
         return dimod.BinaryQuadraticModel(dimod.BINARY), kept
@@ -118,17 +190,14 @@ def _build(
 
 
 def explanation_qubo(
-    alpha: Any,
-    maps: Any,
-    *,
-    beta: float = 0.7,
-    normalise: str = "max",
-    penalty: tuple[float, int] | None = None,
+    alpha: Any, maps: Any, options: QuboOptions | dict[str, Any] | None = None, **overrides: Any
 ) -> tuple[dimod.BinaryQuadraticModel, np.ndarray]:
     """The selection QUBO of one image: ``alpha (N,)``, ``maps (N, H, W)`` or ``(N, H*W)``.
 
-    Returns ``(bqm, kept)``: ``kept`` (d,) int64 are the layer indices with ``α > 0`` and also the
-    model's variable labels; with no ``α > 0`` the model is empty and ``kept`` is empty.
+    ``options``: a :class:`QuboOptions` (default: its defaults); ``overrides`` replace its fields
+    (``beta=0.5``). Returns ``(bqm, kept)``: ``kept`` (d,) int64 are the layer indices with
+    ``α > 0`` whose map is not dead, and also the model's variable labels; with none the model is
+    empty and ``kept`` is empty.
 
     >>> bqm, kept = explanation_qubo(np.array([1.0, 2.0]), np.ones((2, 3, 3)), beta=0.5)
     >>> float(bqm.energy({0: 1, 1: 1}))  # 0.5·|cos| − 0.5·(0.5 + 1)
@@ -137,20 +206,14 @@ def explanation_qubo(
     a = _as_array(alpha, "alpha")
     m = _as_array(maps, "maps")
     if a.ndim != 1 or m.ndim not in (2, 3) or m.shape[0] != a.shape[0]:
-        raise QxaiError(
-            f"alpha must be (N,) and maps (N, H, W) or (N, H*W); got {a.shape} and {m.shape}"
-        )
-    _check_options(beta, normalise, penalty)
-    return _build(a, redundancies(m[None])[0], beta, normalise, penalty)
+        raise QxaiError(f"alpha must be (N,) and maps (N, H, W) or (N, H*W); got {a.shape} and {m.shape}")
+    opts = QuboOptions.of(options, **overrides)
+    live = live_maps(m[None], opts.dead_eps)[0]
+    return _build(a, redundancies(m[None])[0], live, opts)
 
 
 def explanation_qubos(
-    alpha: Any,
-    activations: Any,
-    *,
-    beta: float = 0.7,
-    normalise: str = "max",
-    penalty: tuple[float, int] | None = None,
+    alpha: Any, activations: Any, options: QuboOptions | dict[str, Any] | None = None, **overrides: Any
 ) -> list[tuple[dimod.BinaryQuadraticModel, np.ndarray]]:
     """One :func:`explanation_qubo` per image: ``alpha (B, N)``, ``activations (B, N, H, W)``.
 
@@ -163,9 +226,8 @@ def explanation_qubos(
     a = _as_array(alpha, "alpha")
     acts = _as_array(activations, "activations")
     if a.ndim != 2 or acts.ndim not in (3, 4) or acts.shape[:2] != a.shape:
-        raise QxaiError(
-            f"alpha must be (B, N) and activations (B, N, H, W); got {a.shape} and {acts.shape}"
-        )
-    _check_options(beta, normalise, penalty)
+        raise QxaiError(f"alpha must be (B, N) and activations (B, N, H, W); got {a.shape} and {acts.shape}")
+    opts = QuboOptions.of(options, **overrides)
     cos = redundancies(acts)
-    return [_build(a[b], cos[b], beta, normalise, penalty) for b in range(a.shape[0])]
+    live = live_maps(acts, opts.dead_eps)
+    return [_build(a[b], cos[b], live[b], opts) for b in range(a.shape[0])]

@@ -12,51 +12,67 @@ from qxai.errors import QxaiError
 
 def register(app: typer.Typer) -> None:
     """Add the ``explain`` command to ``app``."""
+    from qxai.anneal.qubo import QuboOptions
+    from qxai.anneal.samplers import help_text as solver_help
+    from qxai.pipeline.explain import ExplainSettings
+
+    defaults, qubo_defaults = ExplainSettings(), QuboOptions()  # the defaults, written once in each class
 
     @app.command()
     def explain(
-        model: Path = typer.Option(..., "--model", help="Checkpoint written by `qxai train`."),
+        model: Path = typer.Option(
+            ..., "--model", help="Checkpoint written by `qxai train` (or file.py:Class)."
+        ),
         dataset: str = typer.Option(None, help="Data set (default: the one the model was trained on)."),
         layer: str = typer.Option(None, help="Conv layer to explain (default: the model's, e.g. reduce)."),
-        solver: str = typer.Option(
-            "batch-sa", help="batch-sa | exact | sa | tabu | sqa | sqa-openjij | statevector | qpu"
-        ),
-        beta: float = typer.Option(0.7, help="Importance vs redundancy strength β in [0, 1]."),
-        normalise: str = typer.Option("max", help="α normalisation: max | minmax."),
+        solver: str = typer.Option(defaults.solver, help=f"QUBO solver: {solver_help()}."),
+        beta: float = typer.Option(qubo_defaults.beta, help="Importance vs redundancy strength β in [0, 1]."),
+        normalise: str = typer.Option(qubo_defaults.normalise, help="α normalisation: max | minmax."),
         penalty_lambda: float = typer.Option(
             None, help="Cardinality penalty λ(Σx − k)²: λ (needs --penalty-k)."
         ),
         penalty_k: int = typer.Option(None, help="Cardinality penalty: the wanted number of maps k."),
-        num_reads: int = typer.Option(
-            None, min=1, help="Reads per image for the solver (solver default if unset)."
+        dead_eps: float = typer.Option(
+            qubo_defaults.dead_eps, help="Maps with norm ≤ dead_eps · the largest map norm are not variables."
         ),
-        ground_truth: str = typer.Option("auto", help="Exact ground energy: auto (d ≤ 20) | always | never."),
-        per_class: int = typer.Option(20, min=1, help="Correctly classified test images per class."),
-        batch_size: int = typer.Option(64, min=1),
-        seed: int = typer.Option(0),
+        qubo_from: Path = typer.Option(None, help="Take the QUBO settings from an earlier run's JSON."),
+        num_reads: int = typer.Option(None, help="Reads per image for the solver (solver default if unset)."),
+        ground_truth: str = typer.Option(
+            defaults.ground_truth, help="Exact optimum check: auto | always | never."
+        ),
+        per_class: int = typer.Option(defaults.per_class, help="Correctly classified test images per class."),
+        batch_size: int = typer.Option(defaults.batch_size),
+        seed: int = typer.Option(defaults.seed),
         out: Path = typer.Option(Path("runs/explain"), help="Output folder."),
     ) -> None:
         """Select the feature maps that explain each decision (QA-fGradCAM) and write them to OUT."""
+        from qxai.io import read_json
         from qxai.pipeline.explain import run_explain
 
         if (penalty_lambda is None) != (penalty_k is None):
             raise QxaiError("--penalty-lambda and --penalty-k go together; give both or neither")
-        penalty = None if penalty_lambda is None else (penalty_lambda, penalty_k)
-        options = {} if num_reads is None else {"num_reads": num_reads}
-        summary = run_explain(
-            model, dataset, layer, solver=solver, beta=beta, per_class=per_class, seed=seed, out=out,
-            batch_size=batch_size, normalise=normalise, penalty=penalty, ground_truth=ground_truth,
-            solver_options=options,
+        if num_reads is not None and num_reads < 1:
+            raise QxaiError(f"--num-reads must be at least 1, got {num_reads}")
+        if qubo_from:
+            qubo = QuboOptions.of(read_json(qubo_from).get("qubo"))
+        else:
+            penalty = None if penalty_lambda is None else (penalty_lambda, penalty_k)
+            qubo = QuboOptions(beta=beta, normalise=normalise, penalty=penalty, dead_eps=dead_eps)
+        settings = ExplainSettings(
+            dataset=dataset, layer=layer, solver=solver, qubo=qubo, ground_truth=ground_truth,
+            solver_options={} if num_reads is None else {"num_reads": num_reads}, per_class=per_class,
+            batch_size=batch_size, seed=seed,
         )  # fmt: skip
+        summary = run_explain(out, model=model, settings=settings)["summary"]
         optimal = summary["optimal_rate"]
         hit = (
-            f", optimum reached on {optimal:.1%} of {summary['ground_state_known']}"
+            f", optimum reached on {optimal:.1%} of {summary['ground_state_known']} certified"
+            f" ({summary['share_certified']:.0%} of images)"
             if optimal == optimal
             else ""
         )
         Console().print(
             f"explained [bold]{summary['images']}[/] images with [bold]{solver}[/]: "
             f"{summary['mean_selected']:.2f} of {summary['mean_variables']:.2f} maps selected on average"
-            f"{hit}, "
-            f"{summary['seconds_per_image'] * 1e3:.1f} ms per image → {out}"
+            f"{hit}, {summary['seconds_per_image'] * 1e3:.1f} ms per image → {out}"
         )

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from qxai.errors import QxaiError
+from qxai.probe import eval_mode
 from qxai.seeding import numpy_rng
 
 SUBSTRATES = ("zero", "blur", "mean")
@@ -85,10 +86,8 @@ def perturbation_curves(
     base = substrate(images, fill or ("zero" if mode == "deletion" else "blur"))
     ranks = torch.from_numpy(pixel_ranks(saliency, seed)).view(n, 1, h, w)
     counts = np.round(np.linspace(0, h * w, steps + 1)).astype(int)
-    was_training = model.training
-    model.eval()
     probs = np.empty((n, steps + 1))
-    try:
+    with eval_mode(model):
         # one forward per (chunk of images, step): no per-pair gathers, memory = one chunk of images
         for s in range(0, n, batch_size):
             chunk = slice(s, s + batch_size)
@@ -97,8 +96,6 @@ def perturbation_curves(
                 touched = r < int(count)
                 batch = torch.where(touched, b, x) if mode == "deletion" else torch.where(touched, x, b)
                 probs[chunk, k] = class_probability(model, batch, t, batch_size)
-    finally:
-        model.train(was_training)
     return probs
 
 
@@ -119,11 +116,7 @@ def keep_top_drop(
     n, _, h, w = images.shape
     ranks = torch.from_numpy(pixel_ranks(saliency, seed)).view(n, 1, h, w)
     kept = torch.where(ranks < round(keep * h * w), images, substrate(images, fill))
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         p = class_probability(model, images, targets, batch_size)
         p_kept = class_probability(model, kept, targets, batch_size)
-    finally:
-        model.train(was_training)
     return 100.0 * np.maximum(0.0, p - p_kept) / np.maximum(p, 1e-12)

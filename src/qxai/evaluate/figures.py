@@ -22,17 +22,17 @@ def _plt() -> Any:
 
 
 def overlap_figure(ev: Evaluation, class_names: list[str]) -> Any | None:
-    """The Bhattacharyya matrices side by side: top row as defined (selected / activated maps),
-    bottom row top-k (k = |S_QA|). None when no method has a matrix."""
+    """The Bhattacharyya matrices side by side: top row size-matched (top-k, k = |S_QA|), bottom row
+    each method's own sets (activated maps, set-size-confounded). None when no method has a matrix."""
     panels = [(n, r.matrices) for n, r in ev.methods.items() if r.error is None and r.matrices]
     if not panels:
         return None
     plt = _plt()
-    rows = 2 if any("overlap_topk" in m for _, m in panels) else 1
+    rows = 2 if any("overlap_activated" in m for _, m in panels) else 1
     fig, axes = plt.subplots(rows, len(panels), figsize=(3.4 * len(panels), 3.2 * rows), squeeze=False)
     ticks = [c[:6] for c in class_names]
     for j, (name, mats) in enumerate(panels):
-        for i, key in enumerate(["overlap", "overlap_topk"][:rows]):
+        for i, key in enumerate(["overlap", "overlap_activated"][:rows]):
             ax = axes[i, j]
             if key not in mats:
                 ax.axis("off")
@@ -40,7 +40,7 @@ def overlap_figure(ev: Evaluation, class_names: list[str]) -> Any | None:
             m = mats[key]
             ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
             off = m[~np.eye(len(m), dtype=bool)]
-            label = "activated/selected" if key == "overlap" else "top-k"
+            label = "size-matched" if key == "overlap" else "own sets"
             ax.set_title(f"{name} ({label})\nmean off-diag {np.nanmean(off):.3f}", fontsize=9)
             ax.set_xticks(range(len(m)), ticks, rotation=90, fontsize=6)
             ax.set_yticks(range(len(m)), ticks, fontsize=6)

@@ -4,6 +4,8 @@
 >>> mask = np.array([[[False, True], [False, False]]])
 >>> pointing_game(sal, mask).tolist(), relevance_mass(sal, mask).round(3).tolist()
 ([1.0], [0.833])
+>>> relevance_mass(np.zeros((1, 2, 2)), mask).tolist()
+[0.0]
 """
 
 from __future__ import annotations
@@ -21,27 +23,35 @@ def _check(saliency: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndar
     return sal.reshape(len(sal), -1), m.reshape(len(m), -1)
 
 
-def pointing_game(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """``(N,)`` 1.0 when a pixel of maximal saliency lies inside the mask, else 0.0.
+def pointing_game(saliency: np.ndarray, masks: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``(N,)`` 1.0 when the pixel of maximal saliency lies inside the mask, else 0.0.
 
-    NaN for an empty mask (nothing to point at). A constant map points nowhere and scores 0 — unlike
-    quantus, which would count every pixel as the maximum and score a blank map as a hit.
+    Ties for the maximum are broken at random (seeded): a plateau map points at one of its tied
+    pixels, not at all of them, so a flat or blank map scores like random pointing (its expected
+    hit rate is the mask's share of the image) instead of being rewarded for covering the mask.
+    NaN for an empty mask (nothing to point at).
     """
+    from qxai.seeding import numpy_rng
+
     sal, m = _check(saliency, masks)
     is_max = sal == sal.max(axis=1, keepdims=True)
-    hit = np.any(is_max & m, axis=1).astype(float)
-    hit[np.ptp(sal, axis=1) == 0] = 0.0
+    noise = numpy_rng(seed, "pointing-ties").random(sal.shape)
+    pick = np.argmax(np.where(is_max, noise, -1.0), axis=1)
+    hit = m[np.arange(len(m)), pick].astype(float)
     hit[m.sum(axis=1) == 0] = np.nan
     return hit
 
 
 def relevance_mass(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """``(N,)`` share of the total saliency inside the mask (Arras et al. 2022); NaN when the map is
-    zero everywhere or the mask is empty."""
+    """``(N,)`` share of the total saliency inside the mask (Arras et al. 2022).
+
+    A map that is zero everywhere puts no relevance inside the mask and scores 0 (leaving it out
+    would reward a method that goes blank on hard images); NaN only for an empty mask.
+    """
     sal, m = _check(saliency, masks)
     total = sal.sum(axis=1)
     inside = (sal * m).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(total > 0, inside / np.where(total > 0, total, 1), np.nan)
+        out = np.where(total > 0, inside / np.where(total > 0, total, 1), 0.0)
     out[m.sum(axis=1) == 0] = np.nan
     return out

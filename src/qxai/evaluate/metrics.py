@@ -1,4 +1,17 @@
-"""The metric catalogue: every score has a name, a direction and a one-line definition.
+"""The metric registry: every score is one :class:`Metric` entry that carries its own code.
+
+A metric has a name, a group, a direction (``higher``/``lower`` is better, or ``none`` for a
+diagnostic that never declares a best), a one-line definition, a ``level`` and two functions:
+
+- ``applies(ctx, result) -> str | None``: None when the metric applies to this method's
+  explanation, otherwise the one-line reason it does not (decided from what the explanation
+  carries — a map selection, channel weights, masks — never from the method's name);
+- ``compute(ctx, result)``: for ``level="image"`` the ``(N,)`` per-image values (NaN where
+  undefined); for ``level="set"`` a statistic ``f(indices) -> float`` of a subset of the images
+  (overlap and silhouette are properties of a set, so intervals re-compute them on resamples); for
+  ``level="run"`` one float (a single measurement, no interval).
+
+Adding a metric is one :func:`register_metric` call (docs/ARCHITECTURE.md shows one).
 
 >>> METRICS["deletion_auc"].direction
 'lower'
@@ -8,63 +21,321 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from qxai.errors import unknown_name
+import numpy as np
+
+from qxai.errors import QxaiError, unknown_name
+from qxai.evaluate import disentangle, faithfulness, localisation, sanity
+
+if TYPE_CHECKING:
+    from qxai.evaluate.runner import EvalContext, MethodResult
+
+Applies = Callable[["EvalContext", "MethodResult"], "str | None"]
+LEVELS = ("image", "set", "run")
+DIRECTIONS = ("higher", "lower", "none")
+
+
+def _always(ctx: EvalContext, r: MethodResult) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A score of one explanation method over a set of images."""
+    """A score of one explanation method over a set of images (see the module docstring)."""
 
     name: str
     group: str
-    direction: str  # "higher" or "lower" is better
+    direction: str
     definition: str
+    level: str = "image"
+    compute: Callable[[EvalContext, MethodResult], Any] | None = field(default=None, compare=False)
+    applies: Applies = field(default=_always, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise QxaiError(
+                f"metric {self.name}: direction must be one of {DIRECTIONS}, got {self.direction!r}"
+            )
+        if self.level not in LEVELS:
+            raise QxaiError(f"metric {self.name}: level must be one of {LEVELS}, got {self.level!r}")
 
     def better(self, a: float, b: float) -> bool:
         """Whether ``a`` is strictly better than ``b`` in this metric's direction."""
+        if self.direction == "none":
+            return False
         return a > b if self.direction == "higher" else a < b
 
 
-_ALL = [
+# --------------------------------------------------------------------------- applicability
+
+
+def _selects_maps(ctx: EvalContext, r: MethodResult) -> str | None:
+    if r.selections(ctx) is None:
+        return "the method selects no feature maps (no selection, no channel weights)"
+    return None
+
+
+def _size_matched(ctx: EvalContext, r: MethodResult) -> str | None:
+    reason = _selects_maps(ctx, r)
+    if reason:
+        return reason
+    if ctx.reference_sizes() is None:
+        return "needs 'qa' in the same run: sizes are matched to |S_QA| per image"
+    return None
+
+
+def _has_masks(ctx: EvalContext, r: MethodResult) -> str | None:
+    return None if ctx.masks is not None else "the data set has no ground-truth masks"
+
+
+def _sanity_applies(ctx: EvalContext, r: MethodResult) -> str | None:
+    if r.properties.get("sign_ambiguous"):
+        return (
+            "the method's map sign is arbitrary (a principal component), so rank correlations "
+            "between two of its maps are not comparable"
+        )
+    return None
+
+
+def _class_sensitivity_applies(ctx: EvalContext, r: MethodResult) -> str | None:
+    if ctx.num_classes < 3:
+        return (
+            "two-class data: the runner-up is the only other class, whose positive-part map is "
+            "the complement of the target's, so |ρ| does not measure class sensitivity"
+        )
+    return _sanity_applies(ctx, r)
+
+
+# --------------------------------------------------------------------------- disentanglement
+
+
+def _overlap_stat(
+    ctx: EvalContext, sets: Sequence[Sequence[int]], which: str
+) -> Callable[[np.ndarray], float]:
+    selected = disentangle.selection_matrix(sets, ctx.num_maps())
+    labels = ctx.labels
+    pick = 0 if which == "mean" else 1
+
+    def stat(idx: np.ndarray) -> float:
+        return disentangle.overlap_from_matrix(selected[idx], labels[idx], ctx.num_classes)[pick]
+
+    return stat
+
+
+def _sized_sets(ctx: EvalContext, r: MethodResult) -> list[list[int]]:
+    return r.selections(ctx, sizes=ctx.reference_sizes())  # type: ignore[return-value]
+
+
+def _overlap_sized(which: str) -> Callable[[EvalContext, MethodResult], Callable[[np.ndarray], float]]:
+    def compute(ctx: EvalContext, r: MethodResult) -> Callable[[np.ndarray], float]:
+        sets = _sized_sets(ctx, r)
+        r.matrices.setdefault("overlap", disentangle.overlap_scores(sets, ctx.labels, ctx.num_maps(),
+                                                                     ctx.num_classes)[2])  # fmt: skip
+        return _overlap_stat(ctx, sets, which)
+
+    return compute
+
+
+def _overlap_activated(which: str) -> Callable[[EvalContext, MethodResult], Callable[[np.ndarray], float]]:
+    def compute(ctx: EvalContext, r: MethodResult) -> Callable[[np.ndarray], float]:
+        sets = r.selections(ctx)
+        assert sets is not None
+        r.matrices.setdefault("overlap_activated", disentangle.overlap_scores(
+            sets, ctx.labels, ctx.num_maps(), ctx.num_classes)[2])  # fmt: skip
+        r.details["mean_selected_maps"] = float(np.mean([len(s) for s in sets]))
+        return _overlap_stat(ctx, sets, which)
+
+    return compute
+
+
+def _silhouette(ctx: EvalContext, r: MethodResult) -> Callable[[np.ndarray], float]:
+    assert r.saliency is not None
+    distances = disentangle.pairwise_distances(r.saliency)
+    labels = ctx.labels
+
+    def stat(idx: np.ndarray) -> float:
+        return disentangle.silhouette_precomputed(distances[np.ix_(idx, idx)], labels[idx])
+
+    return stat
+
+
+# --------------------------------------------------------------------------- faithfulness
+
+
+def _curve(mode: str) -> Callable[[EvalContext, MethodResult], np.ndarray]:
+    def compute(ctx: EvalContext, r: MethodResult) -> np.ndarray:
+        st = ctx.settings
+        fill = st.deletion_fill if mode == "deletion" else st.insertion_fill
+        curves = faithfulness.perturbation_curves(
+            ctx.model, ctx.images, ctx.targets, r.saliency, mode=mode, steps=st.steps, fill=fill,
+            seed=ctx.seed,
+        )  # fmt: skip
+        r.curves[mode] = curves.mean(axis=0)
+        return faithfulness.curve_auc(curves)
+
+    return compute
+
+
+def _keep_top_drop(ctx: EvalContext, r: MethodResult) -> np.ndarray:
+    st = ctx.settings
+    return faithfulness.keep_top_drop(
+        ctx.model, ctx.images, ctx.targets, r.saliency, keep=st.keep, fill=st.deletion_fill, seed=ctx.seed
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- localisation
+
+
+def _pointing(ctx: EvalContext, r: MethodResult) -> np.ndarray:
+    return localisation.pointing_game(r.saliency, ctx.masks, seed=ctx.seed)
+
+
+def _mass(ctx: EvalContext, r: MethodResult) -> np.ndarray:
+    return localisation.relevance_mass(r.saliency, ctx.masks)
+
+
+# --------------------------------------------------------------------------- sanity
+
+
+def _randomisation(ctx: EvalContext, r: MethodResult) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: mean |ρ| over the randomisation stages (NaN when blank) and the blank share."""
+
+    def run() -> tuple[np.ndarray, np.ndarray]:
+        rows = ctx.sanity_rows()
+        x, t = ctx.images[rows], ctx.targets[rows]
+        trained = r.saliency[rows]  # type: ignore[index]
+        rhos, blanks = [], []
+        for stage in sanity.randomisation_stages(ctx.model, ctx.settings.randomisation):
+            rand_model = sanity.randomised_copy(ctx.model, stage, ctx.seed)
+            maps = ctx.explain_with(r.name, rand_model, x, t)
+            rho, blank = sanity.abs_spearman(trained, maps)
+            rhos.append(rho)
+            blanks.append(blank)
+        with np.errstate(invalid="ignore"):
+            rho_rows = _nanmean_rows(np.stack(rhos))
+        r.details["randomisation_stages"] = [
+            float(np.nanmean(x)) if np.isfinite(x).any() else None for x in rhos
+        ]
+        return ctx.spread(rows, rho_rows), ctx.spread(rows, np.mean(np.stack(blanks), axis=0))
+
+    return ctx.cached(("randomisation", r.name), run)
+
+
+def _class_sensitivity(ctx: EvalContext, r: MethodResult) -> tuple[np.ndarray, np.ndarray]:
+    def run() -> tuple[np.ndarray, np.ndarray]:
+        rows = ctx.sanity_rows()
+        x, t = ctx.images[rows], ctx.targets[rows]
+        other = sanity.runner_up_classes(ctx.model, x, t)
+        maps = ctx.explain_with(r.name, ctx.model, x, other)
+        rho, blank = sanity.abs_spearman(r.saliency[rows], maps)  # type: ignore[index]
+        return ctx.spread(rows, rho), ctx.spread(rows, blank)
+
+    return ctx.cached(("class_sensitivity", r.name), run)
+
+
+def _nanmean_rows(stack: np.ndarray) -> np.ndarray:
+    """Column means of ``(S, N)`` ignoring NaN; NaN where a column has none."""
+    finite = np.isfinite(stack)
+    total = np.where(finite, stack, 0.0).sum(axis=0)
+    count = finite.sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+# --------------------------------------------------------------------------- the catalogue
+
+_SIZE_NOTE = "k = |S_QA| of the same image for every method, so set size cannot decide the ranking"
+_ALL: list[Metric] = [
     Metric("overlap_mean", "disentanglement", "lower",
-           "mean off-diagonal Bhattacharyya coefficient between the per-class histograms of selected "
-           "(QA) or activated (CAM: channel weight > 0) feature maps (SPEC §1)"),
+           "mean off-diagonal Bhattacharyya coefficient between the per-class histograms of each "
+           f"method's top-k maps (QA: its selection; CAMs: top-k by channel weight), {_SIZE_NOTE}",
+           "set", _overlap_sized("mean"), _size_matched),
     Metric("overlap_max", "disentanglement", "lower",
-           "largest off-diagonal Bhattacharyya coefficient of the same matrix (the worst class pair)"),
-    Metric("overlap_topk_mean", "disentanglement", "lower",
-           "as overlap_mean, with CAM sets cut to the top-k maps by weight, k = |S_QA| of the same image"),
-    Metric("overlap_topk_max", "disentanglement", "lower",
-           "largest off-diagonal Bhattacharyya coefficient of the top-k matrix"),
+           "largest off-diagonal Bhattacharyya coefficient of the same size-matched matrix (worst pair)",
+           "set", _overlap_sized("max"), _size_matched),
+    Metric("overlap_activated_mean", "disentanglement", "lower",
+           "as overlap_mean with each method's own sets (QA: selection; CAMs: every map with weight > 0); "
+           "confounded by set size: smaller sets overlap less whatever they contain",
+           "set", _overlap_activated("mean"), _selects_maps),
+    Metric("overlap_activated_max", "disentanglement", "lower",
+           "largest off-diagonal coefficient of the activated-set matrix (set-size-confounded)",
+           "set", _overlap_activated("max"), _selects_maps),
     Metric("silhouette", "disentanglement", "higher",
-           "silhouette score (sklearn, euclidean) of the flattened saliency maps grouped by class"),
+           "silhouette score (euclidean) of the flattened saliency maps grouped by class", "set",
+           _silhouette),
     Metric("deletion_auc", "faithfulness", "lower",
-           "area under the target-class probability as the most salient pixels are set to 0 first"),
+           "area under the target-class probability as the most salient pixels are removed first",
+           "image", _curve("deletion")),
     Metric("insertion_auc", "faithfulness", "higher",
            "area under the target-class probability as the most salient pixels are restored first "
-           "onto a blurred copy"),
+           "onto a blurred copy", "image", _curve("insertion")),
     Metric("keep_top_drop", "faithfulness", "lower",
-           "average drop (%) of the target-class probability when only the top x% of pixels are kept "
-           "(the rest set to 0): mean of max(0, p − p_kept) / p"),
+           "drop (%) of the target-class probability when only the top x% of pixels are kept: "
+           "max(0, p − p_kept) / p per image", "image", _keep_top_drop),
     Metric("pointing_game", "localisation", "higher",
-           "fraction of images whose saliency maximum lies inside the ground-truth mask"),
+           "fraction of images whose saliency maximum (ties broken at random from the seed) lies inside "
+           "the ground-truth mask", "image", _pointing, _has_masks),
     Metric("relevance_mass", "localisation", "higher",
-           "mean share of the total saliency that falls inside the ground-truth mask"),
-    Metric("randomisation_spearman", "sanity", "lower",
-           "mean Spearman rank correlation between maps of the trained and the parameter-randomised "
-           "model (the explanation must change)"),
-    Metric("class_sensitivity_spearman", "sanity", "lower",
-           "mean Spearman rank correlation between the maps for the true and the runner-up class "
-           "(maps for different targets must differ)"),
-    Metric("seconds_per_image", "cost", "lower", "wall time of the explainer per image"),
+           "share of the total saliency inside the ground-truth mask (a blank map scores 0)",
+           "image", _mass, _has_masks),
+    Metric("randomisation_abs_spearman", "sanity", "lower",
+           "|Spearman ρ| between maps of the trained and the parameter-randomised model (Adebayo et al.); "
+           "blank maps are left out and counted in randomisation_blank_share",
+           "image", lambda c, r: _randomisation(c, r)[0], _sanity_applies),
+    Metric("randomisation_blank_share", "sanity", "none",
+           "share of randomised-model maps (or trained maps) that are constant: no ranking to correlate",
+           "image", lambda c, r: _randomisation(c, r)[1], _sanity_applies),
+    Metric("class_sensitivity_abs_spearman", "sanity", "lower",
+           "|Spearman ρ| between the maps for the target and the runner-up class (maps for different "
+           "targets must differ); blank maps left out", "image", lambda c, r: _class_sensitivity(c, r)[0],
+           _class_sensitivity_applies),
+    Metric("class_sensitivity_blank_share", "sanity", "none",
+           "share of class-sensitivity map pairs in which a map is constant", "image",
+           lambda c, r: _class_sensitivity(c, r)[1], _class_sensitivity_applies),
+    Metric("seconds_per_image", "cost", "lower",
+           "wall time of the explainer per image (QA without its exact-optimum check)", "image",
+           lambda c, r: r.seconds),
     Metric("peak_memory_mb", "cost", "lower",
-           "peak growth of the process's resident memory while explaining (MiB, sampled every 2 ms)"),
+           "peak growth of the process's resident memory while explaining (MiB, one measurement)", "run",
+           lambda c, r: r.peak_memory_mb),
 ]  # fmt: skip
 
-METRICS: dict[str, Metric] = {m.name: m for m in _ALL}
-GROUPS = tuple(dict.fromkeys(m.group for m in _ALL))
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add ``metric`` to the registry (one entry; its name must be new) and return it.
+
+    >>> m = register_metric(Metric("doc_example", "cost", "lower", "zero", "run", lambda c, r: 0.0))
+    >>> "doc_example" in METRICS
+    True
+    >>> unregister_metric("doc_example")
+    """
+    if metric.compute is None:
+        raise QxaiError(f"metric {metric.name} has no compute function; give compute=fn")
+    if metric.name in METRICS:
+        raise QxaiError(f"a metric named {metric.name!r} is already registered; choose another name")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a metric added with :func:`register_metric` (tests and plug-ins clean up with it)."""
+    METRICS.pop(name, None)
+
+
+for _metric in _ALL:
+    register_metric(_metric)
+
+
+def groups() -> tuple[str, ...]:
+    """The metric groups, in registry order."""
+    return tuple(dict.fromkeys(m.group for m in METRICS.values()))
+
+
+GROUPS = groups()
 
 
 def select_metrics(names: Iterable[str] | str | None = None) -> list[Metric]:
@@ -74,14 +345,25 @@ def select_metrics(names: Iterable[str] | str | None = None) -> list[Metric]:
     ['insertion_auc', 'seconds_per_image', 'peak_memory_mb']
     """
     if names is None:
-        return list(_ALL)
+        return list(METRICS.values())
     items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
     chosen: list[str] = []
+    all_groups = groups()
     for item in items:
-        if item in GROUPS:
-            chosen.extend(m.name for m in _ALL if m.group == item)
+        if item in all_groups:
+            chosen.extend(m.name for m in METRICS.values() if m.group == item)
         elif item in METRICS:
             chosen.append(item)
         else:
-            raise unknown_name("metric", item, [*METRICS, *GROUPS])
+            raise unknown_name("metric", item, [*METRICS, *all_groups])
     return [METRICS[n] for n in dict.fromkeys(chosen)]
+
+
+def metric_help() -> str:
+    """One line for the CLI: the groups and their metrics."""
+    return "; ".join(f"{g}: {', '.join(m.name for m in METRICS.values() if m.group == g)}" for g in groups())
+
+
+__all__ = [
+    "GROUPS", "METRICS", "Metric", "metric_help", "register_metric", "select_metrics", "unregister_metric",
+]  # fmt: skip

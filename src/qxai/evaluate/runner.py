@@ -1,8 +1,11 @@
-"""Run every method on the same images and score it with every chosen metric.
+"""Explain the same images with every method, then score each with every chosen metric.
 
-A method that cannot be built or fails while explaining is kept with its error and skipped; the
-others go on. QA runs first when present, because the CAMs' top-k disentanglement uses the size of
-its selection for each image.
+Two phases: every method explains all images first (a method that cannot be built or fails is
+kept with its error and skipped; the others go on), then every metric of the registry
+(:mod:`qxai.evaluate.metrics`) that applies to a method's explanation is computed, with a 95 %
+bootstrap interval, and the map-selecting method (the one whose explanation carries a
+``selected`` set, i.e. QA) is compared with every other method by a paired bootstrap test. The
+set-size-matched overlap also gets its reference rows (:mod:`qxai.evaluate.references`).
 
 >>> import torch
 >>> torch.manual_seed(0) and None
@@ -16,7 +19,7 @@ its selection for each image.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,21 +27,34 @@ import numpy as np
 import torch
 
 from qxai.errors import QxaiError
-from qxai.evaluate import disentangle, faithfulness, localisation, sanity
+from qxai.evaluate import disentangle, faithfulness, references, sanity
 from qxai.evaluate.cost import PeakMemory
 from qxai.evaluate.metrics import Metric, select_metrics
+from qxai.evaluate.statistics import (
+    RESAMPLES,
+    Verdict,
+    bootstrap_interval,
+    bootstrap_statistic,
+    finite_mean,
+    paired_test,
+    verdict,
+)  # fmt: skip
 from qxai.explain.base import Explainer
 from qxai.explain.registry import get_explainer, parse_methods
 from qxai.progress import make_progress
 
+Statistic = Callable[[np.ndarray], float]
 
-@dataclass
+
+@dataclass(frozen=True)
 class EvalSettings:
-    """The knobs that set the cost of an evaluation.
+    """The knobs that set the cost (and the statistics) of an evaluation.
 
     ``steps``: deletion/insertion curve points − 1; ``keep``: the fraction kept by keep_top_drop;
     ``randomisation``: ``full`` or ``cascading``; ``sanity_images``: how many images (evenly spread)
-    the sanity checks re-explain; ``batch_size``: images per explainer call.
+    the sanity checks re-explain; ``batch_size``: images per explainer call; ``resamples``:
+    bootstrap resamples of every interval and paired test; ``null_draws``: label shuffles of the
+    permutation null and draws of the random-k reference.
     """
 
     batch_size: int = 32
@@ -48,6 +64,8 @@ class EvalSettings:
     insertion_fill: str = "blur"
     randomisation: str = "full"
     sanity_images: int = 32
+    resamples: int = RESAMPLES
+    null_draws: int = 200
 
     def __post_init__(self) -> None:
         for name in ("deletion_fill", "insertion_fill"):
@@ -59,6 +77,11 @@ class EvalSettings:
             raise QxaiError(f"randomisation must be one of {choices}, got '{self.randomisation}'")
         if self.batch_size < 1 or self.steps < 1 or self.sanity_images < 1 or not 0 < self.keep <= 1:
             raise QxaiError("batch_size, steps and sanity_images must be ≥ 1 and keep in (0, 1]")
+        if self.resamples < 100 or self.null_draws < 20:
+            raise QxaiError(
+                f"resamples ({self.resamples}) must be ≥ 100 and null_draws ({self.null_draws}) ≥ 20; "
+                "the defaults are 1000 and 200"
+            )
 
 
 @dataclass
@@ -66,74 +89,176 @@ class MethodResult:
     """Everything measured for one method (``error`` set when it was skipped)."""
 
     name: str
-    scores: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     saliency: np.ndarray | None = None  # (N, H, W)
     extras: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+    seconds: np.ndarray | None = None  # (N,) per-image share of its batch's wall time
+    peak_memory_mb: float = float("nan")
+    scores: dict[str, float] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    per_image: dict[str, np.ndarray] = field(default_factory=dict)
+    statistics: dict[str, Statistic] = field(default_factory=dict)
+    not_applicable: dict[str, str] = field(default_factory=dict)
     curves: dict[str, np.ndarray] = field(default_factory=dict)  # mean curves, (steps + 1,)
     matrices: dict[str, np.ndarray] = field(default_factory=dict)  # (C, C) overlap matrices
     details: dict[str, Any] = field(default_factory=dict)
 
+    def selections(self, ctx: EvalContext, sizes: Sequence[int] | None = None) -> list[list[int]] | None:
+        """The map set of each image: a QUBO selection as it is (it *is* the reference size), or a
+        CAM's maps from its channel weights (``sizes``: exactly the top ``sizes[i]``; None: every map
+        with positive weight). None when the explanation selects no maps."""
+        if "selected" in self.extras:
+            return [list(s) for s in self.extras["selected"]]
+        weights = self.extras.get("channel_weights")
+        if weights is None:
+            return None
+        return disentangle.activated_maps(np.asarray(weights), sizes)
+
+
+@dataclass
+class EvalContext:
+    """What a metric's ``compute`` may read: the model, the images, the settings, every result."""
+
+    model: torch.nn.Module
+    layer: str
+    images: torch.Tensor
+    targets: torch.Tensor
+    masks: np.ndarray | None
+    settings: EvalSettings
+    seed: int
+    num_classes: int
+    options: dict[str, dict[str, Any]]
+    results: dict[str, MethodResult]
+    _cache: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.targets.numpy()
+
+    def reference(self) -> MethodResult | None:
+        """The map-selecting method every other is size-matched to (the first with ``selected``)."""
+        return next((r for r in self.results.values() if r.error is None and "selected" in r.extras), None)
+
+    def reference_sizes(self) -> list[int] | None:
+        ref = self.reference()
+        return None if ref is None else [len(s) for s in ref.extras["selected"]]
+
+    def num_maps(self) -> int:
+        for r in self.results.values():
+            if r.error is None and r.extras.get("channel_weights") is not None:
+                return int(np.asarray(r.extras["channel_weights"]).shape[1])
+        sets = [s for r in self.results.values() if r.error is None for s in r.extras.get("selected", [])]
+        return 1 + max((max(s, default=0) for s in sets), default=0)
+
+    def sanity_rows(self) -> np.ndarray:
+        n = len(self.images)
+        return np.unique(np.linspace(0, n - 1, min(n, self.settings.sanity_images)).round().astype(int))
+
+    def spread(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``(N,)`` with ``values`` at ``rows`` and NaN elsewhere (metrics on a subset of images)."""
+        out = np.full(len(self.images), np.nan)
+        out[rows] = values
+        return out
+
+    def explain_with(self, name: str, model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> np.ndarray:
+        """Maps of method ``name`` (same options and seed) for another model or other targets."""
+        explainer = get_explainer(name, model, self.layer, seed=self.seed, **self.options.get(name, {}))
+        return explain_all(explainer, x, t, self.settings.batch_size, warm_up=False)[0]
+
+    def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """Share one expensive computation between metrics (e.g. the sanity re-explanations)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
 
 @dataclass
 class Evaluation:
-    """The result of :func:`evaluate_methods`: one :class:`MethodResult` per method, in order."""
+    """The result of :func:`evaluate_methods`."""
 
     methods: dict[str, MethodResult]
     metrics: list[Metric]
     targets: np.ndarray
+    references: dict[str, Any] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    paired: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def ok(self) -> dict[str, MethodResult]:
+        return {n: r for n, r in self.methods.items() if r.error is None}
 
     def table(self) -> dict[str, dict[str, float]]:
         """``{method: {metric: value}}`` for the chosen metrics (NaN where a metric does not apply)."""
         return {
             name: {m.name: float(r.scores.get(m.name, np.nan)) for m in self.metrics}
-            for name, r in self.methods.items() if r.error is None
+            for name, r in self.ok().items()
         }  # fmt: skip
 
-    def best(self) -> dict[str, str]:
-        """The best method per metric (finite values only; ties go to the first listed)."""
-        out: dict[str, str] = {}
+    def interval_table(self) -> dict[str, dict[str, list[float]]]:
+        """``{method: {metric: [low, high]}}`` where an interval exists."""
+        return {
+            name: {k: [float(v[0]), float(v[1])] for k, v in r.intervals.items() if np.isfinite(v[0])}
+            for name, r in self.ok().items()
+        }  # fmt: skip
+
+    def verdicts(self) -> dict[str, Verdict]:
+        """Best-or-tie per metric: a best only where its interval separates from the others'."""
+        out: dict[str, Verdict] = {}
         for m in self.metrics:
-            values = [(n, s[m.name]) for n, s in self.table().items() if np.isfinite(s[m.name])]
-            if values:
-                pick = values[0]
-                for cand in values[1:]:
-                    pick = cand if m.better(cand[1], pick[1]) else pick
-                out[m.name] = pick[0]
+            values = {n: r.scores.get(m.name, np.nan) for n, r in self.ok().items()}
+            intervals = {n: r.intervals.get(m.name, (np.nan, np.nan)) for n, r in self.ok().items()}
+            out[m.name] = verdict(values, intervals, m.direction)
         return out
+
+    def best(self) -> dict[str, str]:
+        """``{metric: "method"}`` or ``{metric: "tie: a, b"}`` (diagnostics and empty metrics left out)."""
+        return {k: v.label for k, v in self.verdicts().items() if v.leader is not None}
 
 
 def explain_all(
     explainer: Explainer, images: torch.Tensor, targets: torch.Tensor, batch_size: int, warm_up: bool = True
-) -> tuple[np.ndarray, dict[str, Any], float, float]:
-    """Explain ``images`` in batches: ``(saliency (N, H, W), extras, seconds per image, peak MiB)``."""
+) -> tuple[np.ndarray, dict[str, Any], np.ndarray, float]:
+    """Explain ``images`` in batches: ``(saliency (N, H, W), extras, seconds per image (N,), peak MiB)``.
+
+    Per-image extras (lists or arrays whose length is the batch size) are concatenated over the
+    batches; other extras (the solver's name, say) are kept from the first batch.
+    """
     maps: list[np.ndarray] = []
     extras: dict[str, list[Any]] = {}
-    seconds = 0.0
+    constants: dict[str, Any] = {}
+    seconds: list[np.ndarray] = []
     # warm-up on one image: lazy imports and JIT compilation are not the method's per-image cost
     if warm_up:
         explainer.explain(images[:1], targets[:1])
     with PeakMemory() as peak:
         for s in range(0, len(images), batch_size):
-            exp = explainer.explain(images[s : s + batch_size], targets[s : s + batch_size])
+            x = images[s : s + batch_size]
+            exp = explainer.explain(x, targets[s : s + batch_size])
+            if not np.all(np.isfinite(exp.saliency)):
+                raise QxaiError(
+                    f"{exp.method} produced non-finite maps; the model's outputs or gradients are NaN or "
+                    "infinite — check the model and its inputs"
+                )
             maps.append(exp.saliency)
-            seconds += exp.seconds
-            for key in ("selected", "channel_weights", "delta"):
-                if key in exp.extras:
-                    extras.setdefault(key, []).extend(list(exp.extras[key]))
-    merged = {k: (np.asarray(v) if k != "selected" else v) for k, v in extras.items()}
-    return np.concatenate(maps), merged, seconds / max(len(images), 1), peak.peak_mb
+            seconds.append(np.full(len(x), exp.seconds / max(len(x), 1)))
+            for key, value in exp.extras.items():
+                if isinstance(value, list | np.ndarray) and len(value) == len(x):
+                    extras.setdefault(key, []).extend(list(value))
+                else:
+                    constants.setdefault(key, value)
+    merged: dict[str, Any] = dict(constants)
+    for key, values in extras.items():
+        merged[key] = values if key == "selected" else _stack(values)
+    return np.concatenate(maps), merged, np.concatenate(seconds), peak.peak_mb
 
 
-def _nanmean(values: Any) -> float:
-    """Mean of the finite values; NaN (without a warning) when there are none."""
-    arr = np.asarray(values, dtype=np.float64)
-    arr = arr[np.isfinite(arr)]
-    return float(arr.mean()) if arr.size else float("nan")
-
-
-def _sanity_rows(n: int, count: int) -> np.ndarray:
-    return np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(int))
+def _stack(values: list[Any]) -> Any:
+    """An array when the per-image values stack into one, else the list (ragged or None-valued)."""
+    try:
+        arr = np.asarray(values)
+    except ValueError:
+        return values
+    return values if arr.dtype == object else arr
 
 
 def evaluate_methods(
@@ -150,118 +275,104 @@ def evaluate_methods(
     names = parse_methods(methods)
     chosen = select_metrics(metrics)
     settings = settings or EvalSettings()
-    options = options or {}
     targets = torch.as_tensor(targets, dtype=torch.long)
-    n_classes = num_classes or int(targets.max()) + 1
-    order = sorted(names, key=lambda n: n != "qa")  # QA first; the others keep their order
-    results: dict[str, MethodResult] = {}
-    wanted = {m.name for m in chosen}
+    ctx = EvalContext(
+        model, layer, images, targets, None if masks is None else np.asarray(masks), settings, seed,
+        num_classes or int(targets.max()) + 1, dict(options or {}), {},
+    )  # fmt: skip
     with make_progress() as bar:
-        task = bar.add_task("evaluate", total=len(order))
-        for name in order:
-            bar.update(task, description=f"evaluate {name}")
-            result = MethodResult(name)
-            try:
-                explainer = get_explainer(name, model, layer, seed=seed, **options.get(name, {}))
-                sal, extras, per_image, peak = explain_all(explainer, images, targets, settings.batch_size)
-                result.saliency, result.extras = sal, extras
-                result.scores.update({"seconds_per_image": per_image, "peak_memory_mb": peak})
-                qa = results.get("qa")
-                _score(result, model, layer, images, targets, masks, wanted, settings, seed,
-                       options.get(name, {}), n_classes, qa if qa and qa.error is None else None)  # fmt: skip
-            except Exception as err:  # a failing method is reported and skipped, never fatal
-                result.error = (
-                    str(err).splitlines()[0] if isinstance(err, QxaiError) else f"{type(err).__name__}: {err}"
-                )
-                result.saliency = None
-            results[name] = result
+        task = bar.add_task("evaluate", total=2 * len(names))
+        for name in names:
+            bar.update(task, description=f"explain {name}")
+            ctx.results[name] = _explain_method(ctx, name)
             bar.advance(task)
-    return Evaluation({n: results[n] for n in names}, chosen, targets.numpy())
+        for name, result in ctx.results.items():
+            bar.update(task, description=f"score {name}")
+            if result.error is None:
+                _score(ctx, result, chosen)
+            bar.advance(task)
+    ev = Evaluation(ctx.results, chosen, targets.numpy())
+    _compare(ctx, ev, chosen)
+    return ev
 
 
-def _score(
-    r: MethodResult, model: torch.nn.Module, layer: str, images: torch.Tensor, targets: torch.Tensor,
-    masks: Any, wanted: set[str], st: EvalSettings, seed: int, opts: dict[str, Any], n_classes: int,
-    qa: MethodResult | None,
-) -> None:  # fmt: skip
-    sal, labels = r.saliency, targets.numpy()
-    assert sal is not None
-    if "delta" in r.extras:
-        r.details["ig_mean_abs_delta"] = float(np.mean(np.abs(r.extras["delta"])))
-    if wanted & {"overlap_mean", "overlap_max", "overlap_topk_mean", "overlap_topk_max"}:
-        _disentanglement(r, labels, n_classes, qa)
-    if "silhouette" in wanted:
-        r.scores["silhouette"] = disentangle.saliency_silhouette(sal, labels)
-    common = {"seed": seed}
-    if "deletion_auc" in wanted:
-        curves = faithfulness.perturbation_curves(
-            model, images, targets, sal, mode="deletion", steps=st.steps, fill=st.deletion_fill, **common
-        )
-        r.scores["deletion_auc"] = float(faithfulness.curve_auc(curves).mean())
-        r.curves["deletion"] = curves.mean(axis=0)
-    if "insertion_auc" in wanted:
-        curves = faithfulness.perturbation_curves(
-            model, images, targets, sal, mode="insertion", steps=st.steps, fill=st.insertion_fill, **common
-        )
-        r.scores["insertion_auc"] = float(faithfulness.curve_auc(curves).mean())
-        r.curves["insertion"] = curves.mean(axis=0)
-    if "keep_top_drop" in wanted:
-        drop = faithfulness.keep_top_drop(
-            model, images, targets, sal, keep=st.keep, fill=st.deletion_fill, **common
-        )
-        r.scores["keep_top_drop"] = float(drop.mean())
-    if masks is not None and wanted & {"pointing_game", "relevance_mass"}:
-        m = np.asarray(masks)
-        r.scores["pointing_game"] = _nanmean(localisation.pointing_game(sal, m))
-        r.scores["relevance_mass"] = _nanmean(localisation.relevance_mass(sal, m))
-    if wanted & {"randomisation_spearman", "class_sensitivity_spearman"}:
-        _sanity(r, model, layer, images, targets, wanted, st, seed, opts)
+def _explain_method(ctx: EvalContext, name: str) -> MethodResult:
+    result = MethodResult(name)
+    try:
+        explainer = get_explainer(name, ctx.model, ctx.layer, seed=ctx.seed, **ctx.options.get(name, {}))
+        result.properties["sign_ambiguous"] = bool(getattr(explainer, "sign_ambiguous", False))
+        sal, extras, seconds, peak = explain_all(explainer, ctx.images, ctx.targets, ctx.settings.batch_size)
+        result.saliency, result.extras, result.seconds, result.peak_memory_mb = sal, extras, seconds, peak
+        if "delta" in extras:
+            result.details["ig_mean_abs_delta"] = float(np.mean(np.abs(extras["delta"])))
+        if "ground_seconds" in extras:
+            result.details["exact_check_seconds_per_image"] = float(np.mean(extras["ground_seconds"]))
+    except Exception as err:  # a failing method is reported and skipped, never fatal
+        result.error = _one_line(err)
+        result.saliency = None
+    return result
 
 
-def _disentanglement(r: MethodResult, labels: np.ndarray, n_classes: int, qa: MethodResult | None) -> None:
-    weights = r.extras.get("channel_weights")
-    if r.name == "qa":
-        sets = r.extras["selected"]
-        topk = sets  # QA's own selection is the reference size
-    elif weights is not None and r.name in ("gradcam", "gradcam++"):
-        sets = disentangle.activated_maps(weights)
-        sizes = [len(s) for s in qa.extras["selected"]] if qa is not None else None
-        topk = disentangle.activated_maps(weights, sizes) if sizes is not None else None
-        if topk is None:
-            r.details["overlap_topk"] = "needs 'qa' in the same run (k = |S_QA| per image)"
-    else:
-        return  # no map selection: only the silhouette applies
-    num_maps = (
-        int(np.asarray(weights).shape[1]) if weights is not None else 1 + max(max(s, default=0) for s in sets)
-    )
-    mean, worst, matrix = disentangle.overlap_scores(sets, labels, num_maps, n_classes)
-    r.scores.update({"overlap_mean": mean, "overlap_max": worst})
-    r.matrices["overlap"] = matrix
-    r.details["mean_selected_maps"] = float(np.mean([len(s) for s in sets]))
-    if topk is not None:
-        mean, worst, matrix = disentangle.overlap_scores(topk, labels, num_maps, n_classes)
-        r.scores.update({"overlap_topk_mean": mean, "overlap_topk_max": worst})
-        r.matrices["overlap_topk"] = matrix
+def _one_line(err: Exception) -> str:
+    text = str(err) if isinstance(err, QxaiError) else f"{type(err).__name__}: {err}"
+    return text.splitlines()[0] if text else type(err).__name__
 
 
-def _sanity(
-    r: MethodResult, model: torch.nn.Module, layer: str, images: torch.Tensor, targets: torch.Tensor,
-    wanted: set[str], st: EvalSettings, seed: int, opts: dict[str, Any],
-) -> None:  # fmt: skip
-    rows = _sanity_rows(len(images), st.sanity_images)
-    x, t = images[rows], targets[rows]
-    trained = r.saliency[rows]  # type: ignore[index]
-    if "randomisation_spearman" in wanted:
-        per_stage = []
-        for stage in sanity.randomisation_stages(model, st.randomisation):
-            rand_model = sanity.randomised_copy(model, stage, seed)
-            explainer = get_explainer(r.name, rand_model, layer, seed=seed, **opts)
-            rand_maps, *_ = explain_all(explainer, x, t, st.batch_size, warm_up=False)
-            per_stage.append(_nanmean(sanity.rowwise_spearman(trained, rand_maps)))
-        r.scores["randomisation_spearman"] = _nanmean(per_stage)
-        r.details["randomisation_stages"] = per_stage
-    if "class_sensitivity_spearman" in wanted:
-        other = sanity.runner_up_classes(model.eval(), x, t)
-        explainer = get_explainer(r.name, model, layer, seed=seed, **opts)
-        other_maps, *_ = explain_all(explainer, x, other, st.batch_size, warm_up=False)
-        r.scores["class_sensitivity_spearman"] = _nanmean(sanity.rowwise_spearman(trained, other_maps))
+def _score(ctx: EvalContext, r: MethodResult, chosen: list[Metric]) -> None:
+    n = len(ctx.images)
+    for metric in chosen:
+        reason = metric.applies(ctx, r)
+        if reason is not None:
+            r.not_applicable[metric.name] = reason
+            continue
+        try:
+            value = metric.compute(ctx, r)  # type: ignore[misc]
+        except QxaiError as err:  # a metric this method cannot support is recorded, not fatal
+            r.not_applicable[metric.name] = str(err).splitlines()[0]
+            continue
+        seed = ctx.seed
+        if metric.level == "image":
+            values = np.asarray(value, dtype=np.float64)
+            r.per_image[metric.name] = values
+            r.statistics[metric.name] = _mean_statistic(values)
+            r.scores[metric.name] = finite_mean(values)
+            r.intervals[metric.name] = bootstrap_interval(values, seed=seed, resamples=ctx.settings.resamples)
+        elif metric.level == "set":
+            r.statistics[metric.name] = value
+            r.scores[metric.name] = float(value(np.arange(n)))
+            r.intervals[metric.name] = bootstrap_statistic(
+                value, n, seed=seed, resamples=ctx.settings.resamples
+            )
+        else:
+            r.scores[metric.name] = float(value)
+            r.intervals[metric.name] = (float("nan"), float("nan"))
+
+
+def _mean_statistic(values: np.ndarray) -> Statistic:
+    return lambda idx: finite_mean(values, idx)
+
+
+def _compare(ctx: EvalContext, ev: Evaluation, chosen: list[Metric]) -> None:
+    """Paired tests of the reference (QA) against every other method, the overlap references and the
+    diagnostics."""
+    ref = ctx.reference()
+    if ref is None:
+        return
+    n = len(ctx.images)
+    for other in ev.ok().values():
+        if other is ref:
+            continue
+        rows: dict[str, dict[str, Any]] = {}
+        for m in chosen:
+            if m.name in ref.statistics and m.name in other.statistics and m.direction != "none":
+                test = paired_test(ref.statistics[m.name], other.statistics[m.name], n, seed=ctx.seed,
+                                   resamples=ctx.settings.resamples)  # fmt: skip
+                rows[m.name] = test.to_dict()
+        if rows:
+            ev.paired[other.name] = rows
+    if any(m.name.startswith("overlap") for m in chosen):
+        ev.references = references.overlap_references(ctx, ref, ev)
+    ev.diagnostics = references.diagnostics(ctx, ref, ev)
+
+
+__all__ = ["EvalContext", "EvalSettings", "Evaluation", "MethodResult", "evaluate_methods", "explain_all"]

@@ -40,6 +40,25 @@ def rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(both_constant, 1.0, rho)
 
 
+def abs_spearman(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(|ρ| (N,), blank (N,))``: the unsigned rank correlation of ``a[i]`` and ``b[i]`` as
+    Adebayo et al. report it, and whether either map is constant (blank).
+
+    A constant map has no ranking, so its |ρ| is NaN (left out of the mean) and ``blank`` is 1:
+    the blank maps are counted in their own column instead of scoring as "no agreement".
+
+    >>> x = np.array([[[0.0, 1.0], [2.0, 3.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    >>> rho, blank = abs_spearman(x, -x)
+    >>> rho.tolist(), blank.tolist()
+    ([1.0, nan], [0.0, 1.0])
+    """
+    flat_a = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
+    flat_b = np.asarray(b, dtype=np.float64).reshape(len(b), -1)
+    blank = (np.ptp(flat_a, axis=1) == 0) | (np.ptp(flat_b, axis=1) == 0)
+    rho = np.abs(rowwise_spearman(a, b))
+    return np.where(blank, np.nan, rho), blank.astype(float)
+
+
 def parameter_layers(model: torch.nn.Module) -> list[str]:
     """Names of the modules that own parameters and can re-initialise them, output layer first."""
     names = [
@@ -78,6 +97,9 @@ def randomisation_stages(model: torch.nn.Module, mode: str) -> list[list[str]]:
 @torch.no_grad()
 def runner_up_classes(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``(N,)`` the most likely class other than each target (for the class-sensitivity check)."""
-    logits = model(images).float()
+    from qxai.probe import eval_mode
+
+    with eval_mode(model):
+        logits = model(images).float()
     logits[torch.arange(len(images)), targets] = -torch.inf
     return logits.argmax(dim=1)

@@ -34,26 +34,36 @@ def dataset_options(config: dict[str, Any]) -> dict[str, Any]:
     return dict(config.get("dataset_options") or {})
 
 
-def _load_any_model(spec: str) -> Checkpoint:
-    """A qxai checkpoint, a user's ``file.py:ClassName``, or a TorchScript archive."""
+def _load_any_model(
+    spec: str, model_file: str | None = None, trust_model_code: bool | None = None
+) -> Checkpoint:
+    """A qxai checkpoint, a user's ``file.py:ClassName``, or a TorchScript archive.
+
+    A checkpoint of a user's model imports its code only from ``model_file`` or, with
+    ``trust_model_code``, the file it names, SHA-256 checked (the trust rule, docs/ARCHITECTURE.md).
+    """
     from qxai.models.user import is_torchscript, load_user_model
 
-    if ".py:" in spec or is_torchscript(spec):
+    if ".py:" in spec or is_torchscript(spec):  # the user named the code itself
         return Checkpoint(load_user_model(spec), {"arch": f"file:{spec}"})
-    return load_checkpoint(spec)
+    return load_checkpoint(spec, model_file=model_file, trust_model_code=trust_model_code)
 
 
 def load_model_and_data(
-    checkpoint: str, dataset: str | None = None, layer: str | None = None
-) -> ModelAndData:
+    checkpoint: str, dataset: str | None = None, layer: str | None = None, *,
+    model_file: str | None = None, trust_model_code: bool | None = None,
+) -> ModelAndData:  # fmt: skip
     """Load a model and the data set it was trained on (or ``dataset`` when given).
 
     ``checkpoint`` is a checkpoint written by ``qxai train``, a ``file.py:ClassName`` or a
     TorchScript archive (these two need ``dataset``, and ``layer`` unless their last Conv2d is
     meant). For checkpoints the split is re-drawn with the training seed, so "test" means the
-    images the model never saw.
+    images the model never saw. A checkpoint of a user's own model needs its code named:
+    ``model_file="net.py:Net"`` or ``trust_model_code=True`` (default: the CLI's ``--model-file``
+    / ``--trust-model-code``). A user's model is run once on two test images first, so a forward
+    that fails or returns anything but logits ``(B, classes)`` is refused before any work.
     """
-    ckpt: Checkpoint = _load_any_model(str(checkpoint))
+    ckpt: Checkpoint = _load_any_model(str(checkpoint), model_file, trust_model_code)
     cfg = ckpt.config
     name = dataset or cfg.get("dataset")
     if not name:
@@ -68,6 +78,10 @@ def load_model_and_data(
             f"data set '{name}' has images {split.test.image_shape}, the model expects {expected}; "
             "use the data set the model was trained on"
         )
+    if str(cfg.get("arch", "")).startswith("file:"):
+        from qxai.models.user import check_model_output
+
+        check_model_output(ckpt.model, split.test.images[:2], split.test.num_classes, source=str(checkpoint))
     chosen = layer or default_layer(ckpt.model)
     from qxai.probe import resolve_layer
 
@@ -95,6 +109,21 @@ def select_correct_per_class(
     if not rows:
         raise QxaiError("the model classifies no test image correctly; train it longer first")
     return data.subset(rows)
+
+
+def check_finite_outputs(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> None:
+    """Refuse a model whose logits on ``images`` are NaN or infinite, before any explainer runs
+    (every map and metric computed from such outputs would be meaningless zeros)."""
+    from qxai.probe import eval_mode
+
+    with eval_mode(model), torch.no_grad():
+        for s in range(0, len(images), batch_size):
+            logits = model(images[s : s + batch_size])
+            if not torch.isfinite(logits).all():
+                raise QxaiError(
+                    "the model outputs NaN or infinite logits on the selected images; check its weights "
+                    "and the input normalisation before explaining it"
+                )
 
 
 def batches(data: ImageDataset, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -56,6 +56,43 @@ class DemoSettings:
     stages: tuple[str, ...] = ("model", "explain", "evaluate", "anneal", "analyze")
     dataset_options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Every option is checked here, before stage 1 trains anything."""
+        from qxai.explain.registry import parse_methods
+        from qxai.models.registry import ARCHITECTURES
+
+        known = ("model", "explain", "evaluate", "anneal", "analyze")
+        unknown = [s for s in self.stages if s not in known]
+        if unknown:
+            raise QxaiError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(known)}")
+        self.methods = tuple(parse_methods(self.methods))
+        if self.arch not in ARCHITECTURES:
+            from qxai.errors import unknown_name
+
+            raise unknown_name("architecture", self.arch, ARCHITECTURES)
+        for name in (
+            "maps",
+            "epochs",
+            "per_class",
+            "anneal_per_class",
+            "analysis_images",
+            "max_qubits",
+            "lime_samples",
+            "curve_steps",
+            "ig_steps",
+            "shap_samples",
+            "sanity_images",
+        ):
+            if int(getattr(self, name)) < 1:
+                raise QxaiError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise QxaiError(f"--seed must be ≥ 0, got {self.seed}")
+        if not self.taus or any(not (0 < t < 1e5) for t in self.taus):
+            raise QxaiError(f"--taus must be positive annealing times below 1e5, got {list(self.taus)}")
+        from qxai.data.registry import check_spec
+
+        check_spec(self.dataset)
+
 
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
@@ -152,29 +189,38 @@ def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[]
     ckpt = str(out / "model" / "model.pt")
 
     def explain() -> dict[str, Any]:
-        from qxai.pipeline.explain import run_explain
+        from qxai.pipeline.explain import ExplainSettings, run_explain
 
-        return run_explain(ckpt, per_class=settings.per_class, seed=settings.seed, out=out / "explain")
+        return run_explain(
+            out / "explain",
+            model=ckpt,
+            settings=ExplainSettings(per_class=settings.per_class, seed=settings.seed),
+        )
 
     def evaluate() -> dict[str, Any]:
-        from qxai.pipeline.evaluate import run_evaluate
+        from qxai.evaluate import EvalSettings
+        from qxai.pipeline.evaluate import EvaluateSettings, run_evaluate
 
-        return run_evaluate(
-            ckpt, methods=list(settings.methods), per_class=settings.per_class, seed=settings.seed,
-            out=out / "evaluate", lime_samples=settings.lime_samples, ig_steps=settings.ig_steps,
-            shap_samples=settings.shap_samples, sanity_images=settings.sanity_images,
-            steps=settings.curve_steps,
-            # digits sit on black, so deleting to zero is natural; photographs and smears are not
-            fill="zero" if settings.dataset in ("mnist", "digits") else "blur",
-        )  # fmt: skip
+        # digits sit on black, so deleting to zero is natural; photographs and smears are not
+        fill = "zero" if settings.dataset in ("mnist", "digits") else "blur"
+        scoring = EvalSettings(
+            steps=settings.curve_steps, sanity_images=settings.sanity_images, deletion_fill=fill
+        )
+        return run_evaluate(out / "evaluate", model=ckpt, settings=EvaluateSettings(
+            methods=settings.methods, per_class=settings.per_class, seed=settings.seed,
+            lime_samples=settings.lime_samples, ig_steps=settings.ig_steps,
+            shap_samples=settings.shap_samples,
+            scoring=scoring,
+        ))  # fmt: skip
 
     def anneal() -> dict[str, Any]:
-        from qxai.pipeline.anneal import run_anneal
+        from qxai.pipeline.anneal import AnnealSettings, run_anneal
 
-        return run_anneal(
-            out / "anneal", checkpoint=ckpt, per_class=settings.anneal_per_class, taus=list(settings.taus),
-            max_qubits=settings.max_qubits, seed=settings.seed,
+        anneal_settings = AnnealSettings(
+            per_class=settings.anneal_per_class, taus=tuple(settings.taus), max_qubits=settings.max_qubits,
+            seed=settings.seed,
         )  # fmt: skip
+        return run_anneal(out / "anneal", model=ckpt, settings=anneal_settings)
 
     def analyze() -> dict[str, Any]:
         from qxai.pipeline.analyze import run_analyze
@@ -197,10 +243,9 @@ def run_demo(out: str | os.PathLike[str], settings: DemoSettings | None = None,
     """
     settings = settings or DemoSettings()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise QxaiError(f"--out {out} is a file; give a folder for the run")
     out.mkdir(parents=True, exist_ok=True)
-    unknown = [s for s in settings.stages if s not in DemoSettings().stages]
-    if unknown:
-        raise QxaiError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(DemoSettings().stages)}")
     meta: dict[str, Any] = {
         "title": f"qxai report — {settings.arch} on {settings.dataset}",
         "subtitle": "QA feature-map selection, baselines, annealing physics and QIXAI layer analyses",
@@ -215,6 +260,9 @@ def run_demo(out: str | os.PathLike[str], settings: DemoSettings | None = None,
     for number, name in enumerate(settings.stages, 1):
         _console.rule(f"[bold]stage {number}/{len(settings.stages)}: {name}")
         start = time.perf_counter()
+        # recorded before the stage runs: a run killed now shows this stage as interrupted
+        meta["stages"][name] = {"status": "interrupted", "seconds": 0.0}
+        write_json(out / "stages.json", meta)
         try:
             if name != "model" and not (out / "model" / "model.pt").is_file():
                 raise QxaiError("no trained model: the model stage did not complete")
@@ -229,8 +277,14 @@ def run_demo(out: str | os.PathLike[str], settings: DemoSettings | None = None,
         record["seconds"] = round(time.perf_counter() - start, 2)
         meta["stages"][name] = record
         write_json(out / "stages.json", meta)
-    if (out / "evaluate" / "metrics.json").is_file():
-        write_json(out / "metrics.json", read_json(out / "evaluate" / "metrics.json"))
+    # the run's top-level metrics.json: the evaluation's scores and every paper claim checked
+    from qxai.evaluate.claims import collect_claims
+
+    top = (
+        read_json(out / "evaluate" / "metrics.json") if (out / "evaluate" / "metrics.json").is_file() else {}
+    )
+    top = {k: v for k, v in top.items() if k not in ("figures", "files", "run_id")}
+    write_json(out / "metrics.json", {**top, "claims": collect_claims(out)})
     from qxai.report import build_report
 
     build_report(out)

@@ -1,96 +1,232 @@
-"""The ``evaluate`` stage: explain the same images with every method and score them.
+"""The ``evaluate`` stage: explain the same images with every method, score them, with statistics.
 
-Writes into ``out``: ``metrics.json`` (``{method: {metric: value}}`` with the method names as given,
-a failed method as ``{"error": …}``, plus ``"metric_info"`` (direction and definition of each),
-``"figures"``, ``"summary"`` and ``"config"`` — the keys the report reserves), ``details.json``
-(per-method extras such as the IG completeness gap), ``metrics.csv``, ``saliency.npz`` (the
-maps, ``(N, H, W)`` per method) and the figures ``overlap.png``, ``curves.png``, ``examples.png``.
+Writes into ``out`` (through :func:`qxai.pipeline.stage.write_stage`):
 
->>> summary = run_evaluate("runs/model.pt", methods=["qa", "gradcam"], per_class=2,
-...                        out="runs/evaluate")  # doctest: +SKIP
+- ``metrics.json`` — ``{method: {metric: value}}`` (a failed method as ``{"error": …}``), plus
+  ``"intervals"`` ``{method: {metric: [low, high]}}`` (95 % bootstrap), ``"not_applicable"``
+  ``{method: {metric: reason}}``, ``"verdicts"`` ``{metric: "method" | "tie: a, b"}`` (a best only
+  where intervals separate), ``"not_discriminative"`` (metrics whose intervals all overlap),
+  ``"references"`` (permutation null, random k, class prototype for the overlap), ``"paired"``
+  ``{baseline: {metric: {difference, interval, p_value, effect_size}}}`` for QA against each
+  baseline, ``"diagnostics"``, ``"claims"`` (the QA paper's claims checked), ``"metric_info"``,
+  ``"settings"``, ``"qubo"``, ``"config"``, ``"figures"``, ``"summary"``; with ``seeds`` also
+  ``"across_seeds"`` ``{method: {metric: {mean, sd, values}}}``;
+- ``per_image.npz`` — every per-image metric value ``METHOD__METRIC`` ``(N,)``;
+- ``details.json``, ``metrics.csv``, ``saliency.npz`` (maps ``(N, H, W)`` per method) and the
+  figures ``overlap.png``, ``curves.png``, ``examples.png``.
+
+>>> doc = run_evaluate("runs/evaluate", model="runs/model.pt",
+...                    settings=EvaluateSettings(methods=("qa", "gradcam"), per_class=2))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import os
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from qxai.evaluate import EvalSettings, Evaluation, evaluate_methods
+from qxai.anneal.qubo import QuboOptions
+from qxai.errors import QxaiError
+from qxai.evaluate import EvalSettings, Evaluation, evaluate_methods, select_metrics
 from qxai.evaluate import figures as figs
+from qxai.evaluate.claims import qa_claims
 from qxai.explain.registry import parse_methods
-from qxai.io import write_figure, write_json, write_npz, write_text
-from qxai.pipeline.common import load_model_and_data, select_correct_per_class
+from qxai.pipeline.common import check_finite_outputs, load_model_and_data, select_correct_per_class
+from qxai.pipeline.stage import Figure, write_stage
 from qxai.seeding import numpy_rng, seed_everything
 
 DEFAULT_METHODS = ("qa", "gradcam", "gradcam++", "ig", "shap", "lime", "lrp")
 
 
-def run_evaluate(
-    checkpoint: str | os.PathLike[str], dataset: str | None = None,
-    methods: list[str] | tuple[str, ...] | str = DEFAULT_METHODS, per_class: int = 20, seed: int = 0,
-    out: str | os.PathLike[str] = "runs/evaluate", layer: str | None = None, *,
-    metrics: list[str] | str | None = None, solver: str = "batch-sa", lime_samples: int = 200,
-    ig_steps: int = 32, shap_samples: int = 16, steps: int = 20, keep: float = 0.2,
-    sanity_images: int = 32, randomisation: str = "full", batch_size: int = 32, fill: str = "zero",
-) -> dict[str, Any]:  # fmt: skip
-    """Score ``methods`` on ``per_class`` correctly classified test images per class.
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """Everything ``qxai evaluate`` is asked to do, validated before any work.
 
-    The cost knobs: ``per_class``, ``lime_samples``, ``ig_steps``, ``shap_samples``, ``steps``
-    (deletion/insertion points), ``sanity_images`` and ``metrics`` (names or groups, None = all).
-    ``fill``: what deleted pixels become in deletion and keep_top_drop (``zero``, ``blur``, ``mean``);
-    insertion always starts from a blurred copy.
-    Returns the flat summary plus ``out``.
+    ``methods``/``metrics``: names (metrics also groups; None = all); ``per_class``: correctly
+    classified test images per class; ``seeds``: model-training seeds to repeat the whole evaluation
+    over (the model is retrained from its checkpoint's config with each seed; empty = the given
+    model only); ``solver`` and ``qubo``: the QA method's QUBO solver and settings; ``lime_samples``,
+    ``ig_steps``, ``shap_samples``: the baselines' budgets; ``fill``: what deleted pixels become in
+    deletion and keep_top_drop (LIME switches segments off with the same substrate);
+    ``scoring``: the runner's knobs (:class:`qxai.evaluate.EvalSettings`).
     """
-    names = parse_methods(methods)
-    settings = EvalSettings(batch_size=batch_size, steps=steps, keep=keep, deletion_fill=fill,
-                            randomisation=randomisation, sanity_images=sanity_images)  # fmt: skip
+
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    metrics: tuple[str, ...] | None = None
+    dataset: str | None = None
+    layer: str | None = None
+    per_class: int = 20
+    seed: int = 0
+    seeds: tuple[int, ...] = ()
+    solver: str = "batch-sa"
+    qubo: QuboOptions = field(default_factory=QuboOptions)
+    lime_samples: int = 200
+    ig_steps: int = 32
+    shap_samples: int = 16
+    scoring: EvalSettings = field(default_factory=EvalSettings)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(parse_methods(self.methods)))
+        if self.metrics is not None:
+            select_metrics(self.metrics)  # unknown names fail now
+            object.__setattr__(self, "metrics", tuple(self.metrics))
+        if self.per_class < 1:
+            raise QxaiError(f"--per-class must be at least 1, got {self.per_class}")
+        if self.seed < 0 or any(s < 0 for s in self.seeds):
+            raise QxaiError(f"seeds must be ≥ 0, got {self.seed} and {list(self.seeds)}")
+        if self.lime_samples < 2 or self.ig_steps < 2 or self.shap_samples < 1:
+            raise QxaiError("--lime-samples and --ig-steps must be ≥ 2 and --shap-samples ≥ 1")
+        from qxai.anneal.samplers import get_sampler
+
+        if "qa" in self.methods:
+            get_sampler(self.solver)  # an unknown solver fails before any model work
+
+    @property
+    def fill(self) -> str:
+        return self.scoring.deletion_fill
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["qubo"] = self.qubo.to_dict()
+        return out
+
+
+def run_evaluate(
+    out: str | os.PathLike[str], *, model: str | os.PathLike[str], settings: EvaluateSettings | None = None
+) -> dict[str, Any]:
+    """Score ``settings.methods`` on correctly classified test images of ``model``; returns the
+    ``metrics.json`` document (the CLI prints from it, never re-reading the file)."""
+    settings = settings or EvaluateSettings()
+    out = Path(out)
+    seeds = list(dict.fromkeys(settings.seeds))
+    if not seeds:
+        return _evaluate_one(out, str(model), settings)
+    runs = {}
+    for s in seeds:
+        checkpoint = _model_for_seed(str(model), s, out)
+        runs[s] = _evaluate_one(out / f"seed-{s}", checkpoint, replace(settings, seed=s, seeds=()))
+    first = runs[seeds[0]]
+    doc = {**first, "across_seeds": _across_seeds(runs), "seeds": seeds}
+    doc["summary"] = {**first["summary"], "seeds": ",".join(map(str, seeds))}
+    for method, rows in doc["across_seeds"].items():
+        for metric in ("overlap_mean", "deletion_auc", "insertion_auc"):
+            if metric in rows:
+                doc["summary"][f"{method} {metric} (mean ± sd over seeds)"] = (
+                    f"{rows[metric]['mean']:.4g} ± {rows[metric]['sd']:.2g}"
+                )
+    # the first seed's figures and arrays stay in its folder; the records point there
+    doc["figures"] = [{**f, "file": f"seed-{seeds[0]}/{f['file']}"} for f in first["figures"]]
+    return write_stage(out, "metrics.json", {k: v for k, v in doc.items() if k not in ("files", "run_id")})
+
+
+def _model_for_seed(checkpoint: str, seed: int, out: Path) -> str:
+    """The checkpoint itself when it was trained with ``seed``; otherwise the same config retrained
+    with ``seed`` (cached in the qxai cache by the config's hash)."""
+    from qxai.io import cache_dir
+    from qxai.models import load_checkpoint
+    from qxai.pipeline.train import run_train
+
+    config = dict(load_checkpoint(checkpoint).config)
+    if str(config.get("arch", "")).startswith("file:") or "epochs" not in config:
+        raise QxaiError("--seeds retrains the model, so it needs a checkpoint written by `qxai train`; "
+                        "train one per seed yourself otherwise")  # fmt: skip
+    if int(config.get("seed", -1)) == seed:
+        return checkpoint
+    keys = ("dataset", "dataset_options", "arch", "hparams", "epochs", "batch_size", "lr")
+    train = {k: config[k] for k in keys if k in config} | {"seed": seed}
+    digest = hashlib.sha256(json.dumps(train, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = cache_dir() / "models" / f"{digest}.pt"
+    if not path.is_file():
+        run_train(train, path)
+    return str(path)
+
+
+def _across_seeds(runs: dict[int, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    first = next(iter(runs.values()))
+    for method in first["config"]["methods"]:
+        for metric in first["metric_info"]:
+            values = [r.get(method, {}).get(metric) for r in runs.values()]
+            finite = [float(v) for v in values if isinstance(v, int | float) and np.isfinite(v)]
+            if finite:
+                out.setdefault(method, {})[metric] = {
+                    "mean": float(np.mean(finite)),
+                    "sd": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0,
+                    "values": values,
+                }  # fmt: skip
+    return out
+
+
+def _evaluate_one(out: Path, checkpoint: str, settings: EvaluateSettings) -> dict[str, Any]:
+    seed = settings.seed
     seed_everything(seed)
-    md = load_model_and_data(str(checkpoint), dataset, layer)
-    data = select_correct_per_class(md.model, md.split.test, per_class, seed)
+    md = load_model_and_data(checkpoint, settings.dataset, settings.layer)
+    data = select_correct_per_class(md.model, md.split.test, settings.per_class, seed)
+    check_finite_outputs(md.model, data.images)
     background = _background(md.split.train.images, 16, seed)
-    # LIME switches segments off with the same substrate that deletion uses
-    lime_base = 0.0 if fill == "zero" else fill
+    fill = settings.fill
     options = {
-        "qa": {"solver": solver}, "ig": {"steps": ig_steps},
-        "lime": {"samples": lime_samples, "baseline": lime_base},
-        "shap": {"samples": shap_samples, "baselines": background},
+        "qa": {"solver": settings.solver, "qubo": settings.qubo},
+        "ig": {"steps": settings.ig_steps},
+        "lime": {"samples": settings.lime_samples, "baseline": 0.0 if fill == "zero" else fill},
+        "shap": {"samples": settings.shap_samples, "baselines": background},
     }  # fmt: skip
     ev = evaluate_methods(
-        md.model, md.layer, data.images, data.labels, names, masks=data.masks, metrics=metrics,
-        options=options, seed=seed, settings=settings, num_classes=len(md.class_names),
+        md.model, md.layer, data.images, data.labels, list(settings.methods), masks=data.masks,
+        metrics=None if settings.metrics is None else list(settings.metrics), options=options, seed=seed,
+        settings=settings.scoring, num_classes=len(md.class_names),
     )  # fmt: skip
-    out = Path(out)
-    figures = _write_figures(ev, data.images.numpy(), data.labels.numpy(), md.class_names, out)
-    summary = _summary(ev, len(data), md.class_names)
+    failed = {n: r.error for n, r in ev.methods.items() if r.error is not None}
+    if len(failed) == len(ev.methods):
+        listing = "; ".join(f"{n}: {e}" for n, e in failed.items())
+        raise QxaiError(f"every method failed ({listing}); fix the first error above and rerun")
+    doc = _document(ev, settings, checkpoint, md, data)
+    figures = _figures(ev, data.images.numpy(), data.labels.numpy(), md.class_names)
+    maps = {_key(n): r.saliency for n, r in ev.ok().items()}
+    per_image = {f"{_key(n)}__{m}": v for n, r in ev.ok().items() for m, v in r.per_image.items()}
+    return write_stage(
+        out, "metrics.json", doc, figures=figures,
+        arrays={"saliency.npz": {"labels": data.labels.numpy(), "indices": data.indices.numpy(), **maps},
+                "per_image.npz": per_image},
+        files={"details.json": {n: r.details for n, r in ev.ok().items()}, "metrics.csv": _csv(ev)},
+    )  # fmt: skip
+
+
+def _document(
+    ev: Evaluation, settings: EvaluateSettings, checkpoint: str, md: Any, data: Any
+) -> dict[str, Any]:
     table = ev.table()
-    doc: dict[str, Any] = {
-        name: ({"error": r.error} if r.error else table[name]) for name, r in ev.methods.items()
-    }
+    verdicts = ev.verdicts()
+    doc: dict[str, Any] = {n: ({"error": r.error} if r.error else table[n]) for n, r in ev.methods.items()}
     doc.update({
-        "metric_info": {m.name: {"direction": m.direction, "definition": m.definition, "group": m.group}
-                    for m in ev.metrics},
-        "figures": figures, "summary": summary,
+        "intervals": ev.interval_table(),
+        "not_applicable": {n: dict(r.not_applicable) for n, r in ev.ok().items() if r.not_applicable},
+        "verdicts": {k: v.label for k, v in verdicts.items() if v.leader is not None},
+        "not_discriminative": [
+            k for k, v in verdicts.items() if v.leader is not None and not v.discriminative
+        ],
+        "references": ev.references, "paired": ev.paired, "diagnostics": ev.diagnostics,
+        "metric_info": {m.name: {"direction": m.direction, "definition": m.definition, "group": m.group,
+                                 "level": m.level} for m in ev.metrics},
+        "settings": settings.to_dict(), "qubo": settings.qubo.to_dict(),
         "config": {
             "checkpoint": str(checkpoint), "dataset": data.name or md.config.get("dataset"),
             "layer": md.layer,
-            "methods": names, "per_class": per_class, "seed": seed, "solver": solver,
-            "lime_samples": lime_samples, "ig_steps": ig_steps, "shap_samples": shap_samples, "steps": steps,
-            "keep": keep, "fill": fill, "sanity_images": sanity_images, "randomisation": randomisation,
-            "masks": data.masks is not None, "class_names": md.class_names,
+            "methods": list(settings.methods), "per_class": settings.per_class, "seed": settings.seed,
+            "masks": data.masks is not None, "class_names": md.class_names, "images": len(data),
         },
     })  # fmt: skip
-    write_json(out / "metrics.json", doc)
-    write_json(out / "details.json", {n: r.details for n, r in ev.methods.items() if r.error is None})
-    write_text(out / "metrics.csv", _csv(ev))
-    maps = {_key(n): r.saliency for n, r in ev.methods.items() if r.saliency is not None}
-    write_npz(out / "saliency.npz", labels=data.labels.numpy(), indices=data.indices.numpy(), **maps)
-    return {**summary, "out": str(out)}
+    doc["claims"] = qa_claims(doc)
+    doc["summary"] = _summary(ev, doc, len(data), md.class_names)
+    return doc
 
 
 def _key(name: str) -> str:
@@ -104,20 +240,33 @@ def _background(train: torch.Tensor, count: int, seed: int) -> torch.Tensor:
     return train[torch.as_tensor(np.sort(rows))]
 
 
-def _summary(ev: Evaluation, images: int, class_names: list[str]) -> dict[str, Any]:
-    ok = [n for n, r in ev.methods.items() if r.error is None]
+def _summary(ev: Evaluation, doc: dict[str, Any], images: int, class_names: list[str]) -> dict[str, Any]:
+    ok = ev.ok()
     summary: dict[str, Any] = {
         "images": images, "classes": len(class_names), "methods_ok": len(ok),
         "methods_failed": len(ev.methods) - len(ok),
     }  # fmt: skip
-    for metric, method in ev.best().items():
-        summary[f"best {metric}"] = method
-    table = ev.table()
-    for key in ("overlap_mean", "overlap_topk_mean", "deletion_auc", "insertion_auc"):
+    for metric, label in doc["verdicts"].items():
+        summary[f"best {metric}"] = label
+    for metric in doc["not_discriminative"]:
+        summary[f"{metric}"] = "not discriminative on this data"
+    intervals = doc["intervals"]
+    for key in ("overlap_mean", "deletion_auc", "insertion_auc"):
         for name in ("qa", "gradcam", "gradcam++"):
-            value = table.get(name, {}).get(key, float("nan"))
+            value = ok[name].scores.get(key, np.nan) if name in ok else np.nan
             if np.isfinite(value):
-                summary[f"{name} {key}"] = round(float(value), 4)
+                lo, hi = intervals.get(name, {}).get(key, [np.nan, np.nan])
+                summary[f"{name} {key}"] = f"{value:.4g} [{lo:.3g}, {hi:.3g}]"
+    refs = doc.get("references") or {}
+    if refs:
+        summary["overlap permutation null"] = round(refs["permutation_null"]["mean"], 4)
+        summary["overlap random k"] = round(refs["random_k"]["mean"], 4)
+        summary["overlap class prototype"] = round(refs["class_prototype"]["mean"], 4)
+    diag = doc.get("diagnostics") or {}
+    if "alpha_within_class" in diag and diag["alpha_within_class"].get("constant"):
+        summary["α within class"] = "constant (see diagnostics)"
+    for name, share in (diag.get("same_set_as_topk") or {}).items():
+        summary[f"QA set = {name} top-|S|"] = round(share, 3)
     return summary
 
 
@@ -125,11 +274,14 @@ def _csv(ev: Evaluation) -> str:
     buf = io.StringIO()
     names = [m.name for m in ev.metrics]
     writer = csv.writer(buf)
-    writer.writerow(["method", *names, "error"])
+    writer.writerow(["method", *names, *(f"{n}_low" for n in names), *(f"{n}_high" for n in names), "error"])
     table = ev.table()
     for name, r in ev.methods.items():
         row = table.get(name, {})
-        writer.writerow([name, *(_fmt(row.get(n)) for n in names), r.error or ""])
+        lows = [r.intervals.get(n, (np.nan, np.nan))[0] for n in names]
+        highs = [r.intervals.get(n, (np.nan, np.nan))[1] for n in names]
+        writer.writerow([name, *(_fmt(row.get(n)) for n in names), *map(_fmt, lows), *map(_fmt, highs),
+                         r.error or ""])  # fmt: skip
     return buf.getvalue()
 
 
@@ -137,41 +289,32 @@ def _fmt(value: float | None) -> str:
     return "" if value is None or not np.isfinite(value) else f"{value:.6g}"
 
 
-def _write_figures(ev: Evaluation, images: np.ndarray, labels: np.ndarray, class_names: list[str],
-                   out: Path) -> list[dict[str, str]]:  # fmt: skip
-    made: list[dict[str, str]] = []
+def _figures(ev: Evaluation, images: np.ndarray, labels: np.ndarray, class_names: list[str]
+             ) -> list[tuple[Figure, Any]]:  # fmt: skip
+    made: list[tuple[Figure, Any]] = []
     fig = figs.overlap_figure(ev, class_names)
     if fig is not None:
-        write_figure(out / "overlap.png", fig)
-        made.append(
-            {
-                "file": "overlap.png",
-                "title": "Class overlap of the selected / activated maps",
-                "caption": "Bhattacharyya coefficient between the per-class histograms of selected (QA) or "
-                "activated (CAM: channel weight > 0; bottom row: top-k with k = |S_QA|) maps. "
-                "A diagonal matrix is perfect disentanglement; lower off-diagonal is better.",
-            }
-        )
+        made.append((Figure(
+            "overlap.png", "Class overlap of the selected maps",
+            "Bhattacharyya coefficient between the per-class histograms of each method's maps. Top row: "
+            "size-matched (every method's top-k maps, k = |S_QA| of the same image); bottom row: each "
+            "method's own sets (CAMs: weight > 0), which set size confounds. A diagonal matrix is perfect "
+            "disentanglement; lower off-diagonal is better.",
+        ), fig))  # fmt: skip
     fig = figs.curves_figure(ev)
     if fig is not None:
-        write_figure(out / "curves.png", fig)
-        made.append(
-            {
-                "file": "curves.png",
-                "title": "Deletion and insertion curves",
-                "caption": "Mean target-class probability as the most salient pixels are deleted (set to 0) "
-                "or inserted (onto a blurred copy); AUC in the legend.",
-            }
-        )
+        made.append((Figure(
+            "curves.png", "Deletion and insertion curves",
+            "Mean target-class probability as the most salient pixels are deleted or inserted (onto a "
+            "blurred copy); AUC in the legend.",
+        ), fig))  # fmt: skip
     fig = figs.example_grid(ev, images, labels, class_names)
     if fig is not None:
-        write_figure(out / "examples.png", fig)
-        made.append(
-            {
-                "file": "examples.png",
-                "title": "Every method on the same images",
-                "caption": "One correctly classified test image per class and each method's map "
-                "(min–max normalised, jet colour map).",
-            }
-        )
-    return made  # fmt: skip
+        made.append((Figure(
+            "examples.png", "Every method on the same images",
+            "One correctly classified test image per class and each method's map (min–max normalised).",
+        ), fig))  # fmt: skip
+    return made
+
+
+__all__ = ["DEFAULT_METHODS", "EvaluateSettings", "run_evaluate"]

@@ -1,6 +1,17 @@
-"""Looking inside a model: layers by name, and hooks that are always released."""
+"""Looking inside a model: layers by name, hooks that are always released, eval mode restored, and
+the classes to explain."""
 
 from qxai.probe.hooks import LayerProbe, capture_gradients
 from qxai.probe.layers import layer_names, resolve_layer
+from qxai.probe.modes import eval_mode
+from qxai.probe.targets import Target, target_classes
 
-__all__ = ["LayerProbe", "capture_gradients", "layer_names", "resolve_layer"]
+__all__ = [
+    "LayerProbe",
+    "Target",
+    "capture_gradients",
+    "eval_mode",
+    "layer_names",
+    "resolve_layer",
+    "target_classes",
+]

@@ -8,6 +8,7 @@ from typing import Any
 
 from qxai.io import read_json
 from qxai.report.html import SECTIONS, flatten_summary, method_scores
+from qxai.report.markdown import claims_markdown, metrics_markdown
 
 
 def _fmt(v: Any) -> str:
@@ -15,11 +16,17 @@ def _fmt(v: Any) -> str:
 
 
 def headline_markdown(run_dir: str | os.PathLike[str]) -> str:
-    """Markdown: each stage's summary, and the methods × metrics table of the evaluation."""
+    """Markdown: the papers' claims checked, each stage's summary, and the metrics table with
+    intervals and verdicts."""
     run_dir = Path(run_dir)
     meta = read_json(run_dir / "stages.json")
     lines = [f"Command: `{meta.get('command', '?')}`", ""]
+    top = run_dir / "metrics.json"
+    claims = read_json(top).get("claims") if top.is_file() else None
+    if claims:
+        lines += ["**Do the papers' claims hold here?**", "", *claims_markdown(claims), ""]
     for name, record in meta.get("stages", {}).items():
+        record = record if isinstance(record, dict) else {"status": str(record)}
         lines.append(f"- **{name}** ({record.get('status')}, {record.get('seconds', 0):.0f} s)")
         result = next((run_dir / s.stage / s.result_file for s in SECTIONS if s.stage == name), None)
         summary = (
@@ -31,15 +38,11 @@ def headline_markdown(run_dir: str | os.PathLike[str]) -> str:
             lines.append(f"  - error: {record.get('error')}")
     metrics_file = run_dir / "evaluate" / "metrics.json"
     if metrics_file.is_file():
-        scores = method_scores(read_json(metrics_file))
-        names = sorted({k for v in scores.values() for k, x in v.items() if isinstance(x, int | float)})
-        if names:
-            lines += ["", "| method | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-            for method, values in scores.items():
-                cells = [
-                    _fmt(values.get(n)) if isinstance(values.get(n), int | float) else "–" for n in names
-                ]
-                lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        doc = read_json(metrics_file)
+        if "config" not in doc:  # a hand-made or foreign metrics.json: list its methods as they are
+            scores = method_scores(doc)
+            doc = {**doc, "config": {"methods": list(scores)}}
+        lines += ["", *metrics_markdown(doc)]
     return "\n".join(lines) + "\n"
 
 
@@ -74,4 +77,3 @@ def _replace_block(text: str, body: str) -> str:
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{body}\n{END}{tail}"
-

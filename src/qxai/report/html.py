@@ -32,6 +32,11 @@ class Section:
 
 
 SECTIONS = (
+    Section(
+        "claims", "Do the papers' claims hold here?", "", "metrics.json",
+        "Each claim of the two source papers, our number with its 95 % interval, and a verdict: holds / "
+        "does not hold / not testable here, with one line why.",
+    ),
     Section("model", "The model", "model", "model.json", "The trained network whose predictions we explain."),
     Section(
         "explanations", "Explanations side by side", "explain", "explanations.json",
@@ -39,12 +44,15 @@ SECTIONS = (
     ),
     Section(
         "metrics", "Metrics", "evaluate", "metrics.json",
-        "Every method scored on the same images. Arrows give the better direction; the best value is bold.",
+        "Every method scored on the same images, each value with its 95 % bootstrap interval. Arrows give "
+        "the better direction; a best is named (bold) only where its interval separates from every "
+        "other method's, otherwise the row says tie.",
     ),
     Section(
         "disentanglement", "Class disentanglement", "evaluate", "metrics.json",
         "Bhattacharyya overlap of the per-class histograms of selected feature maps (SPEC §1); "
-        "a diagonal matrix is perfect disentanglement.",
+        "a diagonal matrix is perfect disentanglement. The headline compares sets of equal size per "
+        "image (k = |S_QA|), beside three references computed by the same code.",
     ),
     Section(
         "annealing", "Annealing physics", "anneal", "anneal.json",
@@ -53,6 +61,11 @@ SECTIONS = (
     Section(
         "layers", "Layer analyses (QIXAI)", "analyze", "analysis.json",
         "Spectra, similarity and mutual information between layers, and integrated gradients.",
+    ),
+    Section(
+        "quantum", "Quantum layers", "analyze", "analysis.json",
+        "For a hybrid quantum–classical model: entanglement per variational layer, the qubit mutual "
+        "information beside the classical MI map, and the Helstrom bound against the model's accuracy.",
     ),
 )  # fmt: skip
 
@@ -77,7 +90,10 @@ text-align:right}th{background:#f0f2f5}td:first-child,th:first-child{text-align:
 .failed{background:#fff0f0;border-color:#e5a0a0}.error{color:#a01010;font-family:monospace;white-space:pre-wrap}
 .status-ok{color:#17803d}.status-failed{color:#a01010}.status-skipped{color:#777}
 code{background:#f0f2f5;padding:0 .2rem}
-.muted{color:#666}.scroll{overflow-x:auto}
+.muted{color:#666}.scroll{overflow-x:auto}.ci{color:#667;font-size:.78rem}.note{color:#444;font-size:.9rem}
+tr.ref td{background:#f7f7fb;font-style:italic}.verdict.holds{color:#17803d;font-weight:600}
+.verdict.fails{color:#a01010;font-weight:600}.verdict.untestable{color:#777}
+table.claims td{text-align:left;vertical-align:top}
 """
 
 # Marks the page once every <img> has loaded (or failed): the browser test reads these attributes.
@@ -145,15 +161,10 @@ def _figure(path: Path, title: str, caption: str) -> str:
 
 
 _RESERVED_KEYS = {
-    "figures",
-    "summary",
-    "metric_info",
-    "metrics_info",
-    "errors",
-    "config",
-    "images",
-    "skipped",
-}
+    "figures", "summary", "metric_info", "metrics_info", "errors", "config", "images", "skipped", "intervals",
+    "not_applicable", "verdicts", "not_discriminative", "references", "paired", "diagnostics", "claims",
+    "settings", "qubo", "files", "run_id", "across_seeds", "seeds",
+}  # fmt: skip
 
 
 def method_scores(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -163,38 +174,131 @@ def method_scores(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in metrics.items() if k not in _RESERVED_KEYS and isinstance(v, dict)}
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def metrics_table(metrics: dict[str, Any]) -> str:
-    """Methods × metrics with the best value per metric in bold (by each metric's direction)."""
-    methods = method_scores(metrics)
+    """Metrics × methods, each cell ``value [low, high]``; the best is bold only where the saved
+    verdict names one method (intervals separate), and the last column says "tie: …" otherwise."""
+    methods = {m: v for m, v in method_scores(metrics).items() if isinstance(v, dict) and "error" not in v}
     info = metrics.get("metric_info") or metrics.get("metrics_info") or {}
-    names: list[str] = []
+    intervals = metrics.get("intervals") or {}
+    verdicts = metrics.get("verdicts") or {}
+    quiet = set(metrics.get("not_discriminative") or [])
+    across = metrics.get("across_seeds") or {}
+    names: list[str] = list(info) or []
     for values in methods.values():
-        for name, value in (values or {}).items():
-            if name not in names and isinstance(value, int | float) and not isinstance(value, bool):
+        for name, value in values.items():
+            if name not in names and _number(value):
                 names.append(name)
     if not methods or not names:
         return "<p class='muted'>no metrics recorded</p>"
-    best: dict[str, float] = {}
-    for name in names:
-        column = [v[name] for v in methods.values() if isinstance((v or {}).get(name), int | float)]
-        if column:
-            higher = (info.get(name) or {}).get("direction", "higher") == "higher"
-            best[name] = max(column) if higher else min(column)
-    head = "".join(
-        f"<th title='{html.escape((info.get(n) or {}).get('definition', ''))}'>{html.escape(n)} "
-        f"{'↑' if (info.get(n) or {}).get('direction', 'higher') == 'higher' else '↓'}</th>"
-        for n in names
-    )
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
     body = ""
-    for method, values in methods.items():
+    for n in names:
+        direction = (info.get(n) or {}).get("direction", "higher")
+        arrow = {"higher": "↑", "lower": "↓"}.get(direction, "·")
+        label = str(verdicts.get(n, "–"))
         cells = ""
-        for n in names:
-            v = (values or {}).get(n)
-            text = _fmt(v) if isinstance(v, int | float) else "–"
-            cells += f"<td><b>{text}</b></td>" if v is not None and v == best.get(n) else f"<td>{text}</td>"
-        body += f"<tr><td>{html.escape(method)}</td>{cells}</tr>"
-    # wide tables scroll inside their section instead of overflowing the page
-    return f"<div class='scroll'><table><tr><th>method</th>{head}</tr>{body}</table></div>"
+        for method, values in methods.items():
+            v = values.get(n)
+            if not _number(v):
+                cells += "<td class='muted'>–</td>"
+                continue
+            text = _fmt(v)
+            lo_hi = (intervals.get(method) or {}).get(n)
+            if lo_hi and None not in lo_hi:
+                text += f"<br><span class='ci'>[{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]</span>"
+            seeds = (across.get(method) or {}).get(n)
+            if seeds:
+                text += f"<br><span class='ci'>seeds {_fmt(seeds['mean'])} ± {_fmt(seeds['sd'])}</span>"
+            cells += f"<td><b>{text}</b></td>" if label == method else f"<td>{text}</td>"
+        note = "not discriminative on this data" if n in quiet else label
+        title = html.escape((info.get(n) or {}).get("definition", ""))
+        body += (
+            f"<tr><td title='{title}'>{html.escape(n)} {arrow}</td>{cells}<td>{html.escape(note)}</td></tr>"
+        )
+    return f"<div class='scroll'><table><tr><th>metric</th>{head}<th>best</th></tr>{body}</table></div>"
+
+
+def overlap_table(metrics: dict[str, Any]) -> str:
+    """The size-matched overlap of every map-selecting method beside the three reference rows, with
+    intervals, relative to the permutation null, and the set-size-confounded variant."""
+    refs = metrics.get("references") or {}
+    methods = method_scores(metrics)
+    intervals = metrics.get("intervals") or {}
+    rel = refs.get("relative_to_null") or {}
+    rows = ""
+    for name, values in methods.items():
+        if not isinstance(values, dict) or not _number(values.get("overlap_mean")):
+            continue
+        lo, hi = (intervals.get(name) or {}).get("overlap_mean", [None, None])
+        ci = f"[{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else "–"
+        act = values.get("overlap_activated_mean")
+        rows += (f"<tr><td>{html.escape(name)}</td><td>{_fmt(values['overlap_mean'])}</td><td>{ci}</td>"
+                 f"<td>{_fmt(rel.get(name)) if name in rel else '–'}</td>"
+                 f"<td>{_fmt(act) if _number(act) else '–'}</td></tr>")  # fmt: skip
+    for key, label in (
+        ("permutation_null", "permutation null (labels shuffled)"),
+        ("random_k", "random k maps"),
+        ("class_prototype", "class prototype (no per-image info)"),
+    ):
+        ref = refs.get(key)
+        if not ref:
+            continue
+        lo, hi = ref.get("interval", [None, None])
+        rows += (f"<tr class='ref'><td>{html.escape(label)}</td><td>{_fmt(ref.get('mean'))}</td>"
+                 f"<td>[{_fmt(lo)}, {_fmt(hi)}]</td><td>–</td><td>–</td></tr>")  # fmt: skip
+    if not rows:
+        return ""
+    notes = []
+    diag = metrics.get("diagnostics") or {}
+    alpha = diag.get("alpha_within_class") or {}
+    if alpha.get("sentence"):
+        notes.append(alpha["sentence"])
+    for name, share in (diag.get("same_set_as_topk") or {}).items():
+        notes.append(f"QA's set equals {name}'s top-|S| set on {share:.0%} of images.")
+    dead = diag.get("dead_maps") or {}
+    if dead:
+        notes.append(f"Dead maps left out of the QUBO: {dead['dropped_per_image']:.2f} per image "
+                     f"({dead['images_with_dead_maps']:.0%} of images have one).")  # fmt: skip
+    note_html = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
+    return (
+        "<h3>Size-matched overlap and references</h3><div class='scroll'><table><tr><th>selection</th>"
+        "<th>overlap_mean ↓</th><th>95 % interval</th><th>relative to null</th>"
+        "<th>own-set overlap (set-size-confounded)</th></tr>"
+        f"{rows}</table></div>{note_html}"
+    )
+
+
+_VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "not testable": "untestable"}
+
+
+def claims_table(claims: list[dict[str, Any]]) -> str:
+    """One row per paper claim: claim, the paper's figure, ours with its interval, verdict, why."""
+    if not claims:
+        return "<p class='muted'>no claims were checked in this run</p>"
+    rows = ""
+    for c in claims:
+        if not isinstance(c, dict):
+            continue
+        interval = c.get("interval")
+        ours = _fmt(c.get("ours")) if c.get("ours") is not None else "–"
+        if isinstance(interval, list) and len(interval) == 2 and None not in interval:
+            ours += f" [{_fmt(interval[0])}, {_fmt(interval[1])}]"
+        verdict = str(c.get("verdict", "not testable"))
+        rows += (
+            f"<tr><td>{html.escape(str(c.get('claim', '')))}</td>"
+            f"<td>{html.escape(str(c.get('paper', '')))}</td><td>{ours}</td>"
+            f"<td class='verdict {_VERDICT_CLASS.get(verdict, '')}'>{html.escape(verdict)}</td>"
+            f"<td>{html.escape(str(c.get('why', '')))}</td></tr>"
+        )
+    return (
+        "<div class='scroll'><table class='claims'><tr><th>claim</th><th>paper</th>"
+        "<th>ours [95 % interval]</th>"
+        f"<th>verdict</th><th>why</th></tr>{rows}</table></div>"
+    )
 
 
 def _route(stage: str, fig: dict[str, Any]) -> str:
@@ -208,48 +312,115 @@ def _route(stage: str, fig: dict[str, Any]) -> str:
     return next(s.key for s in SECTIONS if s.stage == stage)
 
 
+def _inside(run_dir: Path, folder: Path, name: str) -> Path | None:
+    """``folder/name`` when it resolves to a file inside ``run_dir``; None for absolute paths,
+    ``..`` escapes or links out of the run folder (a stage JSON must not make us embed other files)."""
+    try:
+        path = (folder / name).resolve()
+        root = run_dir.resolve()
+    except (OSError, RuntimeError):
+        return None
+    if not name or Path(name).is_absolute() or (root not in path.parents and path != root):
+        return None
+    return path
+
+
+def _stage_doc(path: Path) -> dict[str, Any]:
+    """A stage's main JSON, refusing anything but an object (one line naming the file)."""
+    doc = read_json(path)
+    if not isinstance(doc, dict):
+        raise QxaiError(
+            f"{path} holds a {type(doc).__name__}, not a stage result object; delete it and rerun the stage"
+        )
+    return doc
+
+
 def _figures_by_section(run_dir: Path) -> dict[str, list[str]]:
     """Every figure of every stage, rendered, grouped by the section it belongs in."""
     grouped: dict[str, list[str]] = {}
     seen: set[Path] = set()
     for section in SECTIONS:
+        if not section.stage:
+            continue
         path = run_dir / section.stage / section.result_file
         if path in seen or not path.is_file():
             continue
         seen.add(path)
-        for entry in read_json(path).get("figures") or []:
+        for entry in _stage_doc(path).get("figures") or []:
             fig = entry if isinstance(entry, dict) else {"file": str(entry)}
             name = str(fig.get("file", ""))
-            html_fig = _figure(run_dir / section.stage / name, fig.get("title", name), fig.get("caption", ""))
+            target = _inside(run_dir, run_dir / section.stage, name)
+            if target is None:
+                html_fig = (
+                    f'<p class="error">figure {html.escape(name)} lies outside the run folder; not shown</p>'
+                )
+            else:
+                html_fig = _figure(target, str(fig.get("title", name)), str(fig.get("caption", "")))
             grouped.setdefault(_route(section.stage, fig), []).append(html_fig)
     return grouped
 
 
+def _claims(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's claims: the demo's top-level metrics.json, else the evaluate stage's."""
+    for path in (run_dir / "metrics.json", run_dir / "evaluate" / "metrics.json"):
+        if path.is_file():
+            claims = _stage_doc(path).get("claims")
+            if isinstance(claims, list):
+                return claims
+    return []
+
+
 def _render_section(run_dir: Path, section: Section, stages: dict[str, Any], figures: list[str]) -> str:
-    status = stages.get(section.stage, {})
-    state = status.get("status", "missing")
     head = f'<section id="{section.key}" data-section="{section.key}"'
+    title = html.escape(section.title)
+    if section.key == "claims":
+        table = claims_table(_claims(run_dir))
+        return f"{head}><h2>{title}</h2><p>{html.escape(section.intro)}</p>{table}</section>"
+    status = stages.get(section.stage, {})
+    status = status if isinstance(status, dict) else {"status": str(status)}
+    state = status.get("status", "missing")
     if state == "failed":
         return (
-            f'{head} class="failed"><h2>{html.escape(section.title)} '
+            f'{head} class="failed"><h2>{title} '
             f'<span class="status-failed">(stage "{section.stage}" failed)</span></h2>'
             f'<p class="error">{html.escape(str(status.get("error", "unknown error")))}</p></section>'
         )
     path = run_dir / section.stage / section.result_file
     if not path.is_file():
+        if section.key == "quantum":
+            return ""
+        interrupted = state == "interrupted" or (run_dir / section.stage).is_dir()
+        label = "interrupted" if interrupted else "not run"
+        hint = ("the stage started but did not finish; rerun the same command to continue" if interrupted
+                else f"No {section.stage}/{section.result_file} in this run.")  # fmt: skip
         return (
-            f'{head}><h2>{html.escape(section.title)} <span class="status-skipped">(not run)</span></h2>'
-            f'<p class="muted">No {html.escape(section.stage)}/{section.result_file} in this run.</p>'
-            "</section>"
+            f'{head}><h2>{title} <span class="status-skipped">({label})</span></h2>'
+            f'<p class="muted">{html.escape(hint)}</p></section>'
         )
-    result = read_json(path)
-    parts = [f"{head}><h2>{html.escape(section.title)}</h2><p>{html.escape(section.intro)}</p>"]
+    result = _stage_doc(path)
+    if section.key == "quantum":
+        quantum = result.get("quantum")
+        if not isinstance(quantum, dict):
+            return ""  # a classical model: no quantum layers, no section
+        result = quantum
+    parts = [f"{head}><h2>{title}</h2><p>{html.escape(section.intro)}</p>"]
     if section.key == "metrics":
         parts.append(metrics_table(result))
-        failures = {m: e for m, e in (result.get("errors") or {}).items()}
-        for method, error in failures.items():
-            parts.append(f'<p class="error">{html.escape(method)} skipped: {html.escape(str(error))}</p>')
-    elif section.key != "disentanglement":
+        for method, values in method_scores(result).items():
+            if isinstance(values, dict) and "error" in values:
+                parts.append(
+                    f'<p class="error">{html.escape(method)} skipped: {html.escape(str(values["error"]))}</p>'
+                )
+        not_applicable = result.get("not_applicable") or {}
+        if not_applicable:
+            reasons = sorted({f"{m}: {r}" for v in not_applicable.values() for m, r in v.items()})
+            items = "".join(f"<li>{html.escape(r)}</li>" for r in reasons)
+            parts.append(
+                f"<details><summary>metrics marked not applicable</summary><ul>{items}</ul></details>"
+            )
+    elif section.key == "disentanglement":
+        parts.append(overlap_table(result))
+    else:
         parts.append(_summary_table(result.get("summary") or {}))
     parts.extend(figures)
     parts.append("</section>")
@@ -257,6 +428,7 @@ def _render_section(run_dir: Path, section: Section, stages: dict[str, Any], fig
 
 
 def _timings(stages: dict[str, Any]) -> str:
+    stages = {k: (v if isinstance(v, dict) else {"status": str(v)}) for k, v in stages.items()}
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td class='status-{html.escape(str(s.get('status')))}'>"
         f"{html.escape(str(s.get('status')))}</td><td>{float(s.get('seconds') or 0):.1f}</td></tr>"
@@ -291,12 +463,16 @@ def render_report(run_dir: str | os.PathLike[str]) -> str:
     if not run_dir.is_dir():
         raise QxaiError(f"run folder {run_dir} does not exist; run `qxai demo --out {run_dir}` first")
     stages_file = run_dir / "stages.json"
-    meta = read_json(stages_file) if stages_file.is_file() else {}
+    meta = _stage_doc(stages_file) if stages_file.is_file() else {}
     stages = meta.get("stages") or {}
-    if not stages and not any((run_dir / s.stage / s.result_file).is_file() for s in SECTIONS):
+    if not isinstance(stages, dict):
+        raise QxaiError(
+            f"{stages_file} has 'stages' of type {type(stages).__name__}, not an object; rerun the demo"
+        )
+    if not stages and not any((run_dir / s.stage / s.result_file).is_file() for s in SECTIONS if s.stage):
         raise QxaiError(f"{run_dir} holds no stage results; run `qxai demo --out {run_dir}` first")
     title = meta.get("title") or "qxai report"
-    nav = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in SECTIONS)
+    nav = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in SECTIONS if s.key != "quantum")
     nav += '<a href="#timings">Timings</a><a href="#provenance">Command</a>'
     figures = _figures_by_section(run_dir)
     body = "".join(_render_section(run_dir, s, stages, figures.get(s.key, [])) for s in SECTIONS)

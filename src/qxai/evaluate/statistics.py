@@ -1,0 +1,195 @@
+"""Statistics of an evaluation: bootstrap intervals, paired tests, and verdicts that say "tie".
+
+Every interval is a seeded percentile bootstrap over images (≥ 1000 resamples): a per-image metric
+resamples its per-image values; a set-level metric (overlap, silhouette) is recomputed on each
+resample of the images. A comparison of two methods is paired: both are recomputed on the *same*
+resampled images, so the interval and p-value are those of their difference.
+
+>>> lo, hi = bootstrap_interval(np.arange(100.0), seed=0)
+>>> bool(lo < 49.5 < hi)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from qxai.seeding import numpy_rng
+
+#: Bootstrap resamples for every interval and paired test (the issue asks for ≥ 1000).
+RESAMPLES = 1000
+#: Two-sided confidence level of every interval.
+LEVEL = 0.95
+
+
+def resample_indices(n: int, seed: int, resamples: int = RESAMPLES, stream: str = "bootstrap") -> np.ndarray:
+    """``(resamples, n)`` image indices drawn with replacement, seeded (same seed, same draws)."""
+    return numpy_rng(seed, stream).integers(0, n, size=(resamples, n))
+
+
+def _percentiles(draws: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return float("nan"), float("nan")
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(draws, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_interval(
+    values: np.ndarray, *, seed: int = 0, resamples: int = RESAMPLES, level: float = LEVEL
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of the finite entries of ``values`` ``(N,)``.
+
+    NaN entries (a metric undefined on that image) are left out before resampling; with fewer than
+    two finite values the interval is ``(nan, nan)``.
+    """
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size < 2:
+        return float("nan"), float("nan")
+    idx = resample_indices(finite.size, seed, resamples)
+    return _percentiles(finite[idx].mean(axis=1), level)
+
+
+def bootstrap_statistic(
+    statistic: Callable[[np.ndarray], float], n: int, *, seed: int = 0, resamples: int = RESAMPLES,
+    level: float = LEVEL,
+) -> tuple[float, float]:  # fmt: skip
+    """Percentile interval of ``statistic(indices)`` over bootstrap resamples of ``n`` images."""
+    if n < 2:
+        return float("nan"), float("nan")
+    draws = np.array([statistic(idx) for idx in resample_indices(n, seed, resamples)])
+    return _percentiles(draws, level)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A paired comparison ``a − b`` over the same images.
+
+    ``difference``: the point estimate; ``interval``: its bootstrap interval; ``p_value``: two-sided
+    bootstrap p-value of "no difference" (twice the smaller tail share of the resampled
+    differences on either side of 0, at least ``1 / (resamples + 1)``); ``effect_size``: the
+    difference over the bootstrap standard deviation of the difference (a z-like effect size,
+    Cohen's d_z for a per-image metric).
+    """
+
+    difference: float
+    interval: tuple[float, float]
+    p_value: float
+    effect_size: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "difference": self.difference, "interval": list(self.interval), "p_value": self.p_value,
+            "effect_size": self.effect_size,
+        }  # fmt: skip
+
+
+def paired_test(
+    stat_a: Callable[[np.ndarray], float], stat_b: Callable[[np.ndarray], float], n: int, *, seed: int = 0,
+    resamples: int = RESAMPLES,
+) -> PairedTest:  # fmt: skip
+    """Paired bootstrap of ``stat_a(idx) − stat_b(idx)`` over resamples of ``n`` images.
+
+    >>> a, b = np.arange(50.0), np.arange(50.0) + 5.0
+    >>> t = paired_test(lambda i: a[i].mean(), lambda i: b[i].mean(), 50, seed=0)
+    >>> t.difference, t.p_value < 0.01
+    (-5.0, True)
+    """
+    full = np.arange(n)
+    point = float(stat_a(full) - stat_b(full))
+    if n < 2:
+        return PairedTest(point, (float("nan"), float("nan")), float("nan"), float("nan"))
+    draws = np.array([stat_a(i) - stat_b(i) for i in resample_indices(n, seed, resamples, "paired")])
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return PairedTest(point, (float("nan"), float("nan")), float("nan"), float("nan"))
+    tail = min(np.mean(draws <= 0), np.mean(draws >= 0))
+    p = float(min(1.0, max(2 * tail, 1.0 / (draws.size + 1))))
+    sd = float(draws.std(ddof=1)) if draws.size > 1 else float("nan")
+    effect = point / sd if sd > 0 else (0.0 if point == 0 else float("inf") * np.sign(point))
+    return PairedTest(point, _percentiles(draws), p, float(effect))
+
+
+def finite_mean(values: np.ndarray, rows: np.ndarray | None = None) -> float:
+    """Mean of the finite entries of ``values[rows]``; NaN (without a warning) when there are none."""
+    arr = np.asarray(values, dtype=np.float64)
+    if rows is not None:
+        arr = arr[rows]
+    arr = arr[np.isfinite(arr)]
+    return float(arr.mean()) if arr.size else float("nan")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Which method is best on a metric, or which tie for best.
+
+    ``best`` is a method name only when its interval separates from every other method's;
+    otherwise ``best`` is None and ``tied`` lists the methods whose intervals overlap the leader's.
+    ``discriminative`` is False when every method's interval overlaps every other's (the metric
+    cannot tell these methods apart on this data).
+    """
+
+    leader: str | None
+    best: str | None
+    tied: tuple[str, ...]
+    discriminative: bool
+
+    @property
+    def label(self) -> str:
+        """``"qa"``, ``"tie: qa, gradcam"``, or ``"–"`` when nothing was measured."""
+        if self.best is not None:
+            return self.best
+        if self.tied:
+            return "tie: " + ", ".join(self.tied)
+        return "–"
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return not (a[1] < b[0] or b[1] < a[0])
+
+
+def verdict(
+    values: Mapping[str, float], intervals: Mapping[str, tuple[float, float]], direction: str
+) -> Verdict:
+    """Best-or-tie of ``values`` (method → value) given their ``intervals`` and the metric's direction.
+
+    A method without a finite interval (a single measurement) can only win when it is the only
+    finite value. ``direction`` ``"none"`` (a diagnostic) never declares a best.
+
+    >>> verdict({"a": 1.0, "b": 2.0}, {"a": (0.9, 1.1), "b": (1.9, 2.1)}, "lower").label
+    'a'
+    >>> verdict({"a": 1.0, "b": 1.05}, {"a": (0.9, 1.1), "b": (1.0, 1.1)}, "lower").label
+    'tie: a, b'
+    """
+    finite = {m: v for m, v in values.items() if v is not None and np.isfinite(v)}
+    if not finite or direction not in ("higher", "lower"):
+        return Verdict(None, None, (), True)
+    sign = 1.0 if direction == "higher" else -1.0
+    order = sorted(finite, key=lambda m: -sign * finite[m])
+    leader = order[0]
+    if len(order) == 1:
+        return Verdict(leader, leader, (), True)
+
+    def box(m: str) -> tuple[float, float]:
+        lo, hi = intervals.get(m, (float("nan"), float("nan")))
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return (finite[m], finite[m]) if _all_single(intervals, finite) else (-np.inf, np.inf)
+        return (lo, hi)
+
+    tied = tuple(m for m in order if m == leader or _overlap(box(leader), box(m)))
+    boxes = [box(m) for m in order]
+    discriminative = not all(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    if len(tied) == 1:
+        return Verdict(leader, leader, (), discriminative)
+    return Verdict(leader, None, tied, discriminative)
+
+
+def _all_single(intervals: Mapping[str, tuple[float, float]], finite: Mapping[str, float]) -> bool:
+    """True when no method has an interval (a single measurement each, e.g. peak memory):
+    then the values themselves are compared."""
+    return not any(np.isfinite(intervals.get(m, (np.nan, np.nan))[0]) for m in finite)
