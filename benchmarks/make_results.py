@@ -52,7 +52,7 @@ def references(doc: dict[str, Any]) -> list[str]:
     for name in doc["config"]["methods"]:
         v = (doc.get(name) or {}).get("overlap_mean")
         if v is not None:
-            lo, hi = doc["intervals"][name]["overlap_mean"]
+            lo, hi = ((doc.get("intervals") or {}).get(name) or {}).get("overlap_mean", [None, None])
             lines.append(f"| {name} | {fmt(v)} | [{fmt(lo)}, {fmt(hi)}] |")
     for key, label in (("permutation_null", "permutation null"), ("random_k", "random k maps"),
                        ("class_prototype", "class prototype")):  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from qxai.errors import QxaiError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` on success.
+
+    The file gets the mode the umask implies (``0o666 & ~umask``), like any file a program
+    creates, not ``mkstemp``'s private ``0o600``. The temporary is named ``.NAME.XXXXXXXX.tmp`` so
+    that :func:`qxai.pipeline.stage.clean_stale` can remove what a killed run left behind.
 
     >>> import tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
@@ -30,15 +37,78 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temporary(target)
     try:
         yield tmp
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _create_temporary(target: Path) -> Path:
+    # os.open with mode 0o666 lets the kernel apply the umask (reading the umask would need
+    # os.umask, which sets it process-wide and races with other threads); O_EXCL keeps the name ours.
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"no free temporary name next to {target}")
+
+
+def check_output_file(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """Refuse, before any compute, an output *file* path that cannot be written.
+
+    A :class:`~qxai.errors.QxaiError` when ``path`` is an existing folder, sits under a file, or its
+    folder is not writable. Nothing is created.
+
+    >>> import tempfile
+    >>> check_output_file(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    qxai.errors.QxaiError: --out ... is an existing folder; pass a file path such as .../model.pt
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise QxaiError(
+            f"{option} {target} is an existing folder; pass a file path such as {target / 'model.pt'}"
+        )
+    _check_creatable(target, option)
+    return target
+
+
+def check_output_folder(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """Refuse, before any compute, an output *folder* path that cannot be written.
+
+    A :class:`~qxai.errors.QxaiError` when ``path`` is an existing file, sits under a file, or is
+    (or would be created in) a folder that is not writable. Nothing is created.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise QxaiError(f"{option} {target} is an existing file; pass a folder path (or remove the file)")
+    _check_creatable(target / "_", option)
+    return target
+
+
+def _check_creatable(target: Path, option: str) -> None:
+    """``target`` can be created: its nearest existing ancestor is a folder we can write in."""
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise QxaiError(f"{option} {target.parent} sits under the file {ancestor}; choose another {option}")
+    try:  # a real write: permission bits lie for root and on read-only file systems
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as err:
+        raise QxaiError(
+            f"{option}: cannot write in {ancestor} ({err.strerror or type(err).__name__}); "
+            f"choose a writable {option}"
+        ) from None
 
 
 def cache_dir() -> Path:
@@ -95,8 +165,6 @@ def _replace_non_finite(obj: Any) -> Any:
 
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read JSON written by :func:`write_json`; a missing or broken file is a :class:`QxaiError`."""
-    from qxai.errors import QxaiError
-
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:

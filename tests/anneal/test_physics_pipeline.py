@@ -10,8 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from qxai.anneal.physics import AnnealProtocol
+from qxai.anneal.physics.figures import anneal_figures
+from qxai.anneal.physics.statistics import headline, summarise
+from qxai.anneal.qubo import QuboOptions
 from qxai.errors import QxaiError
-from qxai.pipeline.anneal import headline, load_bqm, run_anneal, summarise
+from qxai.pipeline.anneal import AnnealSettings, load_bqm, run_anneal
 
 
 def test_bqm_file_formats_round_trip(tmp_path: Path) -> None:
@@ -63,36 +67,135 @@ def test_summary_and_figures_for_many_problems(tmp_path: Path) -> None:
     s = summarise(problems, [10.0, 50.0])
     assert s["fidelity"]["10"]["fit"]["rate_per_qubit"] == pytest.approx(-0.693147, abs=1e-5)
     assert s["fidelity"]["50"]["by_d"]["4"]["median"] == 0.9
-    h = headline(problems, [10.0, 50.0], "transverse", "quadratic", skipped=2)
+    assert s["fidelity"]["10"]["by_d"]["4"]["median_gain"] == pytest.approx(1.0)  # F = 2^−d: no gain
+    h = headline(problems, [10.0, 50.0], "transverse", "quadratic", skipped=2, energy_convention="authors")
     assert h["fitted decay rate at τ=10 (per qubit)"] == pytest.approx(np.log(0.5), abs=1e-9)
     assert h["median F (τ=10)"] == pytest.approx(0.5**4) and h["median F (τ=50)"] == 0.9
     assert h["Δ_min median"] == pytest.approx(0.025) and h["Δ_min min"] == pytest.approx(0.02)
     assert h["fraction Δ_min < 0.01"] == 0.0 and h["problems skipped (too many qubits)"] == 2
     assert (h["min qubits"], h["max qubits"], h["problems"]) == (3, 5, 9)
+    assert "(I − σz)" in h["energy convention"]
     assert all(isinstance(v, int | float | str) for v in h.values())
-    from qxai.pipeline.anneal import write_figures
-
-    records = write_figures(tmp_path, problems, [10.0, 50.0], "authors", "quadratic")
-    assert [r["file"] for r in records] == ["delta_min.png", "fidelity_vs_d.png"]
-    for r in records:
-        assert set(r) == {"file", "title", "caption"} and (tmp_path / r["file"]).stat().st_size > 1000
+    pairs = anneal_figures(problems, s, [10.0, 50.0], "authors", "quadratic", "authors")
+    assert [r["file"] for r, _ in pairs] == ["delta_min.png", "fidelity_vs_d.png"]  # no classical gaps given
+    for r, fig in pairs:
+        assert set(r) == {"file", "title", "caption"} and fig.axes
         assert "+(1/d)Σσx" in r["caption"] and "quadratic schedule" in r["caption"]
+        assert "energy convention authors" in r["caption"]
+
+
+def _fake_model_qubos(bqms: list[dimod.BinaryQuadraticModel]):
+    def model_qubos(checkpoint: str, settings: AnnealSettings) -> tuple[list, dict]:
+        metas = [{"id": i, "label": f"c{i % 2}"} for i in range(len(bqms))]
+        return list(zip(metas, bqms, strict=True)), {"kind": "model", "dataset": "toy", "num_maps": 5}
+
+    return model_qubos
 
 
 def test_many_problems_write_the_report_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the model path without a checkpoint: three small BQMs stand in for the explanation QUBOs
+    # the model path without a checkpoint: small BQMs stand in for the explanation QUBOs
     import qxai.pipeline.anneal as stage
 
-    bqms = [dimod.generators.gnp_random_bqm(d, 0.7, "BINARY", random_state=d) for d in (3, 4, 5)]
-    monkeypatch.setattr(stage, "model_qubos", lambda *a: [({"id": i}, b) for i, b in enumerate(bqms)])
-    res = run_anneal(tmp_path, checkpoint="unused", taus=[2.0, 5.0], dt=0.05, grid=11, driver="authors")
+    bqms = [dimod.generators.gnp_random_bqm(d, 0.7, "BINARY", random_state=d) for d in (3, 4, 5, 3)]
+    monkeypatch.setattr(stage, "model_qubos", _fake_model_qubos(bqms))
+    settings = AnnealSettings(taus=(2.0, 5.0), grid=11, protocol=AnnealProtocol(dt=0.05, driver="authors"),
+                              energy_convention="authors", qubo=QuboOptions(beta=0.6))  # fmt: skip
+    res = run_anneal(tmp_path, model="unused", settings=settings)
     saved = json.loads((tmp_path / "anneal.json").read_text())
-    assert saved["summary"] == res["summary"] and saved["summary"]["problems"] == 3
+    assert saved["summary"] == res["summary"] and saved["summary"]["problems"] == 4
     assert saved["statistics"]["delta_min"]["min"] == saved["summary"]["Δ_min min"]
-    assert [f["file"] for f in saved["figures"]] == ["delta_min.png", "fidelity_vs_d.png"]
-    assert all("linear schedule" in f["caption"] for f in saved["figures"])
+    assert [f["file"] for f in saved["figures"]] == [
+        "delta_min.png",
+        "gap_vs_classical.png",
+        "fidelity_vs_d.png",
+    ]
+    assert all("linear schedule" in f["caption"] and "energy convention authors" in f["caption"]
+               for f in saved["figures"])  # fmt: skip
+    assert saved["settings"]["qubo"]["beta"] == 0.6 and saved["qubo"]["beta"] == 0.6
+    assert saved["settings"]["protocol"] == {"dt": 0.05, "driver": "authors", "schedule": "linear"}
+    assert saved["energy_convention"] == "authors" and saved["source"]["dataset"] == "toy"
+    for p, b in zip(saved["problems"], bqms, strict=True):
+        # authors' convention: x → 2x; the ground energy is the brute-force minimum of the scaled model
+        scaled = dimod.BinaryQuadraticModel(
+            {v: 2 * h for v, h in b.linear.items()},
+            {e: 4 * j for e, j in b.quadratic.items()},
+            b.offset,
+            "BINARY",
+        )
+        energies = np.unique(np.round(dimod.ExactSolver().sample(scaled).record.energy, 9))
+        assert p["ground_energy"] == pytest.approx(energies[0], abs=1e-9)
+        assert p["classical_gap"] == pytest.approx(energies[1] - energies[0], abs=1e-9)
+        assert 0 < p["gap_ratio"] <= 1 + 1e-9  # the gap at s = 1 is the classical one
+        assert p["fidelity_gain"]["2"] == pytest.approx(
+            p["fidelity"]["2"] * 2 ** p["num_qubits"] / p["degeneracy"]
+        )
+    assert saved["statistics"]["confounding"]["testable"]
+    assert {c["verdict"] for c in saved["claims"]} == {"not testable"}  # β = 0.6 and 4 problems
 
 
 def test_needs_exactly_one_source(tmp_path: Path) -> None:
     with pytest.raises(QxaiError, match="one problem source"):
         run_anneal(tmp_path)
+
+
+def _write(tmp_path: Path, bqm: dimod.BinaryQuadraticModel) -> str:
+    path = tmp_path / "p.bqm"
+    path.write_bytes(bqm.to_file().read())
+    return str(path)
+
+
+BAD_INPUTS = {
+    "too many qubits": (lambda t: ["--model", "unused.pt", "--max-qubits", "40"], "--memory-mb limit"),
+    "30-variable BQM": (lambda t: ["--bqm", _write(t, dimod.generators.gnp_random_bqm(30, 0.1, "BINARY"))],
+                        "needs about"),
+    "NaN bias": (lambda t: ["--bqm", _write(t, dimod.BQM({"a": float("nan")}, {}, 0.0, "BINARY"))], "NaN"),
+    "all-zero 1-variable": (lambda t: ["--bqm", _write(t, dimod.BQM({"a": 0.0}, {}, 0.0, "BINARY"))],
+                            "only zero biases"),
+    "all-zero 2-variable": (lambda t: ["--bqm", _write(t, dimod.BQM({}, {("a", "b"): 0.0}, 1.0, "SPIN"))],
+                            "only zero biases"),
+    "empty BQM": (lambda t: ["--bqm", _write(t, dimod.BQM("BINARY"))], "no variables"),
+    "tau 1e9": (lambda t: ["--bqm", _write(t, dimod.BQM({"a": 1.0}, {}, 0.0, "BINARY")), "--tau", "1e9"],
+                "steps"),
+    "negative tau": (lambda t: ["--bqm", "x.bqm", "--tau", "10,-1"], "positive finite"),
+    "unknown convention": (lambda t: ["--bqm", "x.bqm", "--energy-convention", "paper"], "energy convention"),
+    "zero memory": (lambda t: ["--bqm", "x.bqm", "--memory-mb", "0"], "--memory-mb"),
+    "zero dt": (lambda t: ["--bqm", "x.bqm", "--dt", "0"], "dt must be"),
+    "unknown driver": (lambda t: ["--bqm", "x.bqm", "--driver", "sideways"], "unknown driver"),
+    "bad penalty": (lambda t: ["--model", "unused.pt", "--penalty", "5"], "--penalty"),
+    "qubo-from without qubo": (lambda t: ["--model", "m.pt", "--qubo-from", _write(t, dimod.BQM("BINARY"))],
+                               "not JSON"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gets_one_line_and_exit_2(case: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from qxai.cli.main import main
+
+    build, fragment = BAD_INPUTS[case]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["anneal", *build(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2, err
+    assert err.startswith("error: ") and "\n" not in err and fragment in err, err
+    assert not (tmp_path / "out" / "anneal.json").exists()
+
+
+def test_cli_on_a_trained_model_with_qubo_from(digits_checkpoint: Path, tmp_path: Path) -> None:
+    from qxai.cli.main import main
+
+    previous = tmp_path / "metrics.json"
+    previous.write_text(json.dumps({"qubo": {"beta": 0.6, "normalise": "minmax", "penalty": None}}))
+    out = tmp_path / "anneal"
+    args = ["anneal", "--model", str(digits_checkpoint), "--per-class", "1", "--max-qubits", "6",
+            "--tau", "2,5",
+            "--dt", "0.05", "--grid", "11", "--qubo-from", str(previous), "--penalty", "0.5,2",
+            "--driver", "authors", "--energy-convention", "authors", "--out", str(out)]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code in (0, None)
+    saved = json.loads((out / "anneal.json").read_text())
+    assert saved["qubo"] == {"beta": 0.6, "normalise": "minmax", "penalty": [0.5, 2], "dead_eps": 1e-6}
+    assert saved["source"]["kind"] == "model" and saved["source"]["num_maps"] == 8
+    assert saved["num_problems"] >= 1 and all(1 <= p["num_qubits"] <= 6 for p in saved["problems"])
+    assert all(p["label"] is not None and p["energy_convention"] == "authors" for p in saved["problems"])
+    assert {c["verdict"] for c in saved["claims"]} <= {"holds", "does not hold", "not testable"}

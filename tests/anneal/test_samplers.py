@@ -10,8 +10,17 @@ import dimod.testing
 import numpy as np
 import pytest
 
+import qxai.anneal.samplers as samplers
 from qxai.anneal.qubo import explanation_qubos
-from qxai.anneal.samplers import SAMPLER_NAMES, get_sampler, sample_many
+from qxai.anneal.samplers import (
+    SAMPLER_NAMES,
+    SOLVERS,
+    SolverSpec,
+    get_sampler,
+    help_text,
+    register_solver,
+    sample_many,
+)
 from qxai.anneal.samplers.batch_sa import BatchSimulatedAnnealingSampler
 from qxai.anneal.samplers.exact import ExactEnumerationSampler
 from qxai.errors import QxaiError
@@ -39,7 +48,14 @@ def models() -> list[dimod.BinaryQuadraticModel]:
     spin = dimod.generators.gnp_random_bqm(6, 0.7, dimod.SPIN, random_state=1)
     strings = dimod.BinaryQuadraticModel({"a": -1.0, "b": 0.5}, {("a", "b"): -2.0}, 1.5, dimod.BINARY)
     empty = dimod.BinaryQuadraticModel(dimod.BINARY)
-    return [*explanation_like(4, 10, 0), spin, strings, empty]
+    return [*explanation_like(4, 10, 0), spin, strings, mixed_labels(), empty]
+
+
+def mixed_labels() -> dimod.BinaryQuadraticModel:
+    """Tuple labels of two lengths, a string and an int: labels that cannot be sorted together."""
+    linear = {(0, 1): -1.0, "a": 0.5, 2: 1.0, (3,): -0.5}
+    quadratic = {((0, 1), "a"): -2.0, ("a", 2): 1.5, ((3,), (0, 1)): 0.75, (2, (3,)): -1.25}
+    return dimod.BinaryQuadraticModel(linear, quadratic, 0.25, dimod.BINARY)
 
 
 @pytest.mark.parametrize("sampler", [ExactEnumerationSampler(), BatchSimulatedAnnealingSampler()])
@@ -131,6 +147,53 @@ def test_batch_sa_rejects_bad_options():
         BatchSimulatedAnnealingSampler().sample(bqm, beta_range=(2.0, 1.0))
     with pytest.raises(QxaiError):
         BatchSimulatedAnnealingSampler(backend="cuda-magic")
+
+
+def test_sqa_openjij_solves_models_with_tuple_and_mixed_labels():
+    import openjij
+
+    bqm = mixed_labels()
+    with pytest.raises(TypeError):  # why the registry relabels: OpenJij sorts the labels itself
+        openjij.SQASampler().sample(bqm, num_sweeps=10, seed=0)
+    ss = sample_many(get_sampler("sqa-openjij", beta=50.0, num_sweeps=200), [bqm, bqm.spin], seed=1)
+    exact = sample_many(get_sampler("exact"), [bqm, bqm.spin])
+    for found, ref, model in zip(ss, exact, [bqm, bqm.spin], strict=True):
+        assert set(found.variables) == set(model.variables) and found.vartype is model.vartype
+        dimod.testing.assert_sampleset_energies(found, model)
+        # 4 variables at β = 50: SQA reaches the optimum, which enumeration gives independently
+        assert found.first.energy == pytest.approx(ref.first.energy)
+        assert dict(found.first.sample) == dict(ref.first.sample)
+
+
+def test_a_registered_solver_is_one_entry(monkeypatch):
+    built = []
+
+    def build(*, scale: float = 1.0) -> dimod.Sampler:
+        built.append(scale)
+        return dimod.ExactSolver()
+
+    monkeypatch.setitem(SOLVERS, "toy", SolverSpec("toy", build, frozenset({"scale"}), "brute force"))
+    assert "toy" in samplers.SAMPLER_NAMES and "toy" in help_text()  # derived from the registry
+    sampler = get_sampler("toy", scale=2.0)  # a constructor option: no composite needed
+    assert built == [2.0] and isinstance(sampler, dimod.ExactSolver)
+    bqm = mixed_labels()
+    ss = sample_many(sampler, [bqm], seed=0)[0]
+    assert ss.first.energy == pytest.approx(ExactEnumerationSampler().sample(bqm).first.energy)
+    with pytest.raises(QxaiError, match="no option"):
+        get_sampler("toy", num_sweeps=3)  # not a constructor option, and ExactSolver has no such one
+    with pytest.raises(QxaiError, match="exists already"):
+        register_solver(SolverSpec("toy", build))
+    with pytest.raises(QxaiError, match="did you mean 'toy'"):
+        get_sampler("tooy")
+
+
+def test_defaults_keep_batching_and_the_energy_promise():
+    # defaults on a batching sampler: the composite batches itself and keeps the energy promise
+    composite = get_sampler("exact", num_reads=2)
+    assert composite.energies_from_bqm and not hasattr(composite, "sample_many")
+    batched = get_sampler("batch-sa", num_reads=3)
+    assert hasattr(batched, "sample_many") and batched.energies_from_bqm
+    dimod.testing.assert_composite_api(batched)
 
 
 def test_unknown_names_and_options_are_errors():

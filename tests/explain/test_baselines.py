@@ -17,10 +17,11 @@ from qxai.explain.baselines import (
     LimeExplainer,
     LRPExplainer,
     feature_segments,
+    integrated_gradients,
     reduce_channels,
 )
 from qxai.explain.registry import METHOD_NAMES, get_explainer, parse_methods
-from qxai.probe import capture_gradients
+from qxai.probe import capture_gradients, eval_mode, target_classes
 
 
 def small_cnn(seed: int = 0, bias: bool = True) -> torch.nn.Module:
@@ -68,6 +69,46 @@ def test_integrated_gradients_completeness(batch):
     # captum's delta is Σ attr − (f(x) − f(0)); check it against our own forward passes
     np.testing.assert_allclose(exp.extras["attribution_sum"] - gap, exp.extras["delta"], atol=1e-4)
     assert np.abs(exp.extras["delta"]).max() < 0.05 * np.abs(gap).max()
+
+
+def test_integrated_gradients_function_is_captums_in_eval_mode_and_restores_the_mode(batch):
+    from captum.attr import IntegratedGradients
+
+    (x, t), model = batch, small_cnn()
+    model.insert(5, torch.nn.Dropout(0.5))  # train mode would drop units at random
+    model.train()
+    attr, delta = integrated_gradients(model, x, t, steps=16, baseline=0.25, internal_batch_size=7)
+    assert model.training and all(m.training for m in model.modules())
+    ref, ref_delta = IntegratedGradients(model.eval()).attribute(
+        x, baselines=0.25, target=t, n_steps=16, return_convergence_delta=True
+    )
+    # internal batching splits the path sum differently: equal to float32 rounding of the sums
+    np.testing.assert_allclose(attr.numpy(), ref.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(delta.numpy(), ref_delta.detach().numpy(), rtol=1e-4, atol=1e-5)
+    # None: the predicted class, as the explainers resolve it
+    with eval_mode(model):
+        predicted = model(x).argmax(dim=1)
+    by_prediction = integrated_gradients(model, x, None, steps=4)[0]
+    np.testing.assert_array_equal(
+        by_prediction.numpy(), integrated_gradients(model, x, predicted, steps=4)[0].numpy()
+    )
+    with pytest.raises(QxaiError, match="IG steps must be at least 2"):
+        integrated_gradients(model, x, t, steps=1)
+
+
+def test_one_target_resolution_everywhere(batch):
+    (x, _), model = batch, small_cnn()
+    with pytest.raises(QxaiError, match="target 3 is not a class of this model"):
+        capture_gradients(model, "3", x, torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(QxaiError, match="got 3 targets for 4 inputs"):
+        GradCAMExplainer(model, "3").explain(x, [0, 1, 2])
+    with pytest.raises(QxaiError, match="target -1 is not a class"):
+        IntegratedGradientsExplainer(model, steps=2).explain(x, -1)
+    # capture_gradients takes an int too, and picks the prediction from its own forward pass
+    _, _, _, chosen = capture_gradients(model, "3", x, 2)
+    assert chosen.tolist() == [2, 2, 2, 2]
+    _, _, _, predicted = capture_gradients(model, "3", x)
+    np.testing.assert_array_equal(predicted.numpy(), target_classes(None, 4, model(x)).numpy())
 
 
 def test_gradient_shap_on_a_linear_model_is_the_closed_form():

@@ -52,7 +52,7 @@ def test_explain_penalty_and_exact_solver(digits_checkpoint, tmp_path, capsys):
     code = run_cli([*args, "--penalty-lambda", "5", "--penalty-k", "2", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     doc = json.loads((out / "explanations.json").read_text())
-    assert doc["penalty"] == [5.0, 2]
+    assert doc["qubo"]["penalty"] == [5.0, 2]
     assert all(len(r["selected"]) == min(2, r["num_variables"]) for r in doc["images"])
     assert doc["summary"]["optimal_rate"] == 1.0
 

@@ -25,7 +25,7 @@ def test_every_stage_runs_and_the_report_has_every_section(tiny_run):
     meta = run_demo(tiny_run, DemoSettings(**TINY), command="qxai demo --test")
     assert {k: v["status"] for k, v in meta["stages"].items()} == dict.fromkeys(DemoSettings().stages, "ok")
     page = (tiny_run / "report.html").read_text()
-    sections = ("claims", "model", "explanations", "metrics", "disentanglement", "annealing", "layers", "timings")
+    sections = ("claims", "model", "explanations", "metrics", "disentanglement", "annealing", "layers")
     for section in sections:
         assert f'data-section="{section}"' in page
     assert 'class="failed"' not in page
@@ -64,7 +64,8 @@ def test_a_failing_stage_is_reported_and_the_rest_completes(tiny_run, monkeypatc
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"stages": ("model", "explian")}, "unknown stage"), ({"methods": ("qa", "foo")}, "unknown method 'foo'"),
+    [({"stages": ("model", "explian")}, "unknown stage"),
+     ({"methods": ("qa", "foo")}, "unknown method 'foo'"),
      ({"arch": "vgg"}, "unknown architecture 'vgg'"), ({"dataset": "mnsit"}, "unknown dataset 'mnsit'"),
      ({"taus": (0.0,)}, "--taus"), ({"per_class": 0}, "--per-class")],
 )  # fmt: skip
@@ -74,3 +75,14 @@ def test_every_option_is_checked_before_stage_one(tiny_run, change, message):
     with pytest.raises(QxaiError, match=message):
         run_demo(tiny_run, DemoSettings(**{**TINY, **change}))
     assert not (tiny_run / "model").exists()  # nothing was trained
+
+
+def test_the_quantum_stage_adds_the_quantum_layers_section(tiny_run):
+    settings = DemoSettings(**{**TINY, "stages": ("quantum",), "quantum": True})
+    meta = run_demo(tiny_run, settings)
+    assert meta["stages"]["quantum"]["status"] == "ok", meta["stages"]["quantum"]
+    doc = json.loads((tiny_run / "quantum" / "analysis.json").read_text())
+    assert "quantum" in doc and doc["source"]["arch"] == "hybrid-vqc"
+    page = (tiny_run / "report.html").read_text()
+    section = page[page.index('data-section="quantum"') :]
+    assert "Quantum layers" in section and "<img" in section

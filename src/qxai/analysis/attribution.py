@@ -8,8 +8,9 @@ delta means too few steps.
 
 For token inputs (Transformers) gradients cannot flow into integer ids, so
 :func:`embedding_integrated_gradients` integrates along the embedding layer's output with Captum's
-``LayerIntegratedGradients`` and sums the attribution over the embedding dimension, one number per
-token.
+``LayerIntegratedGradients`` (a different Captum class, so called here) and sums the attribution
+over the embedding dimension, one number per token. Both default to the explainer's step count
+``IG_STEPS``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import torch
 from torch import nn
 
 from qxai.errors import QxaiError
+from qxai.explain.baselines import IG_STEPS
+from qxai.probe import eval_mode
 
 
 @dataclass
@@ -77,26 +80,27 @@ def integrated_gradients(
     target: int | torch.Tensor | None = None,
     *,
     baseline: torch.Tensor | None = None,
-    steps: int = 64,
+    steps: int = IG_STEPS,
 ) -> IGResult:
     """IG of the target logits of ``model`` for ``inputs`` ``(B, ...)``; baseline zeros by default.
+
+    Captum is called through :func:`qxai.explain.baselines.integrated_gradients`, the one IG
+    wrapper the ``ig`` explainer uses too; this adds the logit gap ``F(x) − F(x')`` and the relative
+    completeness gap. Runs in eval mode and gives the caller's mode back.
 
     >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     >>> r = integrated_gradients(net, torch.rand(2, 1, 2, 2), target=1, steps=8)
     >>> r.attributions.shape, bool(abs(r.delta).max() < 1e-4)
     ((2, 1, 2, 2), True)
     """
-    from captum.attr import IntegratedGradients
+    from qxai.explain.baselines import integrated_gradients as captum_integrated_gradients
 
-    model.eval()
     base = torch.zeros_like(inputs) if baseline is None else baseline.expand_as(inputs)
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         logits = model(inputs)
         targets = _targets(logits, target)
         gap = logits.gather(1, targets[:, None])[:, 0] - model(base).gather(1, targets[:, None])[:, 0]
-    attr, delta = IntegratedGradients(model).attribute(
-        inputs, baselines=base, target=targets, n_steps=steps, return_convergence_delta=True
-    )
+    attr, delta = captum_integrated_gradients(model, inputs, targets, steps=steps, baseline=base)
     return _result(attr, targets, delta, gap)
 
 
@@ -108,33 +112,47 @@ def embedding_integrated_gradients(
     target: int | torch.Tensor | None = None,
     *,
     baseline_ids: torch.Tensor | None = None,
-    steps: int = 32,
+    steps: int = IG_STEPS,
 ) -> IGResult:
     """IG per token through ``embedding`` (e.g. ``bert.embeddings.word_embeddings``).
 
-    ``model(input_ids, attention_mask)`` must return logits ``(B, K)``. The default baseline keeps
-    the first token (``[CLS]``) and padding and replaces every other token by id 0 (``[PAD]``).
-    Returns attributions ``(B, T)`` (summed over the embedding dimension).
+    ``model(input_ids, attention_mask)`` must return logits ``(B, K)``. The default baseline
+    (:func:`pad_baseline` with ``pad_id=0`` and the first token kept) replaces every ordinary token
+    by padding; pass ``baseline_ids`` built from the model's own special-token ids for a foreign
+    model. Returns attributions ``(B, T)`` (summed over the embedding dimension).
     """
     from captum.attr import LayerIntegratedGradients
 
-    model.eval()
     mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
     if baseline_ids is None:
-        baseline_ids = torch.zeros_like(input_ids)
-        baseline_ids[:, 0] = input_ids[:, 0]
-    with torch.no_grad():
-        logits = model(input_ids, mask)
-        targets = _targets(logits, target)
-        base_logits = model(baseline_ids, mask)
-        gap = logits.gather(1, targets[:, None])[:, 0] - base_logits.gather(1, targets[:, None])[:, 0]
-    lig = LayerIntegratedGradients(model, embedding)
-    attr, delta = lig.attribute(
-        input_ids,
-        baselines=baseline_ids,
-        target=targets,
-        additional_forward_args=(mask,),
-        n_steps=steps,
-        return_convergence_delta=True,
-    )
+        baseline_ids = pad_baseline(input_ids, mask, pad_id=0, keep=input_ids[:, :1].unique().tolist())
+    with eval_mode(model):
+        with torch.no_grad():
+            logits = model(input_ids, mask)
+            targets = _targets(logits, target)
+            base_logits = model(baseline_ids, mask)
+            gap = logits.gather(1, targets[:, None])[:, 0] - base_logits.gather(1, targets[:, None])[:, 0]
+        lig = LayerIntegratedGradients(model, embedding)
+        attr, delta = lig.attribute(
+            input_ids,
+            baselines=baseline_ids,
+            target=targets,
+            additional_forward_args=(mask,),
+            n_steps=steps,
+            return_convergence_delta=True,
+        )
     return _result(attr.sum(dim=-1), targets, delta, gap)
+
+
+def pad_baseline(
+    input_ids: torch.Tensor, mask: torch.Tensor, *, pad_id: int, keep: list[int] | tuple[int, ...] = ()
+) -> torch.Tensor:
+    """The IG baseline of token ids: every valid token replaced by ``pad_id`` except special tokens
+    (``keep``: e.g. the model's CLS/SEP ids), which stay so the baseline is still a well-formed input.
+
+    >>> pad_baseline(torch.tensor([[101, 7, 8, 102, 0]]), torch.tensor([[1, 1, 1, 1, 0]]),
+    ...              pad_id=0, keep=(101, 102)).tolist()
+    [[101, 0, 0, 102, 0]]
+    """
+    special = torch.isin(input_ids, torch.as_tensor(list(keep), dtype=input_ids.dtype))
+    return torch.where(special | (mask == 0), input_ids, torch.full_like(input_ids, pad_id))

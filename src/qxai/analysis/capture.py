@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from qxai.errors import QxaiError
-from qxai.probe import LayerProbe, resolve_layer
+from qxai.probe import LayerProbe, eval_mode, resolve_layer
 
 TIME_MODES = ("mean", "last", "first", "steps")
 
@@ -188,33 +188,29 @@ def capture_activations(
     lstms = {n: m for n in names if isinstance(m := resolve_layer(model, n), nn.LSTM)} if gates else {}
     if gates and not lstms:
         raise QxaiError(f"--gates needs an nn.LSTM among the layers {names}")
-    was_training = model.training
-    model.eval()  # dropout off: the same input always gives the same features
     n = len(inputs)
     kept: dict[str, np.ndarray] = {}
     kinds: dict[str, str] = {}
-    try:
-        with LayerProbe(model, names) as probe, _record_inputs(lstms) as calls:
-            for start in range(0, n, batch_size):
-                batch = inputs[start : start + batch_size]
-                bmask = None if mask is None else mask[start : start + batch_size]
-                probe.outputs.clear()
-                model(batch) if bmask is None else model(batch, bmask)
-                feats: dict[str, torch.Tensor] = {}
-                for name in names:
-                    feats[name], kinds[name] = _reduce(
-                        probe.modules[name], probe.output(name), bmask, spatial, time
-                    )
-                for name, lstm in lstms.items():
-                    gate_feats = _gate_features(name, lstm, calls[name], probe.output(name), bmask, time)
-                    feats.update(gate_feats)
-                    kinds.update(dict.fromkeys(gate_feats, "gate"))
-                if start == 0:
-                    kept = _allocate(feats, n, memory_mb)
-                for name, value in feats.items():
-                    kept[name][start : start + len(batch)] = value.float().cpu().numpy()
-    finally:
-        model.train(was_training)
+    # eval mode (dropout off: the same input always gives the same features), the caller's mode after
+    with eval_mode(model), LayerProbe(model, names) as probe, _record_inputs(lstms) as calls:
+        for start in range(0, n, batch_size):
+            batch = inputs[start : start + batch_size]
+            bmask = None if mask is None else mask[start : start + batch_size]
+            probe.outputs.clear()
+            model(batch) if bmask is None else model(batch, bmask)
+            feats: dict[str, torch.Tensor] = {}
+            for name in names:
+                feats[name], kinds[name] = _reduce(
+                    probe.modules[name], probe.output(name), bmask, spatial, time
+                )
+            for name, lstm in lstms.items():
+                gate_feats = _gate_features(name, lstm, calls[name], probe.output(name), bmask, time)
+                feats.update(gate_feats)
+                kinds.update(dict.fromkeys(gate_feats, "gate"))
+            if start == 0:
+                kept = _allocate(feats, n, memory_mb)
+            for name, value in feats.items():
+                kept[name][start : start + len(batch)] = value.float().cpu().numpy()
     return Activations(kept, kinds, n)
 
 
@@ -260,15 +256,13 @@ def capture_transformer(
     ``attention_maps`` holds the mean attention ``(L, heads, T, T)`` over the inputs' valid queries.
     """
     hf = getattr(model, "hf", model)
-    was_training = hf.training
-    hf.eval()
     n = len(input_ids)
     if n == 0:
         raise QxaiError("no inputs to capture activations from; pass at least one sequence")
     kept: dict[str, np.ndarray] = {}
     maps: torch.Tensor | None = None
     weight: torch.Tensor | None = None
-    try:
+    with eval_mode(hf):
         for start in range(0, n, batch_size):
             ids = input_ids[start : start + batch_size]
             bmask = None if attention_mask is None else attention_mask[start : start + batch_size]
@@ -298,8 +292,6 @@ def capture_transformer(
                 kept = _allocate(feats, n, memory_mb)
             for name, value in feats.items():
                 kept[name][start : start + len(ids)] = value.float().cpu().numpy()
-    finally:
-        hf.train(was_training)
     kinds = {name: ("attention" if name == "attention_entropy" else "hidden") for name in kept}
     mean_maps = None if maps is None else (maps / weight.clamp_min(1.0)).numpy()
     return Activations(kept, kinds, n, attention_maps=mean_maps)

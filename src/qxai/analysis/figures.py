@@ -98,7 +98,8 @@ def mi_figure(
     plt.colorbar(im, ax=ax, fraction=0.046)
     lines = [
         f"{r + 1}. {names[0]} {unit} {p[names[0]]} – {names[1]} {unit} {p[names[1]]}: {p['mi']:.3f}"
-        + (f" (p={p['p']:.3f})" if "p" in p else "")
+        + (f" (p χ² {p['p_analytic']:.1e})" if "p_analytic" in p else "")
+        + (f" (p perm {p['p']:.3f})" if "p" in p else "")
         for r, p in enumerate(top)
     ]
     tx.axis("off")

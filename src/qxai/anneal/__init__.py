@@ -6,6 +6,16 @@
 -1.0
 """
 
-from qxai.anneal.samplers import SAMPLER_NAMES, get_sampler, sample_many
+from typing import Any
 
-__all__ = ["SAMPLER_NAMES", "get_sampler", "sample_many"]
+from qxai.anneal.samplers import SOLVERS, get_sampler, sample_many
+
+
+def __getattr__(name: str) -> Any:
+    # derived on every access, like qxai.anneal.samplers.SAMPLER_NAMES, so registered solvers appear
+    if name == "SAMPLER_NAMES":
+        return tuple(SOLVERS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["SAMPLER_NAMES", "SOLVERS", "get_sampler", "sample_many"]

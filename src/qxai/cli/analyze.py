@@ -14,65 +14,97 @@ def _split(text: str | None) -> list[str] | None:
 
 def register(app: typer.Typer) -> None:
     """Add the ``analyze`` command to ``app``."""
+    from qxai.pipeline.analyze import ANALYSES, AnalyzeSettings
+
+    default = AnalyzeSettings.field_default  # the defaults, written once in the settings class
 
     @app.command()
     def analyze(
-        model: str = typer.Option(None, help="qxai checkpoint (image model)."),
+        model: str = typer.Option(None, help="qxai checkpoint, file.py:Class or TorchScript (image model)."),
         dataset: str = typer.Option(None, help="Data set for --model (default: the one it was trained on)."),
         builtin: str = typer.Option(None, help="lstm | transformer: train a built-in sequence model here."),
-        hf_model: Path = typer.Option(
-            None, help="Local Hugging Face classifier directory (never downloads)."
+        hf_model: Path = typer.Option(None, help="Local Hugging Face model directory (never downloads)."),
+        texts: Path = typer.Option(
+            None, help="With --hf-model: texts to analyse, one per line or CSV/TSV with text[,label] columns."
         ),
         layers: str = typer.Option(
-            None, help="Comma-separated layers (default: the model's analysis layers)."
+            None, help="Comma-separated layers (default: the model's analysis layers, else its conv/linear)."
         ),
-        samples: int = typer.Option(500, min=8, help="Inputs whose activations are analysed."),
-        analyses: str = typer.Option("spectrum,similarity,mi,ig", help="Which analyses to run."),
+        samples: int = typer.Option(default("samples"), help="Inputs whose activations are analysed."),
+        analyses: str = typer.Option(",".join(ANALYSES), help="Which analyses to run."),
         top_k: int = typer.Option(
-            5, min=1, help="Report the cumulative variance share of the top k components."
+            default("top_k"), help="Report the cumulative variance share of the top k components."
+        ),
+        bootstrap: int = typer.Option(
+            default("bootstrap"), help="Bootstrap resamples of the top-k share's interval (0: none)."
         ),
         mi_layers: str = typer.Option(
             None, help="Two layers A,B for mutual information (default: first two)."
         ),
-        mi_method: str = typer.Option("gcmi", help="gcmi | binned"),
-        mi_permutations: int = typer.Option(100, min=0, help="Permutations for MI p-values (0: none)."),
-        ig_examples: int = typer.Option(4, min=0, help="Inputs shown with Integrated Gradients."),
-        ig_steps: int = typer.Option(32, min=2, help="Integration steps of IG."),
-        spatial: bool = typer.Option(False, help="Keep conv maps spatially instead of average pooling."),
-        time: str = typer.Option("mean", help="Pool sequences over time: mean | last | first | steps."),
-        memory_mb: float = typer.Option(1024.0, help="Memory budget for captured activations."),
-        seed: int = typer.Option(0),
+        mi_method: str = typer.Option(default("mi_method"), help="gcmi | binned"),
+        mi_permutations: int = typer.Option(
+            default("mi_permutations"), help="Permutations for MI p-values (0: none; analytic ones always)."
+        ),
+        fdr: float = typer.Option(
+            default("fdr"), help="Benjamini–Hochberg level on the analytic MI p-values."
+        ),
+        ig_examples: int = typer.Option(
+            default("ig_examples"), help="Inputs shown with Integrated Gradients."
+        ),
+        ig_steps: int = typer.Option(default("ig_steps"), help="Integration steps of IG."),
+        spatial: bool = typer.Option(
+            default("spatial"), help="Keep conv maps spatially instead of average pooling."
+        ),
+        time: str = typer.Option(
+            default("time"), help="Pool sequences over time: mean | last | first | steps."
+        ),
+        quantum: bool = typer.Option(
+            default("quantum"),
+            help="Analyse the model's quantum layers (states, entanglement) when it has any.",
+        ),
+        memory_mb: float = typer.Option(default("memory_mb"), help="Memory budget for captured activations."),
+        epochs: int = typer.Option(None, help="Training epochs of a --builtin model (default: its own)."),
+        seed: int = typer.Option(default("seed")),
         out: Path = typer.Option(Path("runs/analyze"), help="Output folder."),
     ) -> None:
         """Spectra, entropy, layer similarity, mutual information between maps, and Integrated Gradients."""
-        from qxai.errors import QxaiError
+        from qxai.analysis.subjects import SubjectSource
         from qxai.pipeline.analyze import run_analyze
 
+        layer_list = _split(layers)
         pair = _split(mi_layers)
-        if pair is not None and len(pair) != 2:
-            raise QxaiError(f"--mi-layers takes two layers A,B, got {mi_layers!r}")
-        summary = run_analyze(
-            out,
-            checkpoint=model,
-            dataset=dataset,
-            builtin=builtin,
-            hf_model=None if hf_model is None else str(hf_model),
-            layers=_split(layers),
+        # every option is validated here, before a model is loaded or trained
+        settings = AnalyzeSettings(
             samples=samples,
             analyses=tuple(_split(analyses) or ()),
             top_k=top_k,
-            mi_layers=None if pair is None else (pair[0], pair[1]),
+            bootstrap=bootstrap,
+            mi_layers=None if pair is None else tuple(pair),  # type: ignore[arg-type]
             mi_method=mi_method,
             mi_permutations=mi_permutations,
+            fdr=fdr,
             ig_examples=ig_examples,
             ig_steps=ig_steps,
             spatial=spatial,
             time=time,
+            quantum=quantum,
             memory_mb=memory_mb,
             seed=seed,
         )
+        source = SubjectSource(
+            checkpoint=model,
+            dataset=dataset,
+            builtin=builtin,
+            hf_model=None if hf_model is None else str(hf_model),
+            texts=None if texts is None else str(texts),
+            layers=None if layer_list is None else tuple(layer_list),
+            epochs=epochs,
+        )
+        doc = run_analyze(out, model=source, settings=settings)
         console = Console()
-        for key, value in summary.items():
+        for note in doc["notes"]:
+            console.print(f"  note: {note}")
+        for key, value in doc["summary"].items():
             console.print(
                 f"  {key}: [bold]{value:.4g}[/]" if isinstance(value, float) else f"  {key}: [bold]{value}[/]"
             )

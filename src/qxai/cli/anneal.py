@@ -24,7 +24,15 @@ def parse_taus(text: str) -> list[float]:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``anneal`` command to ``app``."""
+    """Add the ``anneal`` command to ``app``; every default is read from the settings dataclasses."""
+    from qxai.anneal.physics import AnnealProtocol
+    from qxai.anneal.qubo import QuboOptions
+    from qxai.pipeline.anneal import AnnealSettings
+
+    default = AnnealSettings.default
+    proto = AnnealProtocol()
+    qubo = QuboOptions()
+    taus = ",".join(f"{t:g}" for t in default("taus"))
 
     @app.command()
     def anneal(
@@ -32,27 +40,51 @@ def register(app: typer.Typer) -> None:
         bqm: Path = typer.Option(None, help="One BQM file (dimod to_file() bytes or to_serializable() JSON)"),
         dataset: str = typer.Option(None, help="Data set (default: the one the model was trained on)."),
         layer: str = typer.Option(None, help="Layer to explain (default: the model's default layer)."),
-        per_class: int = typer.Option(20, help="Correctly classified test images per class."),
-        max_problems: int = typer.Option(None, help="Stop after this many problems."),
-        tau: str = typer.Option("10,50,100", help="Total anneal times, comma-separated."),
-        max_qubits: int = typer.Option(14, help="Skip QUBOs with more variables than this."),
-        dt: float = typer.Option(0.01, help="Split-operator time step."),
-        driver: str = typer.Option("transverse", help="transverse (−Σσx) | authors (+(1/d)Σσx)."),
-        schedule: str = typer.Option("linear", help="linear | quadratic."),
-        beta: float = typer.Option(0.7, help="QUBO strength β."),
-        grid: int = typer.Option(41, help="Coarse s grid of the gap search (then refined)."),
-        seed: int = typer.Option(0),
+        per_class: int = typer.Option(
+            default("per_class"), help="Correctly classified test images per class."
+        ),
+        max_problems: int = typer.Option(default("max_problems"), help="Stop after this many problems."),
+        tau: str = typer.Option(taus, help="Total anneal times, comma-separated."),
+        max_qubits: int = typer.Option(
+            default("max_qubits"), help="Skip QUBOs with more variables than this."
+        ),
+        dt: float = typer.Option(proto.dt, help="Split-operator time step."),
+        driver: str = typer.Option(proto.driver, help="transverse (−Σσx) | authors (+(1/d)Σσx)."),
+        schedule: str = typer.Option(proto.schedule, help="linear | quadratic."),
+        energy_convention: str = typer.Option(
+            default("energy_convention"), help="spec (H_P = E(x)) | authors ((I − σz) per qubit: x → 2x)."
+        ),
+        memory_mb: float = typer.Option(
+            default("memory_mb"), help="Memory budget (MiB); larger problems are refused."
+        ),
+        beta: float = typer.Option(None, help=f"QUBO strength β (default {qubo.beta}, or --qubo-from's)."),
+        normalise: str = typer.Option(None, help=f"α normalisation max | minmax (default {qubo.normalise})."),
+        penalty: str = typer.Option(None, help="Cardinality penalty 'λ,k' adding λ(Σx − k)² (default none)."),
+        dead_eps: float = typer.Option(None, help=f"Dead-map threshold (default {qubo.dead_eps:g})."),
+        qubo_from: Path = typer.Option(
+            None, help="Take the QUBO settings from an earlier run's explanations.json or metrics.json."
+        ),
+        grid: int = typer.Option(default("grid"), help="Coarse s grid of the gap search (then refined)."),
+        seed: int = typer.Option(default("seed")),
         out: Path = typer.Option(Path("runs/anneal"), help="Output folder (anneal.json and figures)."),
         as_json: bool = typer.Option(False, "--json", help="Print anneal.json to stdout."),
     ) -> None:
         """Δ_min, s* and the fidelity F(τ) by exact state-vector annealing."""
-        from qxai.pipeline.anneal import run_anneal
+        from qxai.pipeline.anneal import parse_penalty, qubo_from_run, run_anneal
 
-        summary = run_anneal(
-            out, bqm_file=bqm, checkpoint=model, dataset=dataset, layer=layer, per_class=per_class,
-            max_problems=max_problems, taus=parse_taus(tau), max_qubits=max_qubits, dt=dt, driver=driver,
-            schedule=schedule, beta=beta, grid=grid, seed=seed,
+        if qubo_from is not None and bqm is not None:
+            raise QxaiError("--qubo-from applies to --model runs (a --bqm file is its own problem); drop one")
+        options = QuboOptions.of(
+            qubo_from_run(qubo_from) if qubo_from is not None else None,
+            beta=beta, normalise=normalise, penalty=parse_penalty(penalty), dead_eps=dead_eps,
         )  # fmt: skip
+        settings = AnnealSettings(
+            taus=tuple(parse_taus(tau)), max_qubits=max_qubits, grid=grid, max_problems=max_problems,
+            per_class=per_class, seed=seed, energy_convention=energy_convention, memory_mb=memory_mb,
+            protocol=AnnealProtocol(dt=dt, driver=driver, schedule=schedule), qubo=options, dataset=dataset,
+            layer=layer,
+        )  # fmt: skip
+        summary = run_anneal(out, model=model, bqm=bqm, settings=settings)
         if as_json:
             typer.echo(json.dumps(summary, indent=2, default=str))
             return
@@ -61,5 +93,6 @@ def register(app: typer.Typer) -> None:
             fids = ", ".join(f"F({t})={f:.4g}" for t, f in p["fidelity"].items())
             console.print(f"[bold]problem {p['id']}[/] d={p['num_qubits']}: Δ_min={p['delta_min']:.4g} "
                           f"at s*={p['s_star']:.4f}; {fids}")  # fmt: skip
-        console.print(f"{summary['num_problems']} problems ({summary['driver']} driver, "
-                      f"{summary['schedule']} schedule) → {out / 'anneal.json'}")  # fmt: skip
+        console.print(f"{summary['num_problems']} problems ({summary['summary']['driver']}, "
+                      f"{summary['schedule']} schedule, {summary['energy_convention']} energy convention) "
+                      f"→ {out / 'anneal.json'}")  # fmt: skip

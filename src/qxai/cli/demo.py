@@ -13,14 +13,16 @@ from rich.table import Table
 
 def register(app: typer.Typer) -> None:
     """Add the ``demo`` command to ``app``."""
+    from qxai.data.registry import help_text as dataset_help
+    from qxai.models.registry import ARCHITECTURES
 
     @app.command()
     def demo(
         out: Path = typer.Option(
             Path("demo-out"), help="Run folder: stage results, figures and report.html."
         ),
-        dataset: str = typer.Option("mnist", help="mnist | cells | digits | imagefolder:PATH | stl10:ROOT"),
-        arch: str = typer.Option("reduced-cnn", help="reduced-cnn | qixai-cnn | resnet18-reduced"),
+        dataset: str = typer.Option("mnist", help=f"Data set: {dataset_help()}."),
+        arch: str = typer.Option("reduced-cnn", help=f"Architecture: {' | '.join(ARCHITECTURES)}."),
         maps: int = typer.Option(16, help="Feature maps N_f of the `reduce` block."),
         epochs: int = typer.Option(5, min=1),
         per_class: int = typer.Option(
@@ -35,6 +37,9 @@ def register(app: typer.Typer) -> None:
             4, min=1, help="Explanation QUBOs per class for the physics stage."
         ),
         stages: str = typer.Option("model,explain,evaluate,anneal,analyze", help="Which stages to run."),
+        quantum: bool = typer.Option(
+            False, "--quantum", help="Also train and analyse the hybrid quantum–classical model (hybrid-vqc)."
+        ),
         seed: int = typer.Option(0),
     ) -> None:
         """Train, explain, evaluate, anneal and analyse; then write report.html."""
@@ -49,7 +54,7 @@ def register(app: typer.Typer) -> None:
             dataset=dataset, arch=arch, maps=maps, epochs=epochs, seed=seed, per_class=per_class,
             methods=tuple(m.strip() for m in methods.split(",") if m.strip()), taus=tau_values,
             max_qubits=max_qubits, anneal_per_class=anneal_per_class,
-            stages=tuple(s.strip() for s in stages.split(",") if s.strip()),
+            stages=tuple(s.strip() for s in stages.split(",") if s.strip()), quantum=quantum,
         )  # fmt: skip
         meta = run_demo(out, settings, command=shlex.join(["qxai", *sys.argv[1:]]))
         table = Table(title="qxai demo")

@@ -14,9 +14,10 @@ def register(app: typer.Typer) -> None:
     """Add the ``explain`` command to ``app``."""
     from qxai.anneal.qubo import QuboOptions
     from qxai.anneal.samplers import help_text as solver_help
-    from qxai.pipeline.explain import ExplainSettings
+    from qxai.pipeline.explain import ExplainSettings, StreamSettings
 
     defaults, qubo_defaults = ExplainSettings(), QuboOptions()  # the defaults, written once in each class
+    scale = StreamSettings()
 
     @app.command()
     def explain(
@@ -40,10 +41,30 @@ def register(app: typer.Typer) -> None:
         ground_truth: str = typer.Option(
             defaults.ground_truth, help="Exact optimum check: auto | always | never."
         ),
+        ground_time_limit: float = typer.Option(
+            defaults.ground_time_limit, help="Seconds per image for the certifying solver above enumeration."
+        ),
         per_class: int = typer.Option(defaults.per_class, help="Correctly classified test images per class."),
         batch_size: int = typer.Option(defaults.batch_size),
         seed: int = typer.Option(defaults.seed),
         out: Path = typer.Option(Path("runs/explain"), help="Output folder."),
+        stream: bool = typer.Option(
+            False, help="Stream the data set in batches and write resumable shards under OUT/shards."
+        ),
+        limit: int = typer.Option(None, help="Explain the first N test images (implies --stream)."),
+        all_images: bool = typer.Option(
+            scale.all_images, "--all", help="Explain every test image (implies --stream)."
+        ),
+        selection: str = typer.Option(
+            scale.selection, help="Streamed per-class choice: same (as in memory) | first (stop early)."
+        ),
+        shard_size: int = typer.Option(scale.shard_size, help="Images per shard (multiple of --batch-size)."),
+        loader_workers: int = typer.Option(scale.loader_workers, help="Processes decoding images."),
+        ray: bool = typer.Option(scale.ray, "--ray", help="Run on a local Ray runtime (implies --stream)."),
+        ray_address: str = typer.Option(
+            None, help="Join the Ray cluster at HOST:PORT (implies --stream); see docs/scale.md."
+        ),
+        workers: int = typer.Option(scale.workers, help="Ray actors, each loading the model once."),
     ) -> None:
         """Select the feature maps that explain each decision (QA-fGradCAM) and write them to OUT."""
         from qxai.io import read_json
@@ -60,10 +81,20 @@ def register(app: typer.Typer) -> None:
             qubo = QuboOptions(beta=beta, normalise=normalise, penalty=penalty, dead_eps=dead_eps)
         settings = ExplainSettings(
             dataset=dataset, layer=layer, solver=solver, qubo=qubo, ground_truth=ground_truth,
+            ground_time_limit=ground_time_limit,
             solver_options={} if num_reads is None else {"num_reads": num_reads}, per_class=per_class,
             batch_size=batch_size, seed=seed,
         )  # fmt: skip
-        summary = run_explain(out, model=model, settings=settings)["summary"]
+        streaming = stream or limit is not None or all_images or ray or ray_address is not None
+        scaled = (
+            StreamSettings(
+                limit=limit, all_images=all_images, selection=selection, shard_size=shard_size,
+                loader_workers=loader_workers, ray=ray, ray_address=ray_address, workers=workers,
+            )
+            if streaming
+            else None
+        )  # fmt: skip
+        summary = run_explain(out, model=model, settings=settings, stream=scaled)["summary"]
         optimal = summary["optimal_rate"]
         hit = (
             f", optimum reached on {optimal:.1%} of {summary['ground_state_known']} certified"

@@ -1,19 +1,42 @@
 """The ``qxai`` command. Each sub-command lives in its own module with a ``register(app)``.
 
-User errors (:class:`qxai.errors.QxaiError`) print one line, ``error: …``, and exit with code 2;
-anything unexpected prints one line too (exit 1) unless ``QXAI_DEBUG=1`` asks for the traceback.
+Every way a command can end is one line on stderr with a fixed exit code:
+
+* a user error — :class:`qxai.errors.QxaiError` or an option value the CLI framework rejects
+  (``--per-class 0``, a missing ``--model``) — prints ``error: …`` and exits 2;
+* Ctrl-C (SIGINT) prints ``interrupted; rerun the same command to continue`` and exits 130;
+* anything unexpected prints ``internal error: …`` (exit 1) unless ``QXAI_DEBUG=1`` asks for the
+  traceback.
+
+Options every command shares are checked here, once, while the command line is parsed — before any
+data is loaded or any model trained: ``--out`` must be writable (a file for ``train``, a folder for
+the others) and ``--seed`` in ``[0, 2**32)``. Every command that loads a model (``--model``) gets
+``--model-file path.py:Class`` and ``--trust-model-code``, the two ways to let a checkpoint of a
+user's own model import its code (see :func:`qxai.models.checkpoint.load_checkpoint`).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
+import typing
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
 from qxai import __version__
 from qxai.cli import analyze, anneal, demo, evaluate, explain, report, train
 from qxai.errors import QxaiError
+
+try:  # typer ≥ 0.24 carries its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer runs on click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
+
+INTERRUPTED = "interrupted; rerun the same command to continue"
 
 app = typer.Typer(
     name="qxai",
@@ -42,20 +65,94 @@ def _root(
     """qxai: quantum and quantum-inspired explanations of neural networks."""
 
 
+def _with_shared_checks(body: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``body`` (a command's function) preceded by the shared checks of ``--out`` and ``--seed``,
+    and, when it loads a model and has no ``--model-file`` of its own, given ``--model-file`` and
+    ``--trust-model-code`` (its body then runs inside :func:`allow_model_code`)."""
+    signature = inspect.signature(body)
+    hints = typing.get_type_hints(body)
+    params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
+    adds_code_options = "model" in signature.parameters and "model_file" not in signature.parameters
+    if adds_code_options:
+        params += [
+            inspect.Parameter(
+                "model_file", inspect.Parameter.KEYWORD_ONLY, annotation=str,
+                default=typer.Option(
+                    None, metavar="PATH.py[:CLASS]",
+                    help="Code of a checkpoint of your own model (its SHA-256 must match the recorded one).",
+                ),
+            ),
+            inspect.Parameter(
+                "trust_model_code", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                default=typer.Option(
+                    False, help="Import the model file the checkpoint names (SHA-256 checked); else never."
+                ),
+            ),
+        ]  # fmt: skip
+
+    @functools.wraps(body)
+    def command(**kw: Any) -> Any:
+        from qxai.io import check_output_file, check_output_folder
+        from qxai.models.checkpoint import allow_model_code
+        from qxai.models.train import check_seed
+
+        if kw.get("out") is not None:
+            (check_output_file if name == "train" else check_output_folder)(kw["out"])
+        if kw.get("seed") is not None:
+            check_seed(kw["seed"])
+        if not adds_code_options:
+            return body(**kw)
+        with allow_model_code(kw.pop("model_file"), kw.pop("trust_model_code")):
+            return body(**kw)
+
+    del command.__wrapped__  # typer must read the signature below, not the body's
+    command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+for _info in app.registered_commands:
+    if _info.callback is not None:
+        _name = _info.name or _info.callback.__name__.replace("_", "-")
+        _info.callback = _with_shared_checks(_info.callback, _name)
+
+
+def _usage_line(err: UsageError) -> str:
+    """A click usage error as one line: the message and where to read the command's help."""
+    message = " ".join(err.format_message().split()).rstrip(".")
+    where = f"; see `{err.ctx.command_path} --help`" if err.ctx is not None else ""
+    return f"error: {message}{where}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script and ``python -m qxai``."""
     import torch
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     try:
-        # standalone mode: click itself reports usage errors (exit 2) and handles Ctrl-C
-        app(args=argv, prog_name="qxai")
+        # not standalone: usage errors and Ctrl-C come back here and are printed as one line
+        code = typer.main.get_command(app).main(args=argv, prog_name="qxai", standalone_mode=False)
     except QxaiError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
+    except NoArgsIsHelpError as err:
+        err.show()
+        sys.exit(2)
+    except UsageError as err:  # BadParameter, missing option, no such command …
+        typer.echo(_usage_line(err), err=True)
+        sys.exit(2)
+    except ClickException as err:
+        typer.echo(f"error: {' '.join(err.format_message().split())}", err=True)
+        sys.exit(err.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
     except Exception as err:  # anything unexpected: one line, unless debugging
         if os.environ.get("QXAI_DEBUG") == "1":
             raise
         line = f"internal error: {type(err).__name__}: {err}".splitlines()[0]
         typer.echo(f"{line} (QXAI_DEBUG=1 shows the traceback)", err=True)
         sys.exit(1)
+    # typer turns Ctrl-C into exit code 130; commands themselves return None
+    if code == 130:
+        typer.echo(INTERRUPTED, err=True)
+    sys.exit(code if isinstance(code, int) else 0)

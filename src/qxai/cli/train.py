@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from qxai.data.registry import help_text as dataset_help
 from qxai.errors import QxaiError
+from qxai.models.train import TrainSettings
+from qxai.models.user import split_model_spec
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
 
 
 def register(app: typer.Typer) -> None:
+    from qxai.models.registry import ARCHITECTURES
+
     @app.command()
     def train(
-        dataset: str = typer.Option("mnist", help="mnist | digits | cells | imagefolder:PATH | stl10:ROOT"),
-        arch: str = typer.Option("reduced-cnn", help="reduced-cnn | qixai-cnn | resnet18-reduced"),
+        dataset: str = typer.Option("mnist", help=dataset_help()),
+        arch: str = typer.Option("reduced-cnn", help=f"Architecture: {' | '.join(ARCHITECTURES)}."),
         model_file: str = typer.Option(None, help="Train your own model instead: path.py:ClassName."),
         maps: int = typer.Option(16, help="Feature maps N_f of the `reduce` block."),
+        qubits: int = typer.Option(None, help="hybrid-vqc: qubits of the variational circuit (default 8)."),
+        qlayers: int = typer.Option(None, help="hybrid-vqc: variational layers (default 4; 0 removes them)."),
         epochs: int = typer.Option(5, min=1),
-        batch_size: int = typer.Option(64, min=1),
-        lr: float = typer.Option(2e-3),
-        seed: int = typer.Option(0),
-        image_size: int = typer.Option(None, help="Resize images (cells, imagefolder, stl10, digits)."),
-        count: int = typer.Option(None, help="Number of generated images (cells)."),
+        batch_size: int = typer.Option(_DEFAULTS["batch_size"], min=1),
+        lr: float = typer.Option(_DEFAULTS["lr"], help="Peak learning rate (positive, finite)."),
+        seed: int = typer.Option(_DEFAULTS["seed"], help="Seed of the split, the weights and the shuffling."),
+        image_size: int = typer.Option(
+            None, min=1, help="Resize images (cells, imagefolder, stl10, digits)."
+        ),
+        count: int = typer.Option(None, min=2, help="Number of generated images (cells)."),
         pretrained: bool = typer.Option(False, help="resnet18-reduced: start from local ImageNet weights."),
         weights: Path = typer.Option(None, help="resnet18-reduced: path of the ImageNet weights file."),
         download: bool = typer.Option(False, help="stl10: download if missing (needs internet)."),
@@ -45,10 +57,19 @@ def register(app: typer.Typer) -> None:
             from qxai.models.pretrained import find_resnet18_weights
 
             hparams["weights_path"] = str(weights or find_resnet18_weights())
+        for name, value in (("qubits", qubits), ("qlayers", qlayers)):
+            if value is None:
+                continue
+            if arch != "hybrid-vqc":
+                raise QxaiError(f"--{name} applies only to --arch hybrid-vqc; leave it out for {arch}")
+            if value < (1 if name == "qubits" else 0):
+                raise QxaiError(f"--{name} must be at least {1 if name == 'qubits' else 0}, got {value}")
+            hparams[name] = value
         if model_file:
             if ".py:" not in model_file:
                 raise QxaiError(f"--model-file takes path.py:ClassName, got '{model_file}'")
-            arch = f"file:{Path(model_file.partition(':')[0]).resolve()}:{model_file.partition(':')[2]}"
+            path, class_name = split_model_spec(model_file)
+            arch = f"file:{path.resolve()}:{class_name}"
         config = train_config(
             dataset, arch, maps=maps, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
             dataset_options=options, hparams=hparams,
@@ -56,6 +77,6 @@ def register(app: typer.Typer) -> None:
         saved = run_train(config, out)
         m = saved["metrics"]
         Console().print(
-            f"[bold]{arch}[/] on [bold]{dataset}[/]: train accuracy {m['train_accuracy']:.4f}, "
+            f"[bold]{model_file or arch}[/] on [bold]{dataset}[/]: train accuracy {m['train_accuracy']:.4f}, "
             f"test accuracy [bold green]{m['test_accuracy']:.4f}[/] ({m['train_seconds']:.1f} s) → {out}"
         )

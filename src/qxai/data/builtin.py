@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from qxai.data.base import ImageDataset
+from qxai.errors import QxaiError
 from qxai.io import cache_dir, write_npz
 
 DIGIT_NAMES = [str(i) for i in range(10)]
@@ -43,6 +44,8 @@ def load_digits(image_size: int = 16) -> ImageDataset:
     to ``[0, 1]``. Small and fast: meant for tests."""
     from sklearn.datasets import load_digits as sk_digits
 
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise QxaiError(f"image_size must be a positive integer, got {image_size!r}; pass e.g. 16")
     bunch = sk_digits()
     small = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
     images = F.interpolate(small, size=(image_size, image_size), mode="bilinear", align_corners=False)

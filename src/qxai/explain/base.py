@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from qxai.errors import QxaiError
+from qxai.probe import Target, eval_mode, target_classes
 
 
 @dataclass
@@ -46,19 +47,21 @@ class Explanation:
         return len(self.saliency)
 
 
-def resolve_targets(model: torch.nn.Module, inputs: torch.Tensor, target: Any) -> torch.Tensor:
-    """``(B,)`` long tensor of targets: the predicted class when ``target`` is None, a broadcast int,
-    or a per-example sequence."""
-    b = inputs.shape[0]
-    if target is None:
+def resolve_targets(model: torch.nn.Module, inputs: torch.Tensor, target: Target) -> torch.Tensor:
+    """``(B,)`` long tensor of targets: the predicted class when ``target`` is None (one forward
+    pass, no gradients), a broadcast int, or a per-example sequence; see
+    :func:`qxai.probe.target_classes`, which this calls.
+
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> resolve_targets(net, torch.zeros(2, 1, 2, 2), [2, 0]).tolist()
+    [2, 0]
+    """
+
+    def logits() -> torch.Tensor:
         with torch.no_grad():
-            return model(inputs).argmax(dim=1)
-    t = torch.as_tensor(target, dtype=torch.long).flatten()
-    if t.numel() == 1:
-        return t.expand(b).clone()
-    if t.numel() != b:
-        raise QxaiError(f"got {t.numel()} targets for {b} inputs; give one target per input or one for all")
-    return t
+            return model(inputs)
+
+    return target_classes(target, inputs.shape[0], logits)
 
 
 def check_inputs(inputs: torch.Tensor) -> torch.Tensor:
@@ -86,6 +89,9 @@ class Explainer:
     """Base class: subclasses set ``name`` and implement ``_explain(inputs, targets)``."""
 
     name: str = "explainer"
+    #: True when the map's sign is arbitrary (a principal component): sanity rank correlations then
+    #: compare inverted copies and do not apply (the evaluation reads this flag).
+    sign_ambiguous: bool = False
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
@@ -94,16 +100,12 @@ class Explainer:
         """Explain a batch: ``inputs`` ``(B, C, H, W)``; ``target`` None (predicted class), an int, or
         ``(B,)``. Returns an :class:`Explanation` with ``(B, H, W)`` saliency in ``[0, 1]``."""
         inputs = check_inputs(inputs)
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             targets = resolve_targets(self.model, inputs, target)
             start = time.perf_counter()
             result = self._explain(inputs, targets)
-            result.seconds = time.perf_counter() - start
-            return result
-        finally:
-            self.model.train(was_training)
+        result.seconds = time.perf_counter() - start
+        return result
 
     def _explain(self, inputs: torch.Tensor, targets: torch.Tensor) -> Explanation:
         raise NotImplementedError

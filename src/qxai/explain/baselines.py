@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from qxai.errors import QxaiError
-from qxai.explain.base import Explainer, Explanation, normalise_maps
-from qxai.probe import resolve_layer
+from qxai.explain.base import Explainer, Explanation, normalise_maps, resolve_targets
+from qxai.probe import Target, eval_mode, resolve_layer
 
 REDUCTIONS = ("positive", "abs")
 
@@ -144,7 +144,8 @@ class GradCAMExplainer(_CAMExplainer):
 
 
 class GradCAMPlusPlusExplainer(_CAMExplainer):
-    """Grad-CAM++ (pytorch-grad-cam); extras ``channel_weights`` ``(B, N_f)`` (the ++ weights, ≥ 0)."""
+    """Grad-CAM++ (pytorch-grad-cam); extras ``channel_weights`` ``(B, N_f)``: the ++ weights, which are
+    mostly positive but not by construction (the coefficients' denominator 2g² + ΣA·g³ can be negative)."""
 
     name = "gradcam++"
 
@@ -156,9 +157,14 @@ class GradCAMPlusPlusExplainer(_CAMExplainer):
 
 
 class EigenCAMExplainer(_CAMExplainer):
-    """EigenCAM (pytorch-grad-cam): projection on the first principal component; class-agnostic."""
+    """EigenCAM (pytorch-grad-cam): projection on the first principal component; class-agnostic.
+
+    ``sign_ambiguous``: a principal component's sign is arbitrary, so two EigenCAM maps of different
+    models may be inverted copies; rank-correlation sanity checks do not apply to it.
+    """
 
     name = "eigencam"
+    sign_ambiguous = True
 
     def __init__(self, model: torch.nn.Module, layer: str, *, seed: int = 0) -> None:
         from pytorch_grad_cam import EigenCAM
@@ -170,16 +176,56 @@ class EigenCAMExplainer(_CAMExplainer):
 # --------------------------------------------------------------------------- pixel methods (captum)
 
 
+#: Integrated Gradients steps when none are given (the explainer and the layer analyses share it).
+IG_STEPS = 32
+
+
+def integrated_gradients(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: Target = None,
+    *,
+    steps: int = IG_STEPS,
+    baseline: float | torch.Tensor = 0.0,
+    internal_batch_size: int | None = 512,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integrated Gradients (captum) of the target logits along the straight path from ``baseline``.
+
+    ``inputs`` ``(B, ...)``; ``targets`` as :func:`qxai.probe.target_classes` takes them (None: the
+    predicted class); ``baseline`` a number or a tensor broadcastable to ``inputs``. Runs in eval
+    mode and gives the caller's mode back. Returns ``(attributions like inputs, delta (B,))``, where
+    ``delta = Σ attr − (f(x) − f(baseline))`` is captum's completeness gap.
+
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> attr, delta = integrated_gradients(net, torch.rand(2, 1, 2, 2), 1, steps=8)
+    >>> attr.shape, bool(delta.abs().max() < 1e-4)  # a linear model: IG is exact
+    (torch.Size([2, 1, 2, 2]), True)
+    """
+    from captum.attr import IntegratedGradients
+
+    if steps < 2:
+        raise QxaiError(f"IG steps must be at least 2, got {steps}")
+    with eval_mode(model):
+        chosen = resolve_targets(model, inputs, targets)
+        base = baseline.to(inputs) if isinstance(baseline, torch.Tensor) else float(baseline)
+        attr, delta = IntegratedGradients(model).attribute(
+            inputs, baselines=base, target=chosen, n_steps=steps,
+            internal_batch_size=internal_batch_size, return_convergence_delta=True,
+        )  # fmt: skip
+    return attr.detach(), delta.detach()
+
+
 class IntegratedGradientsExplainer(Explainer):
     """Integrated Gradients (captum) from a black baseline; map = positive part of the channel sum.
 
-    extras: ``delta`` ``(B,)`` — captum's completeness gap ``Σ attr − (f(x) − f(baseline))``.
+    extras: ``delta`` ``(B,)`` — captum's completeness gap ``Σ attr − (f(x) − f(baseline))``;
+    ``attribution_sum`` ``(B,)``. Computed by :func:`integrated_gradients`.
     """
 
     name = "ig"
 
     def __init__(
-        self, model: torch.nn.Module, layer: str | None = None, *, seed: int = 0, steps: int = 32,
+        self, model: torch.nn.Module, layer: str | None = None, *, seed: int = 0, steps: int = IG_STEPS,
         baseline: float = 0.0, reduce: str = "positive", internal_batch_size: int = 512,
     ) -> None:  # fmt: skip
         super().__init__(model)
@@ -189,14 +235,11 @@ class IntegratedGradientsExplainer(Explainer):
         self.internal_batch_size = internal_batch_size
 
     def _explain(self, inputs: torch.Tensor, targets: torch.Tensor) -> Explanation:
-        from captum.attr import IntegratedGradients
-
-        ig = IntegratedGradients(self.model)
-        attr, delta = ig.attribute(
-            inputs, baselines=self.baseline, target=targets, n_steps=self.steps,
-            internal_batch_size=self.internal_batch_size, return_convergence_delta=True,
+        attr, delta = integrated_gradients(
+            self.model, inputs, targets, steps=self.steps, baseline=self.baseline,
+            internal_batch_size=self.internal_batch_size,
         )  # fmt: skip
-        extras = {"delta": delta.detach().float().numpy(), "attribution_sum": attr.sum(dim=(1, 2, 3)).numpy()}
+        extras = {"delta": delta.float().numpy(), "attribution_sum": attr.sum(dim=(1, 2, 3)).numpy()}
         return Explanation(reduce_channels(attr, self.reduce), targets.numpy(), self.name, extras=extras)
 
 

@@ -39,6 +39,8 @@ from qxai.probe import capture_gradients, eval_mode, resolve_layer
 #: (2^20 energies ≈ 8 MiB and well under a second per image).
 GROUND_TRUTH_MAX_VARIABLES = 20
 GROUND_TRUTH_MODES = ("auto", "always", "never")
+#: Seconds per image the certified solver (``exact-mip``) may take above the enumeration limit.
+GROUND_TIME_LIMIT = 10.0
 
 
 @dataclass
@@ -114,12 +116,18 @@ class QAFeatureMapExplainer(Explainer):
         seed: seed of the solver (same seed, same explanation).
         solver_options: keywords for ``get_sampler`` (constructor options or default sample
             parameters, e.g. ``{"num_reads": 16}``).
-        ground_truth: ``"auto"`` enumerates the exact ground energy when ``d ≤ 20``, ``"always"``
-            whenever it can (``d ≤ 26``), ``"never"`` skips it.
+        ground_truth: ``"auto"`` enumerates the exact ground energy when ``d ≤ 20`` and runs the
+            certified solver ``exact-mip`` above (proven optimum, or best found and proven bound
+            within ``ground_time_limit`` seconds); ``"always"`` enumerates up to ``d ≤ 26`` and runs
+            ``exact-mip`` above; ``"never"`` skips it.
+        ground_time_limit: seconds per image for ``exact-mip`` (default :data:`GROUND_TIME_LIMIT`).
 
     ``explain`` returns an :class:`Explanation` whose extras hold, per image: ``selected`` (sorted
     layer indices), ``energy`` (of the selection, from the BQM), ``ground_energy`` (None when not
-    computed), ``num_variables`` (d), ``dead_maps`` (maps with α > 0 left out as dead),
+    computed; above enumeration the best energy known, certified or not), ``ground_certified`` (True
+    when ``ground_energy`` is the proven minimum), ``ground_gap`` (best known − proven lower bound:
+    0 when certified, None when not computed), ``ground_bound`` (the proven lower bound),
+    ``num_variables`` (d), ``dead_maps`` (maps with α > 0 left out as dead),
     ``solver_seconds`` (the batch's solver time shared equally), ``ground_seconds`` (the time of
     the exact-optimum check, which is not part of the method and is excluded from
     ``Explanation.seconds``), plus ``channel_weights`` (B, N) and ``solver`` (the name).
@@ -137,6 +145,7 @@ class QAFeatureMapExplainer(Explainer):
         seed: int = 0,
         solver_options: dict[str, Any] | None = None,
         ground_truth: str = "auto",
+        ground_time_limit: float = GROUND_TIME_LIMIT,
         **qubo_fields: Any,
     ) -> None:
         super().__init__(model)
@@ -151,6 +160,9 @@ class QAFeatureMapExplainer(Explainer):
         self.seed = seed
         self.solver_options = dict(solver_options or {})
         self.ground_truth = ground_truth
+        if not ground_time_limit > 0:
+            raise QxaiError(f"ground_time_limit must be > 0 seconds, got {ground_time_limit}; give e.g. 10")
+        self.ground_time_limit = float(ground_time_limit)
         # built once: unknown names and a qpu without a token fail here, not mid-run
         self.sampler = get_sampler(solver, **self.solver_options)
 
@@ -215,7 +227,7 @@ class QAFeatureMapExplainer(Explainer):
             batch.activations, torch.as_tensor(batch.channel_weights), torch.as_tensor(chosen), size
         )
         start = time.perf_counter()
-        ground = [self._ground_energy(bqm) for bqm in bqms]
+        ground = [self._ground_truth(bqm, e) for bqm, e in zip(bqms, energies, strict=True)]
         ground_seconds = time.perf_counter() - start
         return Explanation(
             saliency,
@@ -224,7 +236,10 @@ class QAFeatureMapExplainer(Explainer):
             extras={
                 "selected": selected,
                 "energy": energies,
-                "ground_energy": ground,
+                "ground_energy": [g[0] for g in ground],
+                "ground_certified": [g[1] for g in ground],
+                "ground_gap": [g[2] for g in ground],
+                "ground_bound": [g[3] for g in ground],
                 "num_variables": [len(bqm.variables) for bqm in bqms],
                 "dead_maps": batch.dead_dropped,
                 "channel_weights": batch.channel_weights,
@@ -247,14 +262,31 @@ class QAFeatureMapExplainer(Explainer):
                     "'batch-sa', or a layer with fewer maps"
                 )
 
-    def _ground_energy(self, bqm: dimod.BinaryQuadraticModel) -> float | None:
+    def _ground_truth(
+        self, bqm: dimod.BinaryQuadraticModel, found: float
+    ) -> tuple[float | None, bool, float | None, float | None]:
+        """``(ground_energy, certified, gap, bound)`` of one image; ``found`` is the solver's energy.
+
+        Enumeration up to its limit (exact); above it ``exact-mip``: its proven optimum, or — when
+        the time limit binds — the lower of its best and ``found`` with its proven bound, recorded
+        as not certified. ``"never"``: ``(None, False, None, None)``.
+        """
         d = len(bqm.variables)
         if d == 0:
-            return float(bqm.offset)
+            return float(bqm.offset), True, 0.0, float(bqm.offset)
+        if self.ground_truth == "never":
+            return None, False, None, None
         limit = GROUND_TRUTH_MAX_VARIABLES if self.ground_truth == "auto" else MAX_ENUMERATION_VARIABLES
-        if self.ground_truth == "never" or d > limit:
-            return None
-        return float(enumerate_energies(bqm)[1].min())
+        if d <= limit:
+            ground = float(enumerate_energies(bqm)[1].min())
+            return ground, True, 0.0, ground
+        from qxai.anneal.samplers.mip import OPTIMAL_TOLERANCE, ExactMIPSampler
+
+        info = (ss := ExactMIPSampler(time_limit=self.ground_time_limit).sample(bqm)).info
+        best = min(float(ss.first.energy), float(found))
+        bound = min(float(info["bound"]), best)
+        certified = bool(info["optimal"]) or best - bound <= OPTIMAL_TOLERANCE * max(1.0, abs(best))
+        return best, certified, (0.0 if certified else best - bound), bound
 
 
 def _max_variables(sampler: dimod.Sampler) -> int | None:

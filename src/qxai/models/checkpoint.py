@@ -3,13 +3,19 @@
 The file is a ``torch.save`` of ``{"format": "qxai-checkpoint", "version": 1, "config": <JSON
 text>, "state_dict": {...}}``: only strings, ints and tensors, so loading never unpickles code and a
 hostile pickle is refused by torch's safe loader.
+
+Trust rule for model code: a checkpoint of a user's own model records the file's path (relative to
+the checkpoint) and SHA-256, and is loaded only with code the user names (:func:`load_checkpoint`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +60,8 @@ def read_checkpoint_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise QxaiError(f"checkpoint {path} does not exist; train one with `qxai train --out {path}`")
+    if path.stat().st_size == 0:
+        raise QxaiError(f"checkpoint {path} is empty (0 bytes); train it again with `qxai train --out PATH`")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -62,9 +70,8 @@ def read_checkpoint_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
             "only load checkpoints written by `qxai train`"
         ) from None
     except Exception as err:  # torch raises RuntimeError, EOFError, KeyError… for a cut or foreign file
-        raise QxaiError(
-            f"{path} is not a readable checkpoint ({str(err).splitlines()[0][:80]}); it may be truncated"
-        ) from None
+        detail = (str(err).splitlines() or [type(err).__name__])[0][:80]
+        raise QxaiError(f"{path} is not a readable checkpoint ({detail}); it may be truncated") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise QxaiError(f"{path} is not a qxai checkpoint; train one with `qxai train`")
     if payload.get("version") != VERSION:
@@ -72,8 +79,31 @@ def read_checkpoint_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
     return payload
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+def read_checkpoint_config(path: str | os.PathLike[str], payload: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's config, which must be a JSON object naming an architecture."""
+    try:
+        config = json.loads(payload["config"])
+    except (KeyError, TypeError, ValueError):
+        config = None
+    if not isinstance(config, dict) or not isinstance(config.get("arch"), str):
+        raise QxaiError(
+            f"{path}: the config inside is not a JSON object with an 'arch' (damaged or not written by "
+            "qxai); train the model again with `qxai train`"
+        )
+    return config
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], *, model_file: str | None = None, trust_model_code: bool | None = None
+) -> Checkpoint:
     """Rebuild the model a checkpoint describes and load its weights; the model is in eval mode.
+
+    A checkpoint of a user's own model (architecture ``file:REL.py:Class``) never imports code on
+    its own: the caller names the code with ``model_file`` (``path.py:Class``, or just ``path.py``),
+    or sets ``trust_model_code`` to import the file the checkpoint names (``REL`` is relative to the
+    checkpoint's folder). Either way the file's SHA-256 must equal the one recorded at training
+    time. Both default to what :func:`allow_model_code` set (the CLI's ``--model-file`` and
+    ``--trust-model-code``).
 
     >>> import tempfile
     >>> from qxai.models.registry import build_model
@@ -85,26 +115,44 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     'reduced-cnn'
     """
     payload = read_checkpoint_payload(path)
-    config = json.loads(payload["config"])
-    model = model_from_config(config)
+    config = read_checkpoint_config(path, payload)
+    if config["arch"].startswith("file:"):
+        allowed = _ALLOWED_CODE.get() or AllowedCode()
+        spec = resolve_model_code(
+            config,
+            path,
+            model_file=model_file if model_file is not None else allowed.model_file,
+            trust=trust_model_code if trust_model_code is not None else allowed.trust,
+        )
+        from qxai.models.user import load_user_model
+
+        model = load_user_model(spec)
+    else:
+        model = model_from_config(config)
     try:
         model.load_state_dict(payload["state_dict"])
-    except RuntimeError as err:
-        raise QxaiError(
-            f"{path}: weights do not fit the '{config.get('arch')}' model ({str(err).splitlines()[0][:80]})"
-        ) from None
+    except (RuntimeError, KeyError, TypeError) as err:
+        detail = (str(err).splitlines() or [type(err).__name__])[0][:80]
+        raise QxaiError(f"{path}: weights do not fit the '{config.get('arch')}' model ({detail})") from None
     model.eval()
     return Checkpoint(model, config)
 
 
 def model_from_config(config: dict[str, Any]) -> nn.Module:
-    """Build the (untrained) model a checkpoint config describes."""
-    from qxai.models.registry import build_model
-    from qxai.models.user import load_user_model
+    """Build the (untrained) built-in model a checkpoint config describes.
 
+    A user's ``file:`` architecture is refused here: its code is imported only by
+    :func:`load_checkpoint` (after the trust check) or when the user names the file for training.
+    """
+    from qxai.models.registry import build_model
+
+    arch = config.get("arch")
+    if isinstance(arch, str) and arch.startswith("file:"):
+        raise QxaiError(
+            f"the model code {arch[len('file:'):]} is imported only when you name it; "
+            "pass --model-file path.py:Class"
+        )
     try:
-        if config["arch"].startswith("file:"):
-            return load_user_model(config["arch"][len("file:") :])
         return build_model(
             config["arch"],
             in_channels=config["in_channels"],
@@ -114,3 +162,99 @@ def model_from_config(config: dict[str, Any]) -> nn.Module:
         )
     except KeyError as err:
         raise QxaiError(f"checkpoint config lacks {err}; it was not written by `qxai train`") from None
+
+
+# ---- the trust rule for model code -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AllowedCode:
+    """What the user allowed checkpoints to import: a named model file, or the file the checkpoint names."""
+
+    model_file: str | None = None
+    trust: bool = False
+
+
+_ALLOWED_CODE: ContextVar[AllowedCode | None] = ContextVar("qxai_allowed_model_code", default=None)
+
+
+@contextlib.contextmanager
+def allow_model_code(model_file: str | None = None, trust: bool = False) -> Iterator[None]:
+    """Within the body, checkpoints of user models may import ``model_file`` (``path.py[:Class]``)
+    or, with ``trust``, the file they name; the SHA-256 check still applies. The CLI wraps every
+    command that loads a model in this, from ``--model-file`` and ``--trust-model-code``.
+    """
+    token = _ALLOWED_CODE.set(AllowedCode(model_file, trust))
+    try:
+        yield
+    finally:
+        _ALLOWED_CODE.reset(token)
+
+
+def model_code_config(spec: str, checkpoint: str | os.PathLike[str]) -> dict[str, str]:
+    """What a checkpoint records of a user's model code ``path.py:Class``: ``{"arch":
+    "file:REL:Class", "model_sha256": …}`` with ``REL`` relative to the checkpoint's folder (so the
+    two move together between machines).
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "code").mkdir(), (root / "code" / "net.py").write_text("")
+    >>> model_code_config(f"{root}/code/net.py:Net", root / "runs" / "m.pt")["arch"]
+    'file:../code/net.py:Net'
+    """
+    from qxai.models.user import file_sha256, split_model_spec
+
+    path, class_name = split_model_spec(spec)
+    folder = Path(checkpoint).resolve().parent
+    relative = Path(os.path.relpath(path.resolve(), folder)).as_posix()
+    return {"arch": f"file:{relative}:{class_name}", "model_sha256": file_sha256(path)}
+
+
+def resolve_model_code(
+    config: dict[str, Any], checkpoint: str | os.PathLike[str], *, model_file: str | None, trust: bool
+) -> str:
+    """The ``path.py:Class`` to import for a ``file:`` checkpoint, after the trust rule's checks.
+
+    Refuses (one-line :class:`QxaiError`) when the user named no code, when the file is missing,
+    and when its SHA-256 differs from the recorded one.
+    """
+    from qxai.models.user import file_sha256, split_model_spec
+
+    recorded_path, recorded_class = split_model_spec(config["arch"][len("file:") :])
+    recorded_sha = config.get("model_sha256")
+    named = (Path(checkpoint).parent / recorded_path) if not recorded_path.is_absolute() else recorded_path
+    shown = f"{_display(named)}:{recorded_class}"
+    if model_file:
+        path, class_name = split_model_spec(model_file)
+        class_name = class_name or recorded_class
+        if path.suffix != ".py":
+            raise QxaiError(f"--model-file takes path.py:ClassName, got '{model_file}'")
+    elif trust:
+        if not recorded_sha:
+            raise QxaiError(
+                f"{checkpoint} records no SHA-256 of its model code (older qxai); pass --model-file {shown}"
+            )
+        path, class_name = named, recorded_class
+    else:
+        raise QxaiError(
+            f"{checkpoint} was trained with the model code {shown}, and qxai never imports code a "
+            f"checkpoint names; pass --model-file {shown} (or --trust-model-code to import that file)"
+        )
+    if not path.is_file():
+        raise QxaiError(f"model file {path} does not exist; pass --model-file with the code of {checkpoint}")
+    if recorded_sha:
+        actual = file_sha256(path)
+        if actual != recorded_sha:
+            raise QxaiError(
+                f"{path} differs from the code {checkpoint} was trained with (SHA-256 {actual[:12]}… "
+                f"≠ recorded {recorded_sha[:12]}…); pass the original file or retrain"
+            )
+    return f"{path}:{class_name}"
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the working folder when it is below it (shorter messages)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

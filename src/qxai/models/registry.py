@@ -8,11 +8,13 @@ from torch import nn
 
 from qxai.errors import QxaiError, unknown_name
 from qxai.models.architectures import QixaiCNN, ReducedCNN, ResNet18Reduced
+from qxai.models.hybrid import HybridVQC
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "reduced-cnn": ReducedCNN,
     "qixai-cnn": QixaiCNN,
     "resnet18-reduced": ResNet18Reduced,
+    "hybrid-vqc": HybridVQC,
 }
 
 
@@ -38,11 +40,22 @@ def build_model(
 
 
 def default_layer(model: nn.Module) -> str:
-    """The layer explanations look at: the model's ``default_layer``, or its last Conv2d."""
+    """The layer explanations look at: the model's ``default_layer``, or its last Conv2d (in a
+    TorchScript model too, where sub-modules keep their class only as ``original_name``).
+
+    >>> import torch
+    >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3))
+    >>> default_layer(net), default_layer(torch.jit.script(net))
+    ('2', '2')
+    """
     name = getattr(model, "default_layer", None)
-    if name:
-        return str(name)
-    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if isinstance(name, str) and name:
+        return name
+    convs = [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Conv2d) or getattr(m, "original_name", None) == "Conv2d"
+    ]
     if not convs:
         raise QxaiError(f"{type(model).__name__} has no Conv2d layer; pass --layer NAME")
     return convs[-1]

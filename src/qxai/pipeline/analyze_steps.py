@@ -1,69 +1,77 @@
-"""The four steps of ``run_analyze``: each reads the shared context, adds its part to the result
-(JSON-able data, figures, headline numbers in ``result["summary"]``) and its arrays to ``arrays``."""
+"""The four analysis steps of :func:`qxai.pipeline.analyze.analyze`: each reads the typed
+:class:`~qxai.pipeline.analyze.AnalysisContext`, adds its part to the document (JSON-able data,
+headline numbers in ``summary``), its arrays and its figures."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from qxai.analysis import figures
-from qxai.analysis.mutual_info import mutual_information_matrix
+from qxai.analysis.mutual_info import fdr_significant, mutual_information_matrix
 from qxai.analysis.similarity import similarity_matrices
+from qxai.analysis.spectrum import top_k_share_interval
 from qxai.errors import QxaiError
-from qxai.io import write_figure
 
-Step = Callable[[dict[str, Any], dict[str, Any], dict[str, np.ndarray]], None]
+if TYPE_CHECKING:
+    from qxai.pipeline.analyze import AnalysisContext
+
+Step = Callable[["AnalysisContext"], None]
+#: widest layer whose top-k share gets a bootstrap interval (each resample is a min(N, D)² eigensolve)
+MAX_BOOTSTRAP_WIDTH = 1024
 
 
-def _write(out: Path, name: str, fig: Any, title: str, caption: str, result: dict[str, Any]) -> None:
-    write_figure(out / name, fig)
-    result["figures"].append({"file": name, "title": title, "caption": caption})
-
-
-def spectrum_step(ctx: dict[str, Any], result: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    spectra, k = ctx["spectra"], ctx["top_k"]
-    result["spectra"] = {}
-    for name, s in spectra.items():
-        result["spectra"][name] = {
-            **s.summary(k),
-            "explained_variance_ratio": s.explained_variance_ratio[:64],
-        }
-        arrays[f"singular_values/{name}"] = s.singular_values
-        result["summary"][f"{name} top{k} share"] = s.top_k_share(k)
-        result["summary"][f"{name} entropy"] = s.entropy
-        result["summary"][f"{name} effective rank"] = s.effective_rank
-    _write(
-        ctx["out"],
+def spectrum_step(ctx: AnalysisContext) -> None:
+    k, resamples = ctx.settings.top_k, ctx.settings.bootstrap
+    ctx.doc["spectra"] = {}
+    for name, s in ctx.spectra.items():
+        x = ctx.acts.matrix(name)
+        entry = {**s.summary(k), "explained_variance_ratio": s.explained_variance_ratio[:64]}
+        if resamples and min(x.shape) <= MAX_BOOTSTRAP_WIDTH:
+            interval = top_k_share_interval(x, k, resamples=resamples, seed=ctx.settings.seed)
+            entry[f"top{k}_share_interval"] = None if interval is None else list(interval)
+        elif resamples:
+            entry[f"top{k}_share_interval"] = None
+            ctx.note(
+                f"layer '{name}' is {x.shape[1]} wide: no bootstrap interval (limit {MAX_BOOTSTRAP_WIDTH})"
+            )
+        ctx.doc["spectra"][name] = entry
+        ctx.arrays[f"singular_values/{name}"] = s.singular_values
+        ctx.summary[f"{name} top{k} share"] = s.top_k_share(k)
+        ctx.summary[f"{name} entropy"] = s.entropy
+        ctx.summary[f"{name} effective rank"] = s.effective_rank
+    ctx.doc["spectra_interval"] = {
+        "method": "basic bootstrap over samples",
+        "resamples": resamples,
+        "level": 0.95,
+    }
+    ctx.figure(
         "spectra.png",
-        figures.spectra_figure(spectra, k),
         "Layer spectra",
         f"Explained-variance ratio of each layer's principal components and their cumulative share; the "
         f"dashed line marks the top {k}.",
-        result,
+        figures.spectra_figure(ctx.spectra, k),
     )
-    _write(
-        ctx["out"],
+    ctx.figure(
         "entropy.png",
-        figures.entropy_figure(spectra),
         "Entropy per layer",
         "Von Neumann entropy and purity of ρ = C / tr C (C: covariance of the layer's activations), and the "
         "Roy–Vetterli effective rank: higher entropy = variance spread over more directions.",
-        result,
+        figures.entropy_figure(ctx.spectra),
     )
 
 
-def similarity_step(ctx: dict[str, Any], result: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    acts = ctx["acts"]
+def similarity_step(ctx: AnalysisContext) -> None:
+    acts = ctx.acts
     names = [n for n in acts.features if acts.kinds[n] != "attention"]
     if len(names) < 2:
-        result["notes"].append("similarity needs two layers or more; skipped")
+        ctx.note("similarity needs two layers or more; skipped")
         return
     m = similarity_matrices({n: acts.matrix(n) for n in names})
-    result["similarity"] = {
+    ctx.doc["similarity"] = {
         "layers": names,
         "cosine_gram": m["cosine"],
         "cka_debiased": m["cka"],
@@ -71,111 +79,142 @@ def similarity_step(ctx: dict[str, Any], result: dict[str, Any], arrays: dict[st
         "definition": "cosine = RV coefficient of centred N×N Gram matrices; CKA = debiased "
         "linear CKA (U-centred Grams)",
     }
-    arrays["similarity/cosine"], arrays["similarity/cka"] = m["cosine"], m["cka"]
+    ctx.arrays["similarity/cosine"], ctx.arrays["similarity/cka"] = m["cosine"], m["cka"]
     off = ~np.eye(len(names), dtype=bool)
     lo = np.unravel_index(np.where(off, m["cka"], np.inf).argmin(), m["cka"].shape)
-    result["summary"]["least similar layers (CKA)"] = f"{names[lo[0]]} – {names[lo[1]]}: {m['cka'][lo]:.3f}"
-    _write(
-        ctx["out"],
+    ctx.summary["least similar layers (CKA)"] = f"{names[lo[0]]} – {names[lo[1]]}: {m['cka'][lo]:.3f}"
+    ctx.figure(
         "similarity.png",
-        figures.similarity_figure(names, m["cosine"], m["cka"]),
         "Similarity between layers",
         "Left: cosine between the layers' centred Gram matrices (RV coefficient; 0 = orthogonal). Right: "
         "debiased linear CKA. Both compare layers of different widths on the same inputs.",
-        result,
+        figures.similarity_figure(names, m["cosine"], m["cka"]),
     )
 
 
-def mi_step(ctx: dict[str, Any], result: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    from scipy.stats import false_discovery_control
-
-    acts, (a, b) = ctx["acts"], ctx["mi_layers"]
+def mi_step(ctx: AnalysisContext) -> None:
+    settings, acts = ctx.settings, ctx.acts
+    if ctx.mi_layers is None:
+        ctx.note(
+            "mutual information compares two layers; fewer were captured (pass --mi-layers A,B); skipped"
+        )
+        return
+    a, b = ctx.mi_layers
     x, y = acts.matrix(a), acts.matrix(b)
     if x.shape[1] * y.shape[1] > 4_000_000:
         raise QxaiError(
             f"{x.shape[1]}×{y.shape[1]} MI pairs are too many; pool spatial maps or pick smaller layers"
         )
     r = mutual_information_matrix(
-        x, y, method=ctx["mi_method"], permutations=ctx["mi_permutations"], seed=ctx["seed"]
+        x, y, method=settings.mi_method, permutations=settings.mi_permutations, seed=settings.seed
     )
     unit = "map" if acts.kinds[a] == "conv" else "unit"
-    top = r.top_pairs(ctx["mi_top"], (a, b))
-    entry: dict[str, Any] = {
+    top = r.top_pairs(settings.mi_top, (a, b))
+    significant = fdr_significant(r.analytic_pvalues, settings.fdr)
+    entry: dict = {
         "layers": [a, b],
         "method": r.method,
         "unit": "nats",
+        "samples": r.samples,
         "permutations": r.permutations,
         "top_pairs": top,
         "constant_x": r.constant_x,
         "constant_y": r.constant_y,
         "mean_mi": float(r.mi.mean()),
+        "pairs": int(r.mi.size),
+        "analytic_null": f"2N·MI ~ chi2(df={r.df}) under independence",
+        "df": r.df,
+        "fdr_level": settings.fdr,
+        "fdr_on": "analytic p-values (Benjamini–Hochberg)",
+        "significant_pairs": int(significant.sum()),
     }
-    arrays["mi/values"] = r.mi
+    for pair in top:
+        pair["significant"] = bool(significant[pair[a], pair[b]])
+    ctx.arrays["mi/values"] = r.mi
+    ctx.arrays["mi/pvalues_analytic"] = r.analytic_pvalues
+    ctx.summary["MI pairs significant (BH on analytic p)"] = int(significant.sum())
     if r.pvalues is not None:
-        arrays["mi/pvalues"] = r.pvalues
-        q = false_discovery_control(r.pvalues.ravel())
-        entry["significant_pairs_fdr_0.05"] = int((q < 0.05).sum())
-        result["summary"]["MI pairs significant (FDR 5%)"] = int((q < 0.05).sum())
-    result["mutual_information"] = entry
+        ctx.arrays["mi/pvalues"] = r.pvalues
+        entry["significant_pairs_permutation"] = int(fdr_significant(r.pvalues, settings.fdr).sum())
+        entry["permutation_p_floor"] = 1.0 / (1 + r.permutations)
+    ctx.doc["mutual_information"] = entry
     best = top[0]
-    result["summary"]["MI top pair"] = f"{a} {unit} {best[a]} – {b} {unit} {best[b]}"
-    result["summary"]["MI top value (nats)"] = best["mi"]
-    _write(
-        ctx["out"],
+    ctx.summary["MI top pair"] = f"{a} {unit} {best[a]} – {b} {unit} {best[b]}"
+    ctx.summary["MI top value (nats)"] = best["mi"]
+    ctx.figure(
         "mutual_information.png",
-        figures.mi_figure(r.mi, (a, b), top[:10], unit),
         f"Mutual information {a} × {b}",
         f"MI ({r.method}, nats) between every {unit} of {a} and of {b} over {acts.samples} inputs; the top "
-        f"pairs are circled" + (f", p-values from {r.permutations} permutations." if r.permutations else "."),
-        result,
+        f"pairs are circled. p χ²: analytic null 2N·MI ~ χ²({r.df}); {int(significant.sum())} of {r.mi.size} "
+        f"pairs significant after Benjamini–Hochberg at {settings.fdr:g}"
+        + (
+            f"; p perm: {r.permutations} permutations (floor {1 / (1 + r.permutations):.3g})."
+            if r.permutations
+            else "."
+        ),
+        figures.mi_figure(r.mi, (a, b), top[:10], unit),
     )
 
 
-def ig_step(ctx: dict[str, Any], result: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    from qxai.analysis.attribution import embedding_integrated_gradients, integrated_gradients
+def _title(s, i: int, target: int) -> str:
+    name = s.class_names[target] if 0 <= target < len(s.class_names) else str(target)
+    label = int(s.labels[i])
+    true = s.class_names[label] if 0 <= label < len(s.class_names) else None
+    return f"true {true} / target {name}" if true is not None else f"target {name}"
 
-    s, n = ctx["subject"], ctx["ig_examples"]
+
+def ig_step(ctx: AnalysisContext) -> None:
+    from qxai.analysis.attribution import embedding_integrated_gradients, integrated_gradients, pad_baseline
+
+    s, n, steps = ctx.subject, ctx.settings.ig_examples, ctx.settings.ig_steps
     if n < 1:
+        return
+    if not s.has_head:
+        ctx.note("Integrated Gradients skipped: the model has no classification head, so no target logit")
+        ctx.doc["integrated_gradients"] = {"skipped": "no classification head"}
         return
     rows = torch.arange(min(n, len(s.inputs)))
     inputs = s.inputs[rows]
     if s.kind == "transformer":
+        mask = s.mask[rows] if s.mask is not None else torch.ones_like(inputs)
+        keep = s.special_ids or tuple(inputs[:, :1].unique().tolist())
+        base = pad_baseline(inputs, mask, pad_id=s.pad_id, keep=keep)
         r = embedding_integrated_gradients(
-            s.model, s.model.embedding, inputs, s.mask[rows], steps=ctx["ig_steps"]
+            s.model, s.model.embedding, inputs, mask, baseline_ids=base, steps=steps
         )
     else:
-        r = integrated_gradients(s.model, inputs, steps=ctx["ig_steps"])
-    titles = [
-        f"true {s.class_names[int(s.labels[i])]} / target {s.class_names[int(t)]}"
-        for i, t in zip(rows.tolist(), r.targets, strict=True)
-    ]
+        r = integrated_gradients(s.model, inputs, steps=steps)
+    titles = [_title(s, i, int(t)) for i, t in zip(rows.tolist(), r.targets, strict=True)]
     if s.kind == "image":
         fig = figures.ig_images_figure(inputs.numpy(), r.attributions, titles)
     elif s.kind == "lstm":
         fig = figures.ig_sequence_figure(inputs[..., 0].numpy(), r.attributions.sum(-1), titles)
     else:
-        lengths = s.mask[rows].sum(1).tolist()
-        tokens = [[str(int(t)) for t in seq[:length]] for seq, length in zip(inputs, lengths, strict=True)]
+        lengths = mask.sum(1).tolist()
+        if s.tokens is not None:
+            tokens = [list(s.tokens[i]) for i in rows.tolist()]
+        else:
+            tokens = [
+                [str(int(t)) for t in seq[:length]] for seq, length in zip(inputs, lengths, strict=True)
+            ]
         fig = figures.ig_tokens_figure(tokens, r.attributions, titles)
-    arrays["ig/attributions"] = r.attributions
-    result["integrated_gradients"] = {
+    ctx.arrays["ig/attributions"] = r.attributions
+    ctx.doc["integrated_gradients"] = {
         "examples": len(rows),
-        "steps": ctx["ig_steps"],
+        "steps": steps,
         "targets": r.targets,
         "delta": r.delta,
         "relative_delta": r.relative_delta,
         "logit_gap": r.gap,
-        "baseline": "zeros" if s.kind != "transformer" else "[PAD] ids (first token kept)",
+        "baseline": "zeros" if s.kind != "transformer" else f"pad id {s.pad_id}, special tokens kept",
     }
-    result["summary"].update(r.summary())
-    _write(
-        ctx["out"],
+    ctx.summary.update(r.summary())
+    ctx.figure(
         "integrated_gradients.png",
-        fig,
         "Integrated Gradients",
-        f"IG attributions ({ctx['ig_steps']} steps) of the target logit; completeness gap "
+        f"IG attributions ({steps} steps) of the target logit; completeness gap "
         f"max |Σ IG − (F(x) − F(x'))| = {np.abs(r.delta).max():.2e}.",
-        result,
+        fig,
     )
 
 

@@ -1,38 +1,190 @@
 """``run_anneal``: the minimum gap and the success probability of explanation QUBOs (SPEC §1).
 
-Two sources of problems: the explanation QUBOs of correctly classified test images (a checkpoint,
-via :class:`qxai.explain.qa.QAFeatureMapExplainer`), or one BQM file in dimod's own serialisation.
-For each problem with ``1 ≤ d ≤ max_qubits``: ``Δ_min`` and ``s*`` (:func:`minimum_gap`), and the
-fidelity ``F(τ)`` for every ``τ`` (:func:`anneal`). Writes ``out/anneal.json`` and, for more than
-one problem, the figures ``delta_min.png`` and ``fidelity_vs_d.png``. The cost is set by
-``max_qubits``, ``max_problems``, ``taus``, ``dt`` and ``grid``.
+Two sources of problems: the explanation QUBOs of correctly classified test images of a checkpoint
+(Grad-CAM weights and maps from :class:`qxai.explain.qa.QAFeatureMapExplainer`, the QUBO from
+:func:`qxai.anneal.qubo.explanation_qubos` with ``settings.qubo``), or one BQM (an object or a
+file in dimod's own serialisation). For each problem with ``1 ≤ d ≤ max_qubits``: ``H_P`` in the
+chosen energy convention, its classical gap, ``Δ_min`` and ``s*`` (:func:`minimum_gap`), and the
+fidelity ``F(τ)`` for every ``τ`` (:func:`anneal`). The statistics and the paper's claims come
+from :mod:`qxai.anneal.physics.statistics`, the figures from :mod:`qxai.anneal.physics.figures`;
+the folder is written by :func:`qxai.pipeline.stage.write_stage`.
 
-``anneal.json`` follows the stage contract (docs/ARCHITECTURE.md): ``"problems"`` (one record each),
-``"statistics"`` (the nested Δ_min quantiles and per-τ, per-d fidelity statistics and fits),
-``"summary"`` (flat headline numbers, :func:`headline`) and ``"figures"`` (``{"file", "title",
-"caption"}`` records whose captions name the driver and the schedule).
+Everything a run needs is checked before any model is loaded or any state allocated: the settings
+(:class:`AnnealSettings`), the BQM (:func:`qxai.anneal.physics.check_bqm`), the steps ``τ/dt`` and
+the memory of the largest problem against ``memory_mb``.
+
+``anneal.json``: ``settings`` (``asdict``), ``qubo`` (the QUBO options, model source), ``protocol``,
+``driver``, ``schedule``, ``dt``, ``energy_convention``, ``taus``, ``grid``, ``seed``, ``max_qubits``,
+``source``, ``num_problems``, ``skipped``, ``problems`` (one record each), ``statistics`` (nested),
+``summary`` (flat headline numbers), ``claims`` (:func:`anneal_claims`) and ``figures``.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import dimod
 import numpy as np
 
-from qxai.anneal.physics import AnnealProblem, anneal, minimum_gap
-from qxai.errors import QxaiError
-from qxai.io import write_json
+from qxai.anneal.physics.figures import anneal_figures
+from qxai.anneal.physics.model import (
+    ENERGY_CONVENTIONS,
+    AnnealProblem,
+    AnnealProtocol,
+    anneal_memory_words,
+    apply_energy_convention,
+    check_bqm,
+    gap_memory_words,
+)
+from qxai.anneal.physics.statistics import RESAMPLES, anneal_claims, headline, summarise
+from qxai.anneal.qubo import QuboOptions
+from qxai.errors import QxaiError, unknown_name
 from qxai.progress import track
 
-#: How the drivers are written in summaries and captions.
-DRIVER_LABELS = {"transverse": "H_D = −Σσx", "authors": "H_D = +(1/d)Σσx"}
-#: The schedules as formulas, for captions.
-SCHEDULE_LABELS = {"linear": "A(s) = 1 − s, B(s) = s", "quadratic": "A(s) = (1 − s)², B(s) = s²"}
+#: Refinements of the gap search (``minimum_gap(refine=…)``), used for the memory estimate too.
+REFINE = 2
+
+
+@dataclass(frozen=True)
+class AnnealSettings:
+    """Everything ``qxai anneal`` runs with, validated on construction, defaults written once.
+
+    Attributes:
+        taus: total anneal times τ.
+        max_qubits: skip explanation QUBOs with more variables (a ``bqm`` source is never skipped).
+        grid: coarse ``s`` grid of the gap search (then refined).
+        max_problems: stop after this many problems (None: all).
+        per_class: correctly classified test images per class (model source).
+        seed: one seed for image selection, shots and bootstrap intervals.
+        energy_convention: ``spec`` (``H_P = E(x)``) or ``authors`` (``(I − σz)`` per qubit: x → 2x).
+        memory_mb: memory budget of one problem's state vectors; larger problems are refused up front.
+        protocol: ``dt``, driver and schedule (:class:`AnnealProtocol`).
+        qubo: the explanation QUBO options (:class:`QuboOptions`, model source).
+        dataset, layer: override the checkpoint's data set and layer (model source).
+        figures: write the figures (for more than one problem).
+        resamples: bootstrap resamples of every interval (≥ 1000).
+
+    >>> AnnealSettings(taus=[10, 50]).taus
+    (10.0, 50.0)
+    >>> AnnealSettings(energy_convention="paper")
+    Traceback (most recent call last):
+    qxai.errors.QxaiError: unknown energy convention 'paper'; (choices: authors, spec)
+    """
+
+    taus: tuple[float, ...] = (10.0, 50.0, 100.0)
+    max_qubits: int = 14
+    grid: int = 41
+    max_problems: int | None = None
+    per_class: int = 20
+    seed: int = 0
+    energy_convention: str = "spec"
+    memory_mb: float = 4096.0
+    protocol: AnnealProtocol = field(default_factory=AnnealProtocol)
+    qubo: QuboOptions = field(default_factory=QuboOptions)
+    dataset: str | None = None
+    layer: str | None = None
+    figures: bool = True
+    resamples: int = RESAMPLES
+
+    def __post_init__(self) -> None:
+        try:
+            taus = tuple(float(t) for t in self.taus)
+        except (TypeError, ValueError):
+            raise QxaiError(f"--tau needs numbers, got {self.taus!r}; e.g. --tau 10,50,100") from None
+        if not taus or not all(math.isfinite(t) and t > 0 for t in taus):
+            raise QxaiError(
+                f"--tau needs positive finite total times, got {list(self.taus)}; e.g. --tau 10,50,100"
+            )
+        object.__setattr__(self, "taus", taus)
+        protocol = AnnealProtocol.of(self.protocol) if isinstance(self.protocol, dict) else self.protocol
+        if not isinstance(protocol, AnnealProtocol):
+            raise QxaiError("protocol must be an AnnealProtocol or a dict of dt, driver, schedule")
+        object.__setattr__(self, "protocol", protocol)
+        object.__setattr__(self, "qubo", QuboOptions.of(self.qubo))
+        for tau in taus:
+            protocol.steps(tau)  # refuses τ/dt beyond the step limit, with the figure
+        for name, low in (("max_qubits", 1), ("grid", 3), ("per_class", 1), ("seed", 0), ("resamples", 1000)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise QxaiError(f"--{name.replace('_', '-')} must be an integer ≥ {low}, got {value!r}")
+        if self.max_problems is not None and (
+            not isinstance(self.max_problems, int) or self.max_problems < 1
+        ):
+            raise QxaiError(f"--max-problems must be a positive integer, got {self.max_problems!r}")
+        if self.energy_convention not in ENERGY_CONVENTIONS:
+            raise unknown_name("energy convention", str(self.energy_convention), ENERGY_CONVENTIONS)
+        if not (
+            isinstance(self.memory_mb, int | float) and math.isfinite(self.memory_mb) and self.memory_mb > 0
+        ):
+            raise QxaiError(
+                f"--memory-mb must be a positive number of MiB, got {self.memory_mb!r}; e.g. 4096"
+            )
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default of field ``name`` (for CLI options).
+
+        >>> AnnealSettings.default("grid")
+        41
+        """
+        for f in fields(cls):
+            if f.name == name:
+                return f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        raise KeyError(name)
+
+    @classmethod
+    def authors(cls, **overrides: Any) -> AnnealSettings:
+        """The authors' setting (SPEC §1): driver ``+(1/d)Σσx``, the ``(I − σz)`` energy convention,
+        linear schedule, ``dt = 0.01``, ``τ ∈ {10, 50, 100}``, β = 0.7; ``overrides`` replace fields.
+
+        >>> s = AnnealSettings.authors(per_class=4)
+        >>> s.protocol.driver, s.energy_convention, s.qubo.beta, s.per_class
+        ('authors', 'authors', 0.7, 4)
+        """
+        base = {
+            "protocol": AnnealProtocol(dt=0.01, driver="authors", schedule="linear"),
+            "energy_convention": "authors",
+            "taus": (10.0, 50.0, 100.0),
+            "qubo": QuboOptions(beta=0.7),
+        }
+        return cls(**{**base, **overrides})
+
+    @property
+    def memory_gb(self) -> float:
+        return self.memory_mb / 1024.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """``asdict`` in JSON form (the protocol's schedule by name, the QUBO penalty as a list)."""
+        out = asdict(self)
+        out.update(taus=list(self.taus), protocol=self.protocol.to_dict(), qubo=self.qubo.to_dict())
+        return out
+
+
+def memory_needed(d: int, degeneracy: int = 1) -> float:
+    """Bytes one problem of ``d`` qubits needs at its peak: the gap search's block, or the anneal,
+    plus the ``2^d`` energies of ``H_P``.
+
+    >>> memory_needed(10) == (33 + 1) * 8 * 2**10
+    True
+    """
+    words = max(gap_memory_words(degeneracy, REFINE), anneal_memory_words()) + 1
+    return words * 8.0 * 2.0**d
+
+
+def check_run_memory(d: int, settings: AnnealSettings, what: str) -> None:
+    """Refuse before any work when a ``d``-qubit problem needs more than ``settings.memory_mb``."""
+    need = memory_needed(d)
+    if need > settings.memory_mb * 2**20:
+        raise QxaiError(
+            f"{what} of d = {d} qubits needs about {need / 2**20:,.0f} MiB (gap search and state vectors), "
+            f"over the --memory-mb limit of {settings.memory_mb:,.0f} MiB; "
+            "use fewer qubits or raise --memory-mb"
+        )
 
 
 def load_bqm(path: str | Path) -> dimod.BinaryQuadraticModel:
@@ -52,234 +204,165 @@ def load_bqm(path: str | Path) -> dimod.BinaryQuadraticModel:
         ) from None
 
 
-def solve_problem(
-    bqm: dimod.BinaryQuadraticModel, taus: Sequence[float], *, dt: float, driver: str, schedule: str,
-    grid: int, seed: int, max_qubits: int,
-) -> dict[str, Any]:  # fmt: skip
-    """The per-problem record of ``anneal.json``."""
-    problem = AnnealProblem.from_bqm(bqm, max_qubits=max_qubits)
-    gap = minimum_gap(problem, driver=driver, schedule=schedule, grid=grid)
+def solve_problem(bqm: dimod.BinaryQuadraticModel, settings: AnnealSettings) -> dict[str, Any]:
+    """The per-problem record of ``anneal.json``: gaps, fidelities, gains, in the settings' convention."""
+    from qxai.anneal.physics.dynamics import anneal
+    from qxai.anneal.physics.spectrum import minimum_gap
+
+    protocol = settings.protocol
+    h_p = apply_energy_convention(bqm, settings.energy_convention)
+    problem = AnnealProblem.from_bqm(h_p, max_qubits=max(settings.max_qubits, bqm.num_variables))
+    gap = minimum_gap(problem, protocol, grid=settings.grid, refine=REFINE, memory_gb=settings.memory_gb)
+    classical = problem.classical_gap
     fidelity: dict[str, float] = {}
     best: dict[str, float | None] = {}
-    for tau in taus:
-        r = anneal(problem, tau, dt=dt, driver=driver, schedule=schedule, num_reads=None, seed=seed)
+    for tau in settings.taus:
+        r = anneal(problem, tau, protocol, num_reads=None, seed=settings.seed, memory_gb=settings.memory_gb)
         fidelity[f"{tau:g}"] = r.fidelity
         best[f"{tau:g}"] = r.best_energy
+    d, g = problem.num_qubits, problem.degeneracy
     return {
-        "num_qubits": problem.num_qubits, "delta_min": gap.delta_min, "s_star": gap.s_star,
-        "degeneracy": problem.degeneracy, "ground_energy": problem.ground_energy, "fidelity": fidelity,
-        "best_shot_energy": best, "driver": driver, "schedule": schedule,
+        "num_qubits": d, "delta_min": gap.delta_min, "s_star": gap.s_star, "classical_gap": classical,
+        "gap_ratio": None if not classical else gap.delta_min / classical,
+        "degeneracy": g, "ground_energy": problem.ground_energy, "fidelity": fidelity,
+        "fidelity_gain": {t: f * 2.0**d / g for t, f in fidelity.items()},
+        "best_shot_energy": best, "driver": protocol.driver, "schedule": protocol.schedule_name,
+        "energy_convention": settings.energy_convention,
         "gap_solver": {"method": gap.method, "evaluations": gap.evaluations, "matvecs": gap.matvecs},
     }  # fmt: skip
 
 
 def model_qubos(
-    checkpoint: str, dataset: str | None, layer: str | None, per_class: int, beta: float, seed: int
-) -> list[tuple[dict[str, Any], dimod.BinaryQuadraticModel]]:
-    """``(meta, bqm)`` for the explanation QUBO of each selected correctly classified test image."""
+    checkpoint: str | Path, settings: AnnealSettings
+) -> tuple[list[tuple[dict[str, Any], dimod.BinaryQuadraticModel]], dict[str, Any]]:
+    """``(meta, bqm)`` for the explanation QUBO of each selected correctly classified test image, and
+    what they came from (``{"kind", "checkpoint", "dataset", "layer", "num_maps"}``)."""
     from qxai.explain.qa import QAFeatureMapExplainer
     from qxai.pipeline.common import batches, load_model_and_data, select_correct_per_class
 
-    md = load_model_and_data(checkpoint, dataset, layer)
-    images = select_correct_per_class(md.model, md.split.test, per_class, seed=seed)
-    explainer = QAFeatureMapExplainer(md.model, md.layer, solver="exact", beta=beta, seed=seed)
+    md = load_model_and_data(str(checkpoint), settings.dataset, settings.layer)
+    images = select_correct_per_class(md.model, md.split.test, settings.per_class, seed=settings.seed)
+    explainer = QAFeatureMapExplainer(
+        md.model, md.layer, solver="exact", qubo=settings.qubo, seed=settings.seed, ground_truth="never"
+    )
     out: list[tuple[dict[str, Any], dimod.BinaryQuadraticModel]] = []
+    num_maps = None
     for x, y in batches(images, 32):
-        for (bqm, kept), label in zip(explainer.build_qubos(x, y).qubos, y.tolist(), strict=True):
+        batch = explainer.build_qubos(x, y)
+        num_maps = int(batch.channel_weights.shape[1])
+        # built with *every* QUBO option of the settings, so a run's "qubo" is reproduced exactly
+        for (bqm, kept), label in zip(batch.qubos, y.tolist(), strict=True):
             meta = {"id": len(out), "label": md.class_names[label], "maps": np.asarray(kept).tolist()}
             out.append((meta, bqm))
-    return out
+    dataset = settings.dataset or md.config.get("dataset")
+    source = {"kind": "model", "checkpoint": str(checkpoint), "dataset": dataset,
+              "layer": md.layer, "num_maps": num_maps}  # fmt: skip
+    return out, source
 
 
 def run_anneal(
-    out: Path,
+    out: str | Path,
     *,
-    bqm_file: str | Path | None = None,
-    checkpoint: str | None = None,
-    dataset: str | None = None,
-    layer: str | None = None,
-    per_class: int = 20,
-    max_problems: int | None = None,
-    taus: Sequence[float] = (10.0, 50.0, 100.0),
-    max_qubits: int = 14,
-    dt: float = 0.01,
-    driver: str = "transverse",
-    schedule: str = "linear",
-    beta: float = 0.7,
-    grid: int = 41,
-    seed: int = 0,
-    figures: bool = True,
+    model: str | Path | None = None,
+    bqm: dimod.BinaryQuadraticModel | str | Path | None = None,
+    settings: AnnealSettings | None = None,
 ) -> dict[str, Any]:
-    """Anneal the problems of one source and write ``out/anneal.json`` (returned as a dict).
+    """Anneal the problems of one source (``model``: a checkpoint, or ``bqm``: a BQM or its file) and
+    write ``out/anneal.json`` and the figures; returns the document as written.
 
     >>> import tempfile, dimod
-    >>> path = Path(tempfile.mkdtemp()) / "p.bqm"
-    >>> _ = path.write_bytes(dimod.generators.anti_crossing_clique(6).to_file().read())
-    >>> s = run_anneal(Path(tempfile.mkdtemp()), bqm_file=path, taus=[5.0], dt=0.05, grid=11)
-    >>> s["problems"][0]["num_qubits"], sorted(s["problems"][0]["fidelity"])
-    (6, ['5'])
+    >>> s = run_anneal(Path(tempfile.mkdtemp()), bqm=dimod.generators.anti_crossing_clique(6),
+    ...                settings=AnnealSettings(taus=[5.0], grid=11, protocol=AnnealProtocol(dt=0.05)))
+    >>> s["problems"][0]["num_qubits"], sorted(s["problems"][0]["fidelity"]), s["energy_convention"]
+    (6, ['5'], 'spec')
     """
-    if (bqm_file is None) == (checkpoint is None):
+    from qxai.pipeline.stage import Figure, write_stage
+
+    settings = settings if settings is not None else AnnealSettings()
+    if (bqm is None) == (model is None):
         raise QxaiError("give exactly one problem source; pass --bqm FILE or --model CKPT")
-    taus = [float(t) for t in taus]
-    if not taus or min(taus) <= 0:
-        raise QxaiError("--tau needs positive total times, e.g. --tau 10,50,100")
-    if max_qubits < 1:
-        raise QxaiError(f"--max-qubits must be at least 1, got {max_qubits}")
-    if bqm_file is not None:
-        sources = [({"id": 0, "file": str(bqm_file)}, load_bqm(bqm_file))]
-        max_qubits = max(max_qubits, sources[0][1].num_variables)  # one explicit file: no size filter
+    if bqm is not None:
+        source_info: dict[str, Any] = {"kind": "bqm"}
+        if not isinstance(bqm, dimod.BinaryQuadraticModel):
+            source_info["file"] = str(bqm)
+            bqm = load_bqm(bqm)
+        check_bqm(bqm, "the BQM" if "file" not in source_info else f"BQM file {source_info['file']}")
+        check_run_memory(bqm.num_variables, settings, "the BQM")
+        sources = [({"id": 0, **{k: v for k, v in source_info.items() if k == "file"}}, bqm)]
+        limit = bqm.num_variables  # one explicit problem: no size filter
     else:
-        sources = model_qubos(checkpoint, dataset, layer, per_class, beta, seed)  # type: ignore[arg-type]
-    kept = [(m, b) for m, b in sources if 1 <= b.num_variables <= max_qubits][:max_problems]
-    options = {"dt": dt, "driver": driver, "schedule": schedule, "grid": grid, "seed": seed}
-    options["max_qubits"] = max_qubits
+        check_run_memory(settings.max_qubits, settings, "--max-qubits: a QUBO")
+        sources, source_info = model_qubos(model, settings)  # type: ignore[arg-type]
+        limit = settings.max_qubits
+    kept = [(m, b) for m, b in sources if 1 <= b.num_variables <= limit][: settings.max_problems]
+    if not kept:
+        sizes = sorted({b.num_variables for _, b in sources})
+        raise QxaiError(
+            f"no explanation QUBO has 1 to {limit} variables (sizes seen: {sizes[:10]}); raise --max-qubits "
+            "or use another layer"
+        )
+    for meta, b in kept:
+        check_bqm(b, f"problem {meta['id']}")
     problems = [
-        {**meta, **solve_problem(bqm, taus, **options)}  # type: ignore[arg-type]
-        for meta, bqm in track(kept, "annealing", total=len(kept))
+        {**meta, **solve_problem(b, settings)} for meta, b in track(kept, "annealing", total=len(kept))
     ]
-    result: dict[str, Any] = {
-        "driver": driver, "schedule": schedule, "dt": dt, "taus": taus, "grid": grid, "seed": seed,
-        "max_qubits": max_qubits, "num_problems": len(problems), "skipped": len(sources) - len(kept),
-        "problems": problems, "statistics": summarise(problems, taus) if problems else {},
-        "summary": headline(problems, taus, driver, schedule, skipped=len(sources) - len(kept)),
-        "figures": [],
+    protocol, taus = settings.protocol, list(settings.taus)
+    statistics = summarise(problems, taus, seed=settings.seed, resamples=settings.resamples)
+    skipped = len(sources) - len(kept)
+    doc: dict[str, Any] = {
+        "settings": settings.to_dict(),
+        "qubo": settings.qubo.to_dict() if source_info["kind"] == "model" else None,
+        "protocol": protocol.to_dict(), "driver": protocol.driver, "schedule": protocol.schedule_name,
+        "dt": protocol.dt, "energy_convention": settings.energy_convention, "taus": taus,
+        "grid": settings.grid, "seed": settings.seed, "max_qubits": limit, "source": source_info,
+        "num_problems": len(problems), "skipped": skipped, "problems": problems, "statistics": statistics,
+        "summary": headline(problems, taus, protocol.driver, protocol.schedule_name, skipped=skipped,
+                            energy_convention=settings.energy_convention, statistics=statistics),
     }  # fmt: skip
-    if problems and figures and len(problems) > 1:
-        result["figures"] = write_figures(out, problems, taus, driver, schedule)
-    write_json(Path(out) / "anneal.json", result)
-    return result
+    doc["claims"] = anneal_claims(doc)
+    figures = []
+    if settings.figures and len(problems) > 1:
+        pairs = anneal_figures(problems, statistics, taus, protocol.driver, protocol.schedule_name,
+                               settings.energy_convention)  # fmt: skip
+        figures = [(Figure(**record), fig) for record, fig in pairs]
+    return write_stage(out, "anneal.json", doc, figures=figures)
 
 
-def summarise(problems: list[dict[str, Any]], taus: Sequence[float]) -> dict[str, Any]:
-    """Δ_min quantiles; per τ and d the median and IQR of F; per τ the fit ``log F ≈ a + b d``."""
-    gaps = np.array([p["delta_min"] for p in problems])
-    by_tau: dict[str, Any] = {}
-    for tau in taus:
-        key = f"{tau:g}"
-        rows = {}
-        for d in sorted({p["num_qubits"] for p in problems}):
-            f = np.array([p["fidelity"][key] for p in problems if p["num_qubits"] == d])
-            q25, q75 = np.quantile(f, [0.25, 0.75])
-            rows[str(d)] = {"count": int(f.size), "median": float(np.median(f))}
-            rows[str(d)].update(q25=float(q25), q75=float(q75))
-        by_tau[key] = {"by_d": rows, "fit": _exp_fit(rows)}
-    return {
-        "delta_min": {"median": float(np.median(gaps)), "min": float(gaps.min()), "max": float(gaps.max()),
-                      "fraction_below_0.01": float(np.mean(gaps < 0.01))},
-        "fidelity": by_tau,
-    }  # fmt: skip
+def qubo_from_run(path: str | Path) -> QuboOptions:
+    """The QUBO options stored under ``"qubo"`` in an earlier run's JSON (explanations.json, metrics.json,
+    anneal.json), so the same problems are rebuilt.
 
-
-def headline(
-    problems: list[dict[str, Any]], taus: Sequence[float], driver: str, schedule: str, skipped: int = 0
-) -> dict[str, float | int | str]:
-    """The flat ``"summary"`` of ``anneal.json`` (``name: number | string``) that the report tabulates.
-
-    >>> h = headline([{"num_qubits": 3, "delta_min": 0.5, "s_star": 0.6, "fidelity": {"10": 0.9}}],
-    ...              [10.0], "authors", "linear")
-    >>> h["Δ_min median"], h["median F (τ=10)"], h["driver"]
-    (0.5, 0.9, 'H_D = +(1/d)Σσx')
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "m.json"
+    >>> _ = p.write_text('{"qubo": {"beta": 0.6, "normalise": "minmax", "penalty": null}}')
+    >>> qubo_from_run(p).beta, qubo_from_run(p).normalise
+    (0.6, 'minmax')
     """
-    out: dict[str, float | int | str] = {
-        "problems": len(problems), "driver": DRIVER_LABELS.get(driver, driver), "schedule": schedule,
-    }  # fmt: skip
-    if skipped:
-        out["problems skipped (too many qubits)"] = skipped
-    if not problems:
-        return out
-    sizes = [int(p["num_qubits"]) for p in problems]
-    gaps = np.array([p["delta_min"] for p in problems], dtype=float)
-    out.update({
-        "min qubits": min(sizes), "max qubits": max(sizes),
-        "Δ_min median": float(np.median(gaps)), "Δ_min min": float(gaps.min()),
-        "fraction Δ_min < 0.01": float(np.mean(gaps < 0.01)),
-        "s* median": float(np.median([p["s_star"] for p in problems])),
-    })  # fmt: skip
-    for tau in taus:
-        out[f"median F (τ={tau:g})"] = float(np.median([p["fidelity"][f"{tau:g}"] for p in problems]))
-    smallest = f"{min(taus):g}"
-    fit = summarise(problems, taus)["fidelity"][smallest]["fit"]
-    if fit is not None:  # F ≈ e^(a + b d): b is the decay rate per qubit (negative when F falls with d)
-        out[f"fitted decay rate at τ={smallest} (per qubit)"] = fit["rate_per_qubit"]
-    return out
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise QxaiError(
+            f"cannot read {path} ({err.strerror}); pass an explanations.json or metrics.json"
+        ) from None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        raise QxaiError(f"{path} is not JSON; pass the explanations.json or metrics.json of a run") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("qubo"), dict):
+        raise QxaiError(
+            f'{path} has no "qubo" settings; pass the explanations.json or metrics.json of a qxai run'
+        )
+    return QuboOptions.of(doc["qubo"])
 
 
-def _exp_fit(rows: dict[str, dict[str, float]]) -> dict[str, float] | None:
-    # least squares on log(median F) over d: F ≈ exp(a + b d); needs two sizes with F > 0
-    pts = [(int(d), r["median"]) for d, r in rows.items() if r["median"] > 0]
-    if len(pts) < 2:
+def parse_penalty(text: str | None) -> tuple[float, int] | None:
+    """``"5,3"`` → ``(5.0, 3)``; None stays None.
+
+    >>> parse_penalty("5, 3")
+    (5.0, 3)
+    """
+    if text is None:
         return None
-    d, f = np.array(pts, dtype=float).T
-    b, a = np.polyfit(d, np.log(f), 1)
-    return {"log_intercept": float(a), "rate_per_qubit": float(b)}
-
-
-def write_figures(
-    out: Path, problems: list[dict[str, Any]], taus: Sequence[float], driver: str, schedule: str = "linear"
-) -> list[dict[str, str]]:
-    """Write ``delta_min.png`` (histogram + CDF) and ``fidelity_vs_d.png`` (median F, IQR bars, fit).
-
-    The fit is ``log F ≈ a + b d`` at the smallest τ. Returns the report's figure records
-    ``{"file", "title", "caption"}``; every caption names the driver and the schedule.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from qxai.io import write_figure
-
-    label = DRIVER_LABELS.get(driver, driver)
-    physics = f"driver {label}, {schedule} schedule ({SCHEDULE_LABELS.get(schedule, 'user functions')})"
-    sizes = sorted({int(p["num_qubits"]) for p in problems})
-    span = f"d = {sizes[0]}" if len(sizes) == 1 else f"d = {sizes[0]}–{sizes[-1]}"
-    gaps = np.sort(np.array([p["delta_min"] for p in problems]))
-    fig, ax = plt.subplots(figsize=(6, 4))
-    lo, hi = np.log10(max(gaps.min(), 1e-12)), np.log10(max(gaps.max(), 1e-12))
-    bins = np.logspace(lo, hi, 20) if hi > lo else 10
-    ax.hist(gaps, bins=bins, color="tab:blue", alpha=0.7)
-    ax.set_xscale("log")
-    ax.set_xlabel("Δ_min")
-    ax.set_ylabel("problems")
-    cdf = ax.twinx()
-    cdf.step(gaps, np.arange(1, gaps.size + 1) / gaps.size, where="post", color="tab:red")
-    cdf.set_ylabel("CDF")
-    cdf.set_ylim(0, 1.02)
-    ax.set_title(f"minimum gap over {gaps.size} problems ({label})")
-    write_figure(Path(out) / "delta_min.png", fig)
-
-    stats = summarise(problems, taus)["fidelity"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for tau in taus:
-        rows = stats[f"{tau:g}"]["by_d"]
-        d = np.array([int(k) for k in rows])
-        med = np.array([r["median"] for r in rows.values()])
-        err = [med - [r["q25"] for r in rows.values()], [r["q75"] for r in rows.values()] - med]
-        ax.errorbar(d, med, yerr=err, marker="o", capsize=3, label=f"τ = {tau:g}")
-    smallest = f"{min(taus):g}"
-    fit = stats[smallest]["fit"]
-    if fit is not None:
-        d = np.array(sorted({p["num_qubits"] for p in problems}), dtype=float)
-        ax.plot(d, np.exp(fit["log_intercept"] + fit["rate_per_qubit"] * d), "k--",
-                label=f"fit τ={smallest}: F ∝ e^({fit['rate_per_qubit']:.2f} d)")  # fmt: skip
-    ax.set_yscale("log")
-    ax.set_xlabel("d (qubits)")
-    ax.set_ylabel("median fidelity F (IQR bars)")
-    ax.set_title(f"success probability vs size ({label})")
-    ax.legend(fontsize=8)
-    write_figure(Path(out) / "fidelity_vs_d.png", fig)
-    fit_text = "" if fit is None else (
-        f" Dashed: least-squares fit log F ≈ a + b·d at τ = {smallest}, "
-        f"b = {fit['rate_per_qubit']:.3f} per qubit."
-    )
-    return [
-        {"file": "delta_min.png", "title": "Minimum spectral gap Δ_min",
-         "caption": f"Histogram (log bins) and cumulative distribution of Δ_min over {gaps.size} explanation "
-                    f"QUBOs ({span}); {physics}. Δ_min is measured from the ground level to the first level "
-                    "outside the ground manifold of H_P (Lanczos, refined around the minimum)."},
-        {"file": "fidelity_vs_d.png", "title": "Success probability against problem size",
-         "caption": f"Median ground-state fidelity F(τ) = |⟨x*|ψ(τ)⟩|² against the number of qubits, one "
-                    f"curve per total time τ, bars from the 25th to the 75th percentile; {physics}, exact "
-                    f"state-vector split-operator dynamics.{fit_text}"},
-    ]  # fmt: skip
+    try:
+        lam, k = (t.strip() for t in text.split(","))
+        return float(lam), int(k)
+    except ValueError:
+        raise QxaiError(f"--penalty expects 'λ,k', e.g. --penalty 5,3; got '{text}'") from None

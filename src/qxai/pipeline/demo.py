@@ -29,6 +29,7 @@ from qxai import __version__
 from qxai.errors import QxaiError
 from qxai.io import cache_dir, read_json, write_json
 from qxai.pipeline.common import ModelAndData
+from qxai.pipeline.stage import Figure, write_stage
 
 _console = Console(stderr=True)
 
@@ -55,16 +56,19 @@ class DemoSettings:
     sanity_images: int = 16
     stages: tuple[str, ...] = ("model", "explain", "evaluate", "anneal", "analyze")
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    quantum: bool = False  # add the hybrid quantum–classical model as an extra stage
 
     def __post_init__(self) -> None:
         """Every option is checked here, before stage 1 trains anything."""
         from qxai.explain.registry import parse_methods
         from qxai.models.registry import ARCHITECTURES
 
-        known = ("model", "explain", "evaluate", "anneal", "analyze")
+        known = ("model", "explain", "evaluate", "anneal", "analyze", "quantum")
         unknown = [s for s in self.stages if s not in known]
         if unknown:
             raise QxaiError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(known)}")
+        if self.quantum and "quantum" not in self.stages:
+            self.stages = (*self.stages, "quantum")
         self.methods = tuple(parse_methods(self.methods))
         if self.arch not in ARCHITECTURES:
             from qxai.errors import unknown_name
@@ -84,9 +88,11 @@ class DemoSettings:
             "sanity_images",
         ):
             if int(getattr(self, name)) < 1:
-                raise QxaiError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                option = f"--{name.replace('_', '-')}"
+                value = getattr(self, name)
+                raise QxaiError(f"{option} must be at least 1, got {value}; give a positive count")
         if self.seed < 0:
-            raise QxaiError(f"--seed must be ≥ 0, got {self.seed}")
+            raise QxaiError(f"--seed must be ≥ 0, got {self.seed}; use 0, 1, 2, …")
         if not self.taus or any(not (0 < t < 1e5) for t in self.taus):
             raise QxaiError(f"--taus must be positive annealing times below 1e5, got {list(self.taus)}")
         from qxai.data.registry import check_spec
@@ -110,26 +116,13 @@ def _versions() -> dict[str, str]:
 
 def model_stage(settings: DemoSettings, out: Path) -> dict[str, Any]:
     """Train the model (or reuse the cached one with the same config hash) into ``out/model``."""
-    from qxai.pipeline.train import run_train, train_config
+    from qxai.pipeline.train import train_config
 
     config = train_config(
         settings.dataset, settings.arch, maps=settings.maps, epochs=settings.epochs, seed=settings.seed,
         batch_size=64, lr=2e-3, dataset_options=settings.dataset_options,
     )  # fmt: skip
-    key = hashlib.sha256(json.dumps({**config, "qxai": __version__}, sort_keys=True).encode()).hexdigest()[
-        :16
-    ]
-    cached = cache_dir() / "models" / f"{key}.pt"
-    reused = cached.is_file()
-    if reused:
-        from qxai.models import load_checkpoint
-
-        try:
-            saved = load_checkpoint(cached).config
-        except QxaiError:  # a damaged cache entry is rebuilt, not trusted
-            reused = False
-    if not reused:
-        saved = run_train(config, cached)
+    cached, saved, reused, key = _cached_training(config)
     folder = out / "model"
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached, folder / "model.pt")
@@ -147,12 +140,49 @@ def model_stage(settings: DemoSettings, out: Path) -> dict[str, Any]:
         "train accuracy": metrics["train_accuracy"], "test accuracy": metrics["test_accuracy"],
         "training seconds": metrics["train_seconds"], "reused from cache": reused, "config hash": key,
     }  # fmt: skip
-    figures = [_confusion_figure(folder, md)]
-    write_json(folder / "model.json", {"config": saved, "summary": summary, "figures": figures})
+    write_stage(folder, "model.json", {"config": saved, "summary": summary}, figures=[_confusion_figure(md)])
     return summary
 
 
-def _confusion_figure(folder: Path, md: ModelAndData) -> dict[str, str]:
+def _cached_training(config: dict[str, Any]) -> tuple[Path, dict[str, Any], bool, str]:
+    """Train ``config`` once: ``(checkpoint, saved config, reused, hash)``, cached by the config's hash."""
+    from qxai.models import load_checkpoint
+    from qxai.pipeline.train import run_train
+
+    text = json.dumps({**config, "qxai": __version__}, sort_keys=True)
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    cached = cache_dir() / "models" / f"{key}.pt"
+    reused = cached.is_file()
+    if reused:
+        try:
+            saved = load_checkpoint(cached).config
+        except QxaiError:  # a damaged cache entry is rebuilt, not trusted
+            reused = False
+    if not reused:
+        saved = run_train(config, cached)
+    return cached, saved, reused, key
+
+
+def quantum_stage(settings: DemoSettings, out: Path) -> dict[str, Any]:
+    """The hybrid quantum–classical model (``hybrid-vqc``) on the demo's data set, trained (cached) and
+    analysed into ``out/quantum``: the layer analyses plus the quantum-state quantities
+    (docs/quantum.md)."""
+    from qxai.pipeline.analyze import AnalyzeSettings, run_analyze
+    from qxai.pipeline.train import train_config
+
+    config = train_config(
+        settings.dataset, "hybrid-vqc", maps=None, epochs=settings.epochs, seed=settings.seed, batch_size=64,
+        lr=2e-3, dataset_options=settings.dataset_options,
+    )  # fmt: skip
+    cached, _, _, _ = _cached_training(config)
+    folder = out / "quantum"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cached, folder / "hybrid.pt")
+    analyze_settings = AnalyzeSettings(samples=settings.analysis_images, seed=settings.seed)
+    return run_analyze(folder, model=str(folder / "hybrid.pt"), settings=analyze_settings)
+
+
+def _confusion_figure(md: ModelAndData) -> tuple[Figure, Any]:
     """Draw the test-set confusion matrix of the saved model."""
     import matplotlib
 
@@ -160,7 +190,6 @@ def _confusion_figure(folder: Path, md: ModelAndData) -> dict[str, str]:
     import matplotlib.pyplot as plt
     from sklearn.metrics import confusion_matrix
 
-    from qxai.io import write_figure
     from qxai.models import predict
 
     predicted = predict(md.model, md.split.test.images).numpy()
@@ -181,8 +210,7 @@ def _confusion_figure(folder: Path, md: ModelAndData) -> dict[str, str]:
         )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    write_figure(folder / "confusion.png", fig)
-    return {"file": "confusion.png", "title": "Confusion matrix", "caption": "on the held-out test split"}
+    return Figure("confusion.png", "Confusion matrix", "on the held-out test split"), fig
 
 
 def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[], dict[str, Any]]]:
@@ -216,22 +244,22 @@ def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[]
     def anneal() -> dict[str, Any]:
         from qxai.pipeline.anneal import AnnealSettings, run_anneal
 
-        anneal_settings = AnnealSettings(
+        # the authors' driver and energy convention, so that the paper's annealing claims are testable
+        anneal_settings = AnnealSettings.authors(
             per_class=settings.anneal_per_class, taus=tuple(settings.taus), max_qubits=settings.max_qubits,
             seed=settings.seed,
         )  # fmt: skip
         return run_anneal(out / "anneal", model=ckpt, settings=anneal_settings)
 
     def analyze() -> dict[str, Any]:
-        from qxai.pipeline.analyze import run_analyze
+        from qxai.pipeline.analyze import AnalyzeSettings, run_analyze
 
-        return run_analyze(
-            out / "analyze", checkpoint=ckpt, samples=settings.analysis_images, seed=settings.seed
-        )
+        analyze_settings = AnalyzeSettings(samples=settings.analysis_images, seed=settings.seed)
+        return run_analyze(out / "analyze", model=ckpt, settings=analyze_settings)
 
     return {
         "model": lambda: model_stage(settings, out), "explain": explain, "evaluate": evaluate,
-        "anneal": anneal, "analyze": analyze,
+        "anneal": anneal, "analyze": analyze, "quantum": lambda: quantum_stage(settings, out),
     }  # fmt: skip
 
 
@@ -264,7 +292,7 @@ def run_demo(out: str | os.PathLike[str], settings: DemoSettings | None = None,
         meta["stages"][name] = {"status": "interrupted", "seconds": 0.0}
         write_json(out / "stages.json", meta)
         try:
-            if name != "model" and not (out / "model" / "model.pt").is_file():
+            if name not in ("model", "quantum") and not (out / "model" / "model.pt").is_file():
                 raise QxaiError("no trained model: the model stage did not complete")
             summary = functions[name]()
             record = {"status": "ok", "summary": _flat(summary)}

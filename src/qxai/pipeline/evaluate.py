@@ -39,6 +39,7 @@ from qxai.evaluate import EvalSettings, Evaluation, evaluate_methods, select_met
 from qxai.evaluate import figures as figs
 from qxai.evaluate.claims import qa_claims
 from qxai.explain.registry import parse_methods
+from qxai.models.train import test_accuracy
 from qxai.pipeline.common import check_finite_outputs, load_model_and_data, select_correct_per_class
 from qxai.pipeline.stage import Figure, write_stage
 from qxai.seeding import numpy_rng, seed_everything
@@ -79,9 +80,9 @@ class EvaluateSettings:
             select_metrics(self.metrics)  # unknown names fail now
             object.__setattr__(self, "metrics", tuple(self.metrics))
         if self.per_class < 1:
-            raise QxaiError(f"--per-class must be at least 1, got {self.per_class}")
+            raise QxaiError(f"--per-class must be at least 1, got {self.per_class}; the authors use 20")
         if self.seed < 0 or any(s < 0 for s in self.seeds):
-            raise QxaiError(f"seeds must be ≥ 0, got {self.seed} and {list(self.seeds)}")
+            raise QxaiError(f"seeds must be ≥ 0, got {self.seed} and {list(self.seeds)}; use 0, 1, 2, …")
         if self.lime_samples < 2 or self.ig_steps < 2 or self.shap_samples < 1:
             raise QxaiError("--lime-samples and --ig-steps must be ≥ 2 and --shap-samples ≥ 1")
         from qxai.anneal.samplers import get_sampler
@@ -189,6 +190,7 @@ def _evaluate_one(out: Path, checkpoint: str, settings: EvaluateSettings) -> dic
         listing = "; ".join(f"{n}: {e}" for n, e in failed.items())
         raise QxaiError(f"every method failed ({listing}); fix the first error above and rerun")
     doc = _document(ev, settings, checkpoint, md, data)
+    doc["summary"]["model test accuracy"] = round(test_accuracy(md.model, md.split), 4)
     figures = _figures(ev, data.images.numpy(), data.labels.numpy(), md.class_names)
     maps = {_key(n): r.saliency for n, r in ev.ok().items()}
     per_image = {f"{_key(n)}__{m}": v for n, r in ev.ok().items() for m, v in r.per_image.items()}

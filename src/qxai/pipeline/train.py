@@ -9,8 +9,10 @@ from typing import Any
 import torch
 
 from qxai.data import load_dataset
+from qxai.io import check_output_file
 from qxai.models import TrainSettings, save_checkpoint, train_model
-from qxai.models.checkpoint import model_from_config
+from qxai.models.checkpoint import model_code_config, model_from_config
+from qxai.models.user import check_model_output, load_user_model
 from qxai.seeding import seed_everything
 
 
@@ -31,22 +33,31 @@ def train_config(
 def run_train(config: dict[str, Any], out: str | os.PathLike[str]) -> dict[str, Any]:
     """Train the model ``config`` describes (see :func:`train_config`) and save it to ``out``.
 
-    Returns the checkpoint config, which holds the accuracies.
+    Everything a user can get wrong is checked before training: the settings, that ``out`` can be
+    written, and, for a user's ``file:path.py:Class`` model, that its forward returns logits
+    ``(B, classes)``. A user model's checkpoint records the file relative to ``out`` and its SHA-256
+    (the trust rule, :func:`qxai.models.checkpoint.load_checkpoint`). Returns the checkpoint config,
+    which holds the accuracies.
     """
-    split = load_dataset(config["dataset"], seed=config["seed"], **config.get("dataset_options", {}))
-    c, h, w = split.train.image_shape
-    seed_everything(config["seed"])  # the initial weights come from this seed
-    # a built-in architecture by name, or a user's file.py:ClassName ("file:" prefix)
-    model = model_from_config(
-        {**config, "in_channels": c, "num_classes": split.train.num_classes, "image_size": [h, w]}
-    )
     settings = TrainSettings(
         epochs=config["epochs"], batch_size=config["batch_size"], lr=config["lr"], seed=config["seed"]
     )
+    check_output_file(out)
+    split = load_dataset(config["dataset"], seed=config["seed"], **config.get("dataset_options", {}))
+    c, h, w = split.train.image_shape
+    shape = {"in_channels": c, "num_classes": split.train.num_classes, "image_size": [h, w]}
+    seed_everything(config["seed"])  # the initial weights come from this seed
+    code: dict[str, str] = {}
+    if config["arch"].startswith("file:"):  # the user named this file for training: importing it is asked for
+        spec = config["arch"][len("file:") :]
+        model = load_user_model(spec)
+        check_model_output(model, split.train.images[:2], split.train.num_classes, source=spec)
+        code = model_code_config(spec, out)
+    else:
+        model = model_from_config({**config, **shape})
     metrics = train_model(model, split, settings)
     saved = {
-        **config,
-        "in_channels": c, "num_classes": split.train.num_classes, "image_size": [h, w],
+        **config, **code, **shape,
         "input_shape": [c, h, w], "class_names": split.class_names, "metrics": metrics,
         "torch": torch.__version__,
     }  # fmt: skip

@@ -14,6 +14,7 @@ import torch
 
 from qxai.errors import QxaiError
 from qxai.probe.layers import resolve_layer
+from qxai.probe.targets import Target, target_classes
 
 
 def _first_tensor(output: object) -> torch.Tensor | None:
@@ -27,6 +28,16 @@ def _first_tensor(output: object) -> torch.Tensor | None:
     if hasattr(output, "last_hidden_state"):
         return output.last_hidden_state  # type: ignore[no-any-return]
     return None
+
+
+def refuse_torchscript(model: torch.nn.Module) -> None:
+    """A TorchScript model has no hooks: say so in one line instead of torch's RuntimeError."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise QxaiError(
+            "a TorchScript model has no layer hooks, so layer methods (qa, the CAMs, layer analyses) "
+            "cannot read its layers; pass the model's Python class (--model-file path.py:Class), or "
+            "use the input-level methods ig, shap, lime"
+        )
 
 
 class LayerProbe:
@@ -47,6 +58,7 @@ class LayerProbe:
     """
 
     def __init__(self, model: torch.nn.Module, layers: str | Sequence[str], *, detach: bool = True) -> None:
+        refuse_torchscript(model)
         self.model = model
         self.names = [layers] if isinstance(layers, str) else list(layers)
         self.modules = {name: resolve_layer(model, name) for name in self.names}
@@ -89,15 +101,16 @@ class LayerProbe:
 
 
 def capture_gradients(
-    model: torch.nn.Module, layer: str, inputs: torch.Tensor, targets: torch.Tensor | None = None
+    model: torch.nn.Module, layer: str, inputs: torch.Tensor, targets: Target = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward and one backward pass for the whole batch.
 
     Returns ``(logits (B, K), activations (B, ...), gradients (B, ...), targets (B,))``, where the
     gradients are ``∂ z_{target_b} / ∂ A_b`` of the pre-softmax logit with respect to the layer's
-    output. ``targets=None`` takes the predicted classes from this same forward pass (no second
-    one). Because images in a batch do not interact in eval mode, summing the selected logits gives
-    each image its own gradient in one backward pass.
+    output. ``targets`` is resolved by :func:`qxai.probe.target_classes` from this same forward
+    pass (None: the predicted classes, with no second pass; an int; or one class per example).
+    Because images in a batch do not interact in eval mode, summing the selected logits gives each
+    image its own gradient in one backward pass.
 
     >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 2)).eval()
     >>> logits, acts, grads, targets = capture_gradients(net, "0", torch.ones(4, 3))
@@ -111,6 +124,6 @@ def capture_gradients(
             raise QxaiError(
                 f"layer '{layer}' output does not depend on trainable parameters; pick another layer"
             )
-        chosen = logits.detach().argmax(dim=1) if targets is None else targets.to(logits.device)
+        chosen = target_classes(targets, len(inputs), logits.detach()).to(logits.device)
         (gradients,) = torch.autograd.grad(logits.gather(1, chosen.view(-1, 1)).sum(), activations)
     return logits.detach(), activations.detach(), gradients.detach(), chosen

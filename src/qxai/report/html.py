@@ -63,7 +63,7 @@ SECTIONS = (
         "Spectra, similarity and mutual information between layers, and integrated gradients.",
     ),
     Section(
-        "quantum", "Quantum layers", "analyze", "analysis.json",
+        "quantum", "Quantum layers", "quantum", "analysis.json",
         "For a hybrid quantum–classical model: entanglement per variational layer, the qubit mutual "
         "information beside the classical MI map, and the Helstrom bound against the model's accuracy.",
     ),
@@ -386,6 +386,8 @@ def _render_section(run_dir: Path, section: Section, stages: dict[str, Any], fig
             f'<p class="error">{html.escape(str(status.get("error", "unknown error")))}</p></section>'
         )
     path = run_dir / section.stage / section.result_file
+    if section.key == "quantum" and not path.is_file():
+        path = run_dir / "analyze" / "analysis.json"  # a hybrid model analysed by the analyze stage
     if not path.is_file():
         if section.key == "quantum":
             return ""

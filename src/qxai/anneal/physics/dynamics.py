@@ -13,7 +13,7 @@ by scipy's ``expm_multiply``), for validation at small ``d``.
 
 >>> import dimod
 >>> bqm = dimod.BinaryQuadraticModel({"a": -1.0, "b": 0.5}, {("a", "b"): -1.0}, 0.0, "BINARY")
->>> r = anneal(AnnealProblem.from_bqm(bqm), tau=20.0, dt=0.05, num_reads=4, seed=0)
+>>> r = anneal(AnnealProblem.from_bqm(bqm), 20.0, AnnealProtocol(dt=0.05), num_reads=4, seed=0)
 >>> r.fidelity > 0.9, r.best_energy
 (True, -1.5)
 """
@@ -21,7 +21,7 @@ by scipy's ``expm_multiply``), for validation at small ``d``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,11 +29,12 @@ from qxai.anneal.enumerate import index_to_sample
 from qxai.anneal.physics import kernels
 from qxai.anneal.physics.model import (
     AnnealProblem,
+    AnnealProtocol,
     Schedule,
+    anneal_memory_words,
     check_memory,
     driver_coefficient,
     driver_ground_state,
-    make_schedule,
 )
 from qxai.errors import QxaiError
 from qxai.seeding import numpy_rng
@@ -78,39 +79,55 @@ def _coefficients(schedule: Schedule, K: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def num_steps(tau: float, dt: float) -> int:
-    """Steps ``K = ⌈τ/dt⌉``; the step actually used is ``τ/K ≤ dt``.
+    """Steps ``K = ⌈τ/dt⌉`` (at most ``model.MAX_STEPS``); the step actually used is ``τ/K ≤ dt``.
 
     >>> num_steps(50.0, 0.01)
     5000
     """
-    if not (tau > 0 and dt > 0 and math.isfinite(tau) and math.isfinite(dt)):
-        raise QxaiError(f"tau and dt must be positive and finite, got tau={tau}, dt={dt}")
-    return max(1, math.ceil(tau / dt - 1e-9))
+    return AnnealProtocol.of(None, dt=dt).steps(tau)
+
+
+@dataclass
+class _Setup:
+    """What both integrators start from: the protocol resolved for ``d`` qubits and ``K`` steps."""
+
+    d: int
+    schedule: Schedule
+    kappa: float
+    steps: int
+    h: float
+    psi: np.ndarray
+
+
+def _setup(problem: AnnealProblem, tau: float, protocol: AnnealProtocol, psi0: np.ndarray | None) -> _Setup:
+    d = problem.num_qubits
+    K = protocol.steps(tau)
+    return _Setup(d, protocol.schedule_functions, driver_coefficient(protocol.driver, d), K, tau / K,
+                  _initial_state(protocol.driver, d, psi0))  # fmt: skip
 
 
 def evolve(
     problem: AnnealProblem,
     tau: float,
+    protocol: AnnealProtocol | None = None,
     *,
-    dt: float = 0.01,
-    driver: str = "transverse",
-    schedule: str | Schedule = "linear",
     psi0: np.ndarray | None = None,
+    dt: float | None = None,
+    driver: str | None = None,
+    schedule: str | Schedule | None = None,
 ) -> np.ndarray:
-    """``ψ(τ)``, complex ``(2^d,)``, by split operator from ``psi0`` (default: the driver ground state)."""
-    d = problem.num_qubits
-    sched = make_schedule(schedule)
-    kappa = driver_coefficient(driver, d)
-    K = num_steps(tau, dt)
-    h = tau / K
-    a, b = _coefficients(sched, K)
+    """``ψ(τ)``, complex ``(2^d,)``, by split operator from ``psi0`` (default: the driver ground state).
+
+    ``dt``, ``driver``, ``schedule`` override fields of ``protocol`` (:meth:`AnnealProtocol.of`).
+    """
+    run = _setup(problem, tau, AnnealProtocol.of(protocol, dt=dt, driver=driver, schedule=schedule), psi0)
+    a, b = _coefficients(run.schedule, run.steps)
     # merged diagonal phases: θ_0 = h/2·B_0, θ_k = h/2·(B_{k−1} + B_k), and a last h/2·B_{K−1}
-    thetas = 0.5 * h * (b + np.concatenate([[0.0], b[:-1]]))
-    phis = h * kappa * a
-    psi = _initial_state(driver, d, psi0)
-    kernels.run_steps(psi, problem.energies, thetas, phis, d)
-    kernels.split_step(psi, problem.energies, 0.5 * h * b[-1], 0.0, d)
-    return psi
+    thetas = 0.5 * run.h * (b + np.concatenate([[0.0], b[:-1]]))
+    phis = run.h * run.kappa * a
+    kernels.run_steps(run.psi, problem.energies, thetas, phis, run.d)
+    kernels.split_step(run.psi, problem.energies, 0.5 * run.h * b[-1], 0.0, run.d)
+    return run.psi
 
 
 def _initial_state(driver: str, d: int, psi0: np.ndarray | None) -> np.ndarray:
@@ -132,10 +149,8 @@ def sample_states(psi: np.ndarray, num_reads: int, seed: int | None) -> np.ndarr
 def anneal(
     problem: AnnealProblem,
     tau: float,
+    protocol: AnnealProtocol | None = None,
     *,
-    dt: float = 0.01,
-    driver: str = "transverse",
-    schedule: str | Schedule = "linear",
     levels: int = 0,
     error_check: bool = False,
     num_reads: int | None = 0,
@@ -143,27 +158,31 @@ def anneal(
     keep_state: bool = False,
     psi0: np.ndarray | None = None,
     memory_gb: float | None = None,
+    dt: float | None = None,
+    driver: str | None = None,
+    schedule: str | Schedule | None = None,
 ) -> AnnealResult:
     """Anneal ``problem`` for total time ``tau``; see :class:`AnnealResult` for what comes back.
 
     ``num_reads=None`` draws ``d²`` shots (the authors' readout); ``error_check`` reruns at ``2·dt``
     and stores ``‖ψ_dt − ψ_2dt‖ / 3`` in ``error_estimate``; ``levels=m`` reports the final
-    populations of the ``m`` lowest levels of ``H_P``.
+    populations of the ``m`` lowest levels of ``H_P``. ``dt``, ``driver``, ``schedule`` override
+    fields of ``protocol``. Memory and step count are checked before anything is allocated.
     """
     d = problem.num_qubits
-    # ψ, its step-doubling twin, the energies and the shot CDF: 2 + 2 + 1 + 1 words per amplitude
-    check_memory(d, 6 if error_check else 4, "state-vector anneal", memory_gb)
-    sched = make_schedule(schedule)
-    psi = evolve(problem, tau, dt=dt, driver=driver, schedule=sched, psi0=psi0)
-    K = num_steps(tau, dt)
+    protocol = AnnealProtocol.of(protocol, dt=dt, driver=driver, schedule=schedule)
+    K = protocol.steps(tau)
+    check_memory(d, anneal_memory_words(error_check), "state-vector anneal", memory_gb)
+    sched = protocol.schedule_functions
+    psi = evolve(problem, tau, protocol, psi0=psi0)
     error = None
     if error_check:
-        coarse = evolve(problem, tau, dt=2 * tau / K, driver=driver, schedule=sched, psi0=psi0)
+        coarse = evolve(problem, tau, replace(protocol, dt=2 * tau / K), psi0=psi0)
         error = float(np.linalg.norm(psi - coarse) / 3.0)
     norm, mean = kernels.weighted_norms(psi, problem.energies)
     ground = problem.ground_indices
     result = AnnealResult(
-        tau=float(tau), dt=tau / K, steps=K, driver=driver, schedule=sched.name,
+        tau=float(tau), dt=tau / K, steps=K, driver=protocol.driver, schedule=sched.name,
         fidelity=float(np.sum(np.abs(psi[ground]) ** 2)), energy=float(mean / norm), norm=float(norm),
         ground_energy=problem.ground_energy, degeneracy=problem.degeneracy, error_estimate=error,
     )  # fmt: skip
@@ -186,11 +205,12 @@ def anneal(
 def evolve_krylov(
     problem: AnnealProblem,
     tau: float,
+    protocol: AnnealProtocol | None = None,
     *,
-    dt: float = 0.01,
-    driver: str = "transverse",
-    schedule: str | Schedule = "linear",
     psi0: np.ndarray | None = None,
+    dt: float | None = None,
+    driver: str | None = None,
+    schedule: str | Schedule | None = None,
 ) -> np.ndarray:
     """Reference ``ψ(τ)``: 4th-order commutator-free Magnus steps, each exponential by ``expm_multiply``.
 
@@ -202,19 +222,17 @@ def evolve_krylov(
     d = problem.num_qubits
     if d > 16:
         raise QxaiError(f"the Krylov reference stops at d = 16 (sparse H_D), got d = {d}; use evolve")
+    run = _setup(problem, tau, AnnealProtocol.of(protocol, dt=dt, driver=driver, schedule=schedule), psi0)
     n = 1 << d
     idx = np.arange(n)
     rows = np.tile(idx, d)
     cols = np.concatenate([idx ^ (1 << p) for p in range(d)])
-    h_d = sp.csr_matrix((np.full(n * d, driver_coefficient(driver, d)), (rows, cols)), shape=(n, n))
+    h_d = sp.csr_matrix((np.full(n * d, run.kappa), (rows, cols)), shape=(n, n))
     h_p = sp.diags(problem.energies).tocsr()
-    sched = make_schedule(schedule)
-    K = num_steps(tau, dt)
-    h = tau / K
+    sched, K, h, psi = run.schedule, run.steps, run.h, run.psi
     # Gauss nodes c_1,2 = 1/2 ∓ √3/6 and the CF4 weights of Alvermann & Fehske (2011)
     c1, c2 = 0.5 - math.sqrt(3) / 6, 0.5 + math.sqrt(3) / 6
     w1, w2 = (3 - 2 * math.sqrt(3)) / 12, (3 + 2 * math.sqrt(3)) / 12
-    psi = _initial_state(driver, d, psi0)
     for k in range(K):
         s1, s2 = (k + c1) / K, (k + c2) / K
         A1, A2, B1, B2 = sched.A(s1), sched.A(s2), sched.B(s1), sched.B(s2)

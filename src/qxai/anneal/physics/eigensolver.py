@@ -40,6 +40,7 @@ import numpy as np
 import scipy.linalg
 
 from qxai.anneal.physics import kernels
+from qxai.threads import numba_threads
 
 
 @dataclass
@@ -58,7 +59,7 @@ def _apply(block: np.ndarray, out: np.ndarray, energies: np.ndarray, a: float, b
     # column by column: the columns of a Fortran-order block are contiguous vectors, and the
     # one-vector kernel is memory-bound already (a row-major block kernel measured slower)
     for c in range(block.shape[1]):
-        kernels.apply_hamiltonian(block[:, c], out[:, c], energies, a, b, d)
+        kernels.apply_hamiltonian_kernel(block[:, c], out[:, c], energies, a, b, d)
 
 
 def _accurate(
@@ -105,10 +106,32 @@ def lowest_levels(
     gap_rtol · (θ_{k−1} − θ_0)`` (a scan that only needs the gap to a few digits), or, tighter,
     ``≤ gap_tight · (θ_{k−1} − θ_0)`` (tiny gaps to relative accuracy; floor ``64 ε ‖H‖``). Returns the ``k``
     values and the final ``m`` Ritz vectors (orthonormal), which warm-start the next call.
+
+    Threads (:mod:`qxai.threads`): numba's kernels get :func:`kernels.state_threads` threads for
+    the whole solve and BLAS (the Gram products) one thread while they have more than one, so the
+    two pools never oversubscribe the cores.
     """
     n, m = start.shape
     if not 1 <= k < m or 3 * m > n:
         raise ValueError(f"need 1 ≤ k < m and 3m ≤ 2^d; got k={k}, m={m}, 2^d={n}")
+    with numba_threads(kernels.state_threads(d)):
+        return _lowest_levels(energies, a, b, d, k, start, tol, gap_rtol, gap_tight, maxiter)
+
+
+def _lowest_levels(
+    energies: np.ndarray,
+    a: float,
+    b: float,
+    d: int,
+    k: int,
+    start: np.ndarray,
+    tol: float,
+    gap_rtol: float,
+    gap_tight: float,
+    maxiter: int,
+) -> Levels:
+    """:func:`lowest_levels` on the current thread settings."""
+    n, m = start.shape
     scale = abs(a) * d + abs(b) * float(np.abs(energies).max()) or 1.0
     floor = 64 * np.finfo(float).eps * scale
     diag = b * energies

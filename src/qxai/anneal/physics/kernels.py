@@ -10,9 +10,11 @@ qubits inside one cache-sized block (``2^BLOCK_BITS`` amplitudes), so a step rea
 memory ``1 + (d − BLOCK_BITS)`` times instead of ``d + 1``. ``benchmarks/p3_statevector.py``
 measures the gain against the scipy reference.
 
-Both cores: the blocks of :func:`split_step`, the pair loops of the high qubits and the rows of
+Threads: the blocks of :func:`split_step`, the pair loops of the high qubits and the rows of
 :func:`apply_hamiltonian` are independent, so they run under ``prange`` (no reductions: the result
-does not depend on the thread count). The diagonal phase ``exp(−iθE)`` changes every step (θ
+does not depend on the thread count); how many threads follows :mod:`qxai.threads` — more than one
+only from :data:`MIN_WORK_PER_THREAD` amplitude updates per thread, and only on free cores.
+The diagonal phase ``exp(−iθE)`` changes every step (θ
 follows ``B(s)``), so it cannot be tabulated; :func:`_cis` evaluates it branch-free (range reduction,
 Taylor series at an eighth of the angle, three angle doublings), which LLVM vectorises, instead of
 a libm ``cos`` and ``sin`` per amplitude (measured 4–5× faster on the phase pass, error ≈ 1e-15).
@@ -25,15 +27,50 @@ import math
 import numba
 import numpy as np
 
+from qxai.threads import numba_threads, threads_for
+
 #: Amplitudes per cache block in :func:`split_step` (2^13 complex128 = 128 KiB, inside L2).
 BLOCK_BITS = 13
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+#: Amplitude updates (``d · 2^d`` per step or matvec) a thread must get before a region is split:
+#: about a millisecond of one core's work here, so that fork-join overhead is small on a free core.
+#: Late threads on a busy machine are avoided by counting only free cores (:mod:`qxai.threads`).
+MIN_WORK_PER_THREAD = 1 << 19
+
+
+def state_threads(d: int) -> int:
+    """Threads for one ``O(d 2^d)`` kernel call on ``d`` qubits (:func:`qxai.threads.threads_for`).
+
+    >>> state_threads(10)
+    1
+    """
+    return threads_for(d * (1 << d), MIN_WORK_PER_THREAD)
+
+
 def apply_hamiltonian(
     v: np.ndarray, out: np.ndarray, energies: np.ndarray, a: float, b: float, d: int
 ) -> None:
-    """``out = a · Σ_p σx_p v + b · diag(energies) v`` for real or complex ``v`` of shape ``(2^d,)``."""
+    """``out = a · Σ_p σx_p v + b · diag(energies) v`` for real or complex ``v`` of shape ``(2^d,)``,
+    on :func:`state_threads` threads.
+
+    >>> v = np.array([1.0, 0.0]); out = np.empty(2)
+    >>> apply_hamiltonian(v, out, np.array([2.0, 3.0]), 1.0, 1.0, 1); out.tolist()
+    [2.0, 1.0]
+    """
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(state_threads(d), numba.config.NUMBA_NUM_THREADS))
+    try:
+        apply_hamiltonian_kernel(v, out, energies, a, b, d)
+    finally:
+        numba.set_num_threads(before)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def apply_hamiltonian_kernel(
+    v: np.ndarray, out: np.ndarray, energies: np.ndarray, a: float, b: float, d: int
+) -> None:
+    """:func:`apply_hamiltonian` on numba's current number of threads."""
     n = v.shape[0]
     for i in numba.prange(n):
         acc = v[i] * 0.0
@@ -177,18 +214,6 @@ def _phase(psi: np.ndarray, energies: np.ndarray, start: int, stop: int, theta: 
         psi[i] = complex(c * x.real + s * x.imag, c * x.imag - s * x.real)
 
 
-@numba.njit(cache=True, nogil=True)
-def _rotate(psi: np.ndarray, start: int, stop: int, p: int, c: float, s: float) -> None:
-    # exp(-i φ σx_p) = cos φ − i sin φ σx_p on the pairs (j, j + 2^p) inside [start, stop)
-    step = 1 << p
-    for base in range(start, stop, 2 * step):
-        for j in range(base, base + step):
-            x = psi[j]
-            y = psi[j + step]
-            psi[j] = complex(c * x.real + s * y.imag, c * x.imag - s * y.real)
-            psi[j + step] = complex(c * y.real + s * x.imag, c * y.imag - s * x.real)
-
-
 @numba.njit(cache=True, nogil=True, inline="always")
 def _rot(x: complex, y: complex, c: float, s: float) -> tuple[complex, complex]:
     # (x, y) ← (c x − i s y, c y − i s x): exp(−iφσx) on one pair, in real arithmetic
@@ -199,20 +224,35 @@ def _rot(x: complex, y: complex, c: float, s: float) -> tuple[complex, complex]:
 
 
 @numba.njit(cache=True, nogil=True)
+def _rotate(psi: np.ndarray, start: int, stop: int, p: int, c: float, s: float) -> None:
+    # exp(-i φ σx_p) = cos φ − i sin φ σx_p on the pairs (j, j + 2^p) inside [start, stop)
+    step = 1 << p
+    for base in range(start, stop, 2 * step):
+        for j in range(base, base + step):
+            psi[j], psi[j + step] = _rot(psi[j], psi[j + step], c, s)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _rotate_quad(psi: np.ndarray, j: int, lo: int, hi: int, c: float, s: float) -> None:
+    # the rotations of the two qubits with strides lo and hi on the quadruple (j, j+lo, j+hi, j+hi+lo)
+    x0, x1 = _rot(psi[j], psi[j + lo], c, s)
+    x2, x3 = _rot(psi[j + hi], psi[j + hi + lo], c, s)
+    x0, x2 = _rot(x0, x2, c, s)
+    x1, x3 = _rot(x1, x3, c, s)
+    psi[j] = x0
+    psi[j + lo] = x1
+    psi[j + hi] = x2
+    psi[j + hi + lo] = x3
+
+
+@numba.njit(cache=True, nogil=True)
 def _rotate_pair(psi: np.ndarray, start: int, stop: int, p: int, c: float, s: float) -> None:
     # the rotations of qubits p and p+1 together on each quadruple: half the passes over memory
     lo = 1 << p
     hi = lo << 1
     for base in range(start, stop, 2 * hi):
         for j in range(base, base + lo):
-            x0, x1 = _rot(psi[j], psi[j + lo], c, s)
-            x2, x3 = _rot(psi[j + hi], psi[j + hi + lo], c, s)
-            x0, x2 = _rot(x0, x2, c, s)
-            x1, x3 = _rot(x1, x3, c, s)
-            psi[j] = x0
-            psi[j + lo] = x1
-            psi[j + hi] = x2
-            psi[j + hi + lo] = x3
+            _rotate_quad(psi, j, lo, hi, c, s)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -265,15 +305,7 @@ def _rotate_high(psi: np.ndarray, first: int, d: int, c: float, s: float) -> Non
                 m = g * chunk + r
                 j = ((m >> p) << (p + width)) | (m & (lo - 1))
                 if width == 2:
-                    hi = lo << 1
-                    x0, x1 = _rot(psi[j], psi[j + lo], c, s)
-                    x2, x3 = _rot(psi[j + hi], psi[j + hi + lo], c, s)
-                    x0, x2 = _rot(x0, x2, c, s)
-                    x1, x3 = _rot(x1, x3, c, s)
-                    psi[j] = x0
-                    psi[j + lo] = x1
-                    psi[j + hi] = x2
-                    psi[j + hi + lo] = x3
+                    _rotate_quad(psi, j, lo, lo << 1, c, s)
                 else:
                     x0, x1 = _rot(psi[j], psi[j + lo], c, s)
                     psi[j] = x0
@@ -293,8 +325,32 @@ def weighted_norms(psi: np.ndarray, energies: np.ndarray) -> tuple[float, float]
     return norm, mean
 
 
-@numba.njit(cache=True, nogil=True)
+#: Seconds of work between two thread decisions of :func:`run_steps` (at ~50 ns per amplitude).
+CHUNK_SECONDS = 0.25
+
+
 def run_steps(psi: np.ndarray, energies: np.ndarray, thetas: np.ndarray, phis: np.ndarray, d: int) -> None:
-    """Apply :func:`split_step` for every ``(thetas[k], phis[k])`` in order (no Python loop per step)."""
+    """Apply :func:`split_step` for every ``(thetas[k], phis[k])`` in order.
+
+    Steps run in compiled chunks of about :data:`CHUNK_SECONDS`; before each chunk the thread count
+    is chosen again (:func:`state_threads`), so a long anneal follows the machine's load. The
+    result does not depend on the thread count.
+
+    >>> psi = np.array([1.0, 0.0], dtype=complex)
+    >>> run_steps(psi, np.zeros(2), np.zeros(1), np.array([np.pi / 2]), 1); np.round(psi, 12).tolist()
+    [0j, -1j]
+    """
+    per_chunk = max(1, int(CHUNK_SECONDS / (5e-8 * (1 << d))))
+    for start in range(0, thetas.shape[0], per_chunk):
+        with numba_threads(state_threads(d)):
+            stop = start + per_chunk
+            run_steps_kernel(psi, energies, thetas[start:stop], phis[start:stop], d)
+
+
+@numba.njit(cache=True, nogil=True)
+def run_steps_kernel(
+    psi: np.ndarray, energies: np.ndarray, thetas: np.ndarray, phis: np.ndarray, d: int
+) -> None:
+    """:func:`split_step` for every ``(thetas[k], phis[k])`` on numba's current number of threads."""
     for k in range(thetas.shape[0]):
         split_step(psi, energies, thetas[k], phis[k], d)

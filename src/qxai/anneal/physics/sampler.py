@@ -21,7 +21,7 @@ import numpy as np
 
 from qxai.anneal.enumerate import index_to_sample
 from qxai.anneal.physics.dynamics import anneal
-from qxai.anneal.physics.model import AnnealProblem, Schedule
+from qxai.anneal.physics.model import AnnealProblem, AnnealProtocol, Schedule, check_bqm
 
 
 class StateVectorSampler(dimod.Sampler):
@@ -52,23 +52,27 @@ class StateVectorSampler(dimod.Sampler):
         *,
         num_reads: int | None = None,
         tau: float = 50.0,
-        dt: float = 0.01,
-        driver: str = "transverse",
-        schedule: str | Schedule = "linear",
+        dt: float | None = None,
+        driver: str | None = None,
+        schedule: str | Schedule | None = None,
         seed: int | None = None,
         **kwargs: Any,
     ) -> dimod.SampleSet:
-        """Anneal ``bqm`` for ``tau`` with step ``dt``; ``num_reads`` shots (default ``d²``)."""
+        """Anneal ``bqm`` for ``tau`` with step ``dt``; ``num_reads`` shots (default ``d²``).
+
+        ``dt``, ``driver`` and ``schedule`` default to :class:`AnnealProtocol`'s defaults.
+        """
         self.remove_unknown_kwargs(**kwargs)
+        protocol = AnnealProtocol.of(None, dt=dt, driver=driver, schedule=schedule)
         if bqm.num_variables == 0:
             return dimod.SampleSet.from_samples([], bqm.vartype, energy=[], info={"fidelity": 1.0})
+        linear, (_, _, quadratic), offset = bqm.to_numpy_vectors()
+        if not (np.all(np.isfinite(linear)) and np.all(np.isfinite(quadratic)) and np.isfinite(offset)):
+            check_bqm(bqm)  # raises the one-line NaN error
         problem = AnnealProblem.from_bqm(bqm, max_qubits=self.max_qubits)
         d = problem.num_qubits
         reads = d * d if num_reads is None else int(num_reads)
-        result = anneal(
-            problem, tau, dt=dt, driver=driver, schedule=schedule, num_reads=reads, seed=seed,
-            memory_gb=self.memory_gb,
-        )  # fmt: skip
+        result = anneal(problem, tau, protocol, num_reads=reads, seed=seed, memory_gb=self.memory_gb)
         shots = result.shots if result.shots is not None else np.zeros(0, dtype=np.int64)
         samples = index_to_sample(shots, d, problem.vartype).reshape(len(shots), d)
         info = {

@@ -41,17 +41,23 @@ from scipy.optimize import minimize_scalar
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from qxai.anneal.physics import eigensolver, kernels
-from qxai.anneal.physics.model import AnnealProblem, Schedule, check_memory, driver_coefficient, make_schedule
-from qxai.errors import unknown_name
+from qxai.anneal.physics.model import (
+    GUARDS,
+    AnnealProblem,
+    AnnealProtocol,
+    Schedule,
+    check_memory,
+    driver_coefficient,
+    gap_memory_words,
+    make_schedule,
+)
+from qxai.errors import QxaiError, unknown_name
 from qxai.seeding import numpy_rng
 
 #: Up to this many qubits the levels come from a dense eigensolver (ARPACK needs k < n − 1).
 DENSE_MAX_QUBITS = 6
 
 METHODS = ("lobpcg", "arpack")
-
-#: Guard vectors beyond the ``g + 1`` wanted levels in the LOBPCG block.
-GUARDS = 1
 
 
 @dataclass
@@ -197,9 +203,8 @@ class LevelSolver:
 
 def minimum_gap(
     problem: AnnealProblem,
+    protocol: AnnealProtocol | None = None,
     *,
-    driver: str = "transverse",
-    schedule: str | Schedule = "linear",
     grid: int = 41,
     refine: int = 2,
     xtol: float = 1e-5,
@@ -208,6 +213,8 @@ def minimum_gap(
     scan_rtol: float = 1e-4,
     method: str = "lobpcg",
     memory_gb: float | None = None,
+    driver: str | None = None,
+    schedule: str | Schedule | None = None,
 ) -> GapResult:
     """``Δ_min``, ``s*`` of ``H(s) = A(s) H_D + B(s) H_P``: gap to the first level outside the ground set.
 
@@ -216,16 +223,19 @@ def minimum_gap(
     accuracy: every level within ``tol · ‖H(s)‖`` and within ``rtol`` of the gap there (LOBPCG's
     error bound, floored at ``64 ε ‖H‖``), so tiny gaps keep their digits; with
     ``method="arpack"``, ``tol`` is ARPACK's relative tolerance and ``rtol``/``scan_rtol`` are unused.
+    Only the driver and schedule of ``protocol`` matter here (``driver``/``schedule`` override them).
     """
+    protocol = AnnealProtocol.of(protocol, driver=driver, schedule=schedule)
     d = problem.num_qubits
-    sched = make_schedule(schedule)
+    sched = protocol.schedule_functions
     g = problem.degeneracy
     k = g + 1
-    m = k + GUARDS
-    # LOBPCG: [X W P | HX HW HP] + the start + the kept warm starts; ARPACK: its ncv basis + work
-    words = 6 * m + (refine + 2) * m + 3 if method == "lobpcg" else max(2 * k + 1, 20) + 6 + refine
-    check_memory(d, words, "the gap computation", memory_gb)
-    solver = LevelSolver(problem, k, driver, sched, tol, method, rtol)
+    if k > (1 << d):
+        raise QxaiError(
+            "H_P is constant (every state is a ground state): there is no gap; give a nonconstant BQM"
+        )
+    check_memory(d, gap_memory_words(g, refine, method), "the gap computation", memory_gb)
+    solver = LevelSolver(problem, k, protocol.driver, sched, tol, method, rtol)
     points: dict[float, tuple[float, float, bool]] = {}
 
     def gap_at(s: float, start: np.ndarray | None = None, rtol: float = 0.0) -> float:
@@ -256,7 +266,7 @@ def minimum_gap(
     accurate = np.array([points[s][2] for s in s_all])  # s = 0 and 1 always are (closed form)
     best = int(np.argmin(np.where(accurate, gaps, np.inf)))
     return GapResult(
-        delta_min=float(gaps[best]), s_star=float(s_all[best]), degeneracy=g, driver=driver,
+        delta_min=float(gaps[best]), s_star=float(s_all[best]), degeneracy=g, driver=protocol.driver,
         schedule=sched.name, s_grid=s_all, gaps=gaps, ground_levels=np.array([points[s][1] for s in s_all]),
         evaluations=len(points), matvecs=solver.matvecs, method=method,
     )  # fmt: skip

@@ -1,36 +1,60 @@
-"""Every QUBO solver as a :class:`dimod.Sampler`, built by name.
+"""Every QUBO solver as a :class:`dimod.Sampler`, built by name from one registry, :data:`SOLVERS`.
 
 >>> import dimod
 >>> bqm = dimod.BinaryQuadraticModel({0: -1.0, 1: -1.0}, {(0, 1): 3.0}, 0.0, "BINARY")
 >>> [float(ss.first.energy) for ss in sample_many(get_sampler("batch-sa"), [bqm, bqm], seed=0)]
 [-1.0, -1.0]
 
-``get_sampler(name, **kw)``: keywords are constructor options for our own samplers (``exact``:
-``max_variables``; ``batch-sa``: ``device``, ``dtype``; ``qpu``: ``embedding``, ``token``, ``solver``,
-``child``; ``statevector``: whatever its constructor takes) and default ``sample()`` parameters for
-everything else (``get_sampler("sa", num_sweeps=200)``). See docs/solvers.md.
+``get_sampler(name, **kw)``: keywords named in the entry's ``options`` go to its constructor
+(``exact``: ``max_variables``; ``batch-sa``: ``device``, ``dtype``, ``backend``; ``qpu``:
+``embedding``, ``token``, ``solver``, ``child``; ``statevector``: ``max_qubits``, ``memory_gb``);
+every other keyword is a default ``sample()`` parameter (``get_sampler("sa", num_sweeps=200)``).
+
+Adding a solver is one entry (see docs/ARCHITECTURE.md, "Extension points"):
+
+>>> register_solver(SolverSpec("my-exact", lambda: dimod.ExactSolver(), help="dimod's brute force"))
+SolverSpec(name='my-exact', ...)
+>>> float(get_sampler("my-exact").sample(bqm).first.energy)
+-1.0
+>>> del SOLVERS["my-exact"]
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import dimod
 import numpy as np
 
-from qxai.anneal.samplers.defaults import DefaultParametersComposite, sample_parameter_names
+from qxai.anneal.samplers.defaults import IntegerLabelsComposite, sample_parameter_names, with_defaults
 from qxai.errors import QxaiError, unknown_name
 from qxai.seeding import numpy_rng
 
-SAMPLER_NAMES = ("exact", "sa", "tabu", "sqa", "sqa-openjij", "statevector", "qpu", "batch-sa")
 
-#: Constructor options of our own samplers; any other keyword is a default sample() parameter.
-_CONSTRUCTOR_OPTIONS = {
-    "exact": {"max_variables"},
-    "batch-sa": {"device", "dtype", "backend"},
-    "qpu": {"embedding", "token", "solver", "child"},
-}
+@dataclass(frozen=True)
+class SolverSpec:
+    """One solver of the registry: its name, how to build it, and which keywords its builder takes.
+
+    Attributes:
+        name: the ``--solver`` name.
+        build: ``build(**constructor_options) -> dimod.Sampler``; import heavy libraries inside it,
+            so that listing solvers stays cheap.
+        options: the keywords of ``get_sampler`` that go to ``build``; every other keyword is a
+            default ``sample()`` parameter (checked against the sampler's own parameters).
+        help: one line for ``--help`` and docs.
+    """
+
+    name: str
+    build: Callable[..., dimod.Sampler] = field(repr=False)
+    options: frozenset[str] = frozenset()
+    help: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.strip() or "," in self.name:
+            raise QxaiError(f"solver name '{self.name}' must be non-empty, without spaces or commas")
+        object.__setattr__(self, "options", frozenset(self.options))  # a set or list is fine too
 
 
 def _exact(**kw: Any) -> dimod.Sampler:
@@ -57,7 +81,8 @@ def _dwave(cls_name: str) -> Callable[..., dimod.Sampler]:
 def _openjij_sqa() -> dimod.Sampler:
     import openjij
 
-    return openjij.SQASampler()
+    # OpenJij sorts the labels: tuple or mixed-type labels would fail inside it
+    return IntegerLabelsComposite(openjij.SQASampler())
 
 
 def _statevector(**kw: Any) -> dimod.Sampler:
@@ -77,32 +102,69 @@ def _qpu(**kw: Any) -> dimod.Sampler:
     return qpu_sampler(**kw)
 
 
-_BUILDERS: dict[str, Callable[..., dimod.Sampler]] = {
-    "exact": _exact,
-    "sa": _dwave("SimulatedAnnealingSampler"),
-    "tabu": _dwave("TabuSampler"),
-    "sqa": _dwave("PathIntegralAnnealingSampler"),
-    "sqa-openjij": _openjij_sqa,
-    "statevector": _statevector,
-    "qpu": _qpu,
-    "batch-sa": _batch_sa,
-}
+#: Every solver by name, in the order help texts list them. Add one with :func:`register_solver`.
+SOLVERS: dict[str, SolverSpec] = {
+    spec.name: spec
+    for spec in (
+        SolverSpec("exact", _exact, frozenset({"max_variables"}),
+                   "all 2^d energies by enumeration (d ≤ 26): the exact optimum"),
+        SolverSpec("sa", _dwave("SimulatedAnnealingSampler"), help="dwave-samplers simulated annealing"),
+        SolverSpec("tabu", _dwave("TabuSampler"), help="dwave-samplers tabu search"),
+        SolverSpec("sqa", _dwave("PathIntegralAnnealingSampler"),
+                   help="dwave-samplers simulated quantum annealing (path integral)"),
+        SolverSpec("sqa-openjij", _openjij_sqa, help="OpenJij simulated quantum annealing (pass beta=50)"),
+        SolverSpec("statevector", _statevector, frozenset({"max_qubits", "memory_gb"}),
+                   help="exact quantum-annealing simulation of the state vector (small d)"),
+        SolverSpec("qpu", _qpu, frozenset({"embedding", "token", "solver", "child"}),
+                   help="D-Wave QPU through an embedding (needs DWAVE_API_TOKEN)"),
+        SolverSpec("batch-sa", _batch_sa, frozenset({"device", "dtype", "backend"}),
+                   help="our batched simulated annealing: a whole batch in one call (default)"),
+        SolverSpec("exact-mip",  # our mip.py imports highspy only when it solves: cheap to import here
+                   lambda **kw: __import__("qxai.anneal.samplers.mip", fromlist=["_"]).ExactMIPSampler(**kw),
+                   frozenset({"time_limit", "engine"}),
+                   help="CP-SAT/HiGHS on the linearised QUBO: proven optimum, or best found and its bound"),
+    )
+}  # fmt: skip
+
+
+def register_solver(spec: SolverSpec, *, replace: bool = False) -> SolverSpec:
+    """Add ``spec`` to :data:`SOLVERS` (an existing name only with ``replace=True``); returns it."""
+    if spec.name in SOLVERS and not replace:
+        raise QxaiError(f"a solver named '{spec.name}' exists already; choose another name")
+    SOLVERS[spec.name] = spec
+    return spec
+
+
+def help_text() -> str:
+    """``"exact | sa | …"``: the registered solver names, for a CLI option's help."""
+    return " | ".join(SOLVERS)
+
+
+def describe() -> str:
+    """One line per solver: ``name: help``."""
+    return "\n".join(f"{spec.name}: {spec.help}" for spec in SOLVERS.values())
+
+
+def __getattr__(name: str) -> Any:
+    # SAMPLER_NAMES is derived from the registry on every access, so it includes registered solvers
+    if name == "SAMPLER_NAMES":
+        return tuple(SOLVERS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_sampler(name: str, **kw: Any) -> dimod.Sampler:
-    """Build the solver called ``name`` (one of :data:`SAMPLER_NAMES`).
+    """Build the solver called ``name`` (a key of :data:`SOLVERS`).
 
-    Unknown names raise :class:`QxaiError` with the closest match.
+    Keywords in the entry's ``options`` go to its constructor; the others become default
+    ``sample()`` parameters (an option the sampler does not have is a :class:`QxaiError`). Unknown
+    names raise :class:`QxaiError` with the closest match.
     """
-    if name not in _BUILDERS:
-        raise unknown_name("solver", name, SAMPLER_NAMES)
-    if name == "statevector":
-        return _statevector(**kw)
-    ctor_names = _CONSTRUCTOR_OPTIONS.get(name, set())
-    ctor = {k: v for k, v in kw.items() if k in ctor_names}
-    defaults = {k: v for k, v in kw.items() if k not in ctor_names}
-    sampler = _BUILDERS[name](**ctor)
-    return DefaultParametersComposite(sampler, **defaults) if defaults else sampler
+    spec = SOLVERS.get(name)
+    if spec is None:
+        raise unknown_name("solver", name, SOLVERS)
+    ctor = {k: v for k, v in kw.items() if k in spec.options}
+    defaults = {k: v for k, v in kw.items() if k not in spec.options}
+    return with_defaults(spec.build(**ctor), **defaults)
 
 
 def _empty_sampleset(bqm: dimod.BinaryQuadraticModel) -> dimod.SampleSet:
@@ -119,19 +181,17 @@ def sample_many(
 ) -> list[dimod.SampleSet]:
     """Solve every model of ``bqms``; one SampleSet each, in order.
 
-    Uses ``sampler.sample_many`` when there is one (one batched call); otherwise samples one model
-    at a time, passing model ``i`` its own seed derived from ``seed`` when the sampler takes one.
-    Models with no variables get their single empty assignment without calling the sampler.
-    Energies are re-computed from each model by dimod, whatever the sampler reported.
+    Uses ``sampler.sample_many`` when there is one (one batched call, options given by name to
+    ``get_sampler`` included); otherwise samples one model at a time, passing model ``i`` its own
+    seed derived from ``seed`` when the sampler takes one. Models with no variables get their
+    single empty assignment without calling the sampler. Energies are re-computed from each model
+    by dimod unless the sampler declares ``energies_from_bqm``.
     """
     bqms = list(bqms)
     out: list[dimod.SampleSet | None] = [None] * len(bqms)
     todo = [i for i, bqm in enumerate(bqms) if len(bqm.variables) > 0]
     for i in set(range(len(bqms))) - set(todo):
         out[i] = _empty_sampleset(bqms[i])
-    if isinstance(sampler, DefaultParametersComposite) and hasattr(sampler.child, "sample_many"):
-        # keep batching when options were given by name, e.g. get_sampler("batch-sa", num_reads=16)
-        sampler, kw = sampler.child, {**sampler.defaults, **kw}
     if hasattr(sampler, "sample_many"):
         batch_kw = {**kw, "seed": seed} if seed is not None else kw
         for i, ss in zip(todo, sampler.sample_many([bqms[i] for i in todo], **batch_kw), strict=True):
@@ -161,4 +221,13 @@ def _recompute(bqm: dimod.BinaryQuadraticModel, ss: dimod.SampleSet | None) -> d
     )
 
 
-__all__ = ["SAMPLER_NAMES", "get_sampler", "sample_many"]
+__all__ = [
+    "SAMPLER_NAMES",  # derived in __getattr__
+    "SOLVERS",
+    "SolverSpec",
+    "describe",
+    "get_sampler",
+    "help_text",
+    "register_solver",
+    "sample_many",
+]

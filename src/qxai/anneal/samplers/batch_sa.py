@@ -15,6 +15,7 @@ the kernel's running fields); the tests check them against dimod's ``bqm.energie
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -26,8 +27,28 @@ from dimod.variables import Variables
 from qxai.anneal.samplers._sa_kernel import anneal_kernel, bias_scales_kernel, pad_kernel
 from qxai.errors import QxaiError
 from qxai.seeding import numpy_rng
+from qxai.threads import numba_threads, threads_for
 
 BACKENDS = ("auto", "numba", "torch")
+SCHEDULES = ("geometric", "linear")
+
+#: Reads per model unless the caller gives ``num_reads``.
+DEFAULT_READS = 8
+#: Up to this many variables a model gets :data:`SMALL_SWEEPS` sweeps (the P2 explanation QUBOs of
+#: 16-map layers, d ≤ 12, reach their exact optimum at this budget: BENCHMARKS.md, P2).
+SMALL_D = 16
+SMALL_SWEEPS = 16
+#: Up to this many variables (and above :data:`SMALL_D`) a model gets :data:`MEDIUM_SWEEPS` sweeps.
+MEDIUM_D = 32
+MEDIUM_SWEEPS = 32
+#: Sweeps above :data:`MEDIUM_D`: at least :data:`LARGE_SWEEPS`, and ``d / 2`` rounded up to a power
+#: of two beyond d = 256. Fitted on planted QUBOs (BENCHMARKS.md, P2b, ``benchmarks/p2b_planted.py
+#: --grid``, instances disjoint from the benchmark's): the fewest sweeps (8 reads) that solved all
+#: 20 frustrated-loop and 20 Wishart instances were 32/16, 128/16, 64/32, 64/64 at d = 32/64/128/256;
+#: the rule is their envelope, extended ∝ d past the measured sizes.
+LARGE_SWEEPS = 128
+#: Site visits (models × reads × sweeps × d) a numba thread must get before a second one starts.
+MIN_WORK_PER_THREAD = 1 << 18
 
 #: Cap on P·R·D elements of one vectorised group (memory ≈ 3 × 4 bytes × this).
 MAX_GROUP_ELEMENTS = 2**22
@@ -51,6 +72,35 @@ class Problems(NamedTuple):
     offsets: np.ndarray
 
 
+def binary_vectors(
+    bqm: dimod.BinaryQuadraticModel,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], float]:
+    """``(h (d,), (rows, cols, values) (P,), offset)`` of the BINARY form of ``bqm``, positions in
+    ``bqm.variables`` order.
+
+    A SPIN model is converted in numpy (``s = 2x − 1``: ``Q = 4J``, ``h' = 2h − 2 Σ_j J_ij``,
+    ``c' = c − Σh + ΣJ``): dimod's ``bqm.binary`` is a view whose ``to_numpy_vectors`` loops over
+    the pairs in Python (13 s for 20 dense 256-variable models, against milliseconds here).
+
+    >>> spin = dimod.BinaryQuadraticModel({0: 1.0, 1: -0.5}, {(0, 1): 2.0}, 0.25, "SPIN")
+    >>> h, (r, c, v), off = binary_vectors(spin)
+    >>> ref = spin.binary
+    >>> h.tolist() == [ref.linear[0], ref.linear[1]], v.tolist() == [ref.quadratic[0, 1]]
+    (True, True)
+    >>> off == float(ref.offset)
+    True
+    """
+    # sort_labels=False: positions in bqm.variables order (the default sorts sortable labels)
+    h, (rows, cols, values), offset = bqm.to_numpy_vectors(sort_labels=False)
+    h = np.asarray(h, dtype=np.float64)
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    if bqm.vartype is dimod.BINARY:
+        return h, (rows, cols, values), float(offset)
+    pull = np.bincount(rows, values, minlength=len(h)) + np.bincount(cols, values, minlength=len(h))
+    return 2.0 * h - 2.0 * pull, (rows, cols, 4.0 * values), float(offset - h.sum() + values.sum())
+
+
 def flatten(bqms: Sequence[dimod.BinaryQuadraticModel]) -> Problems:
     """All models as one :class:`Problems`: one dimod call per model, no Python loop over pairs.
 
@@ -58,11 +108,7 @@ def flatten(bqms: Sequence[dimod.BinaryQuadraticModel]) -> Problems:
     >>> flatten([bqm, bqm]).values.tolist()
     [2.0, 2.0]
     """
-    parts = []
-    for bqm in bqms:
-        binary = bqm if bqm.vartype is dimod.BINARY else bqm.binary  # same variable order
-        # sort_labels=False: positions in binary.variables order (the default sorts sortable labels)
-        parts.append(binary.to_numpy_vectors(sort_labels=False))
+    parts = [binary_vectors(bqm) for bqm in bqms]
     if not parts:
         empty = np.zeros(0)
         return Problems(np.zeros(0, np.int64), empty, np.zeros(0, np.int64), np.zeros(0, np.int64),
@@ -106,6 +152,24 @@ def default_beta_ranges(h: np.ndarray, q: np.ndarray) -> np.ndarray:
     [[0.693, 4.605]]
     """
     return _beta_ranges(h, q, _max_cost(h, q))
+
+
+def default_budget(d: int) -> tuple[int, int]:
+    """``(num_reads, num_sweeps)`` batch-sa uses for a model of ``d`` variables by default.
+
+    The rule: :data:`DEFAULT_READS` reads; 16 sweeps up to ``d = 16``, 32 up to ``d = 32``, above
+    it ``max(128, d/2 rounded up to a power of two)``. The energy
+    scale needs no term: the temperatures are derived from each model's own biases
+    (:func:`default_beta_ranges`), so multiplying a model by a constant changes nothing.
+
+    >>> default_budget(10), default_budget(30), default_budget(64), default_budget(1000)
+    ((8, 16), (8, 32), (8, 128), (8, 512))
+    """
+    if d <= SMALL_D:
+        return DEFAULT_READS, SMALL_SWEEPS
+    if d <= MEDIUM_D:
+        return DEFAULT_READS, MEDIUM_SWEEPS
+    return DEFAULT_READS, max(LARGE_SWEEPS, 1 << math.ceil(math.log2(d / 2)))
 
 
 def _max_cost(h: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -176,7 +240,7 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
 
     @property
     def parameters(self) -> dict[str, list[Any]]:
-        return {"num_reads": [], "num_sweeps": [], "beta_range": [], "seed": []}
+        return {"num_reads": [], "num_sweeps": [], "beta_range": [], "beta_schedule_type": [], "seed": []}
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -190,27 +254,35 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
         self,
         bqms: Sequence[dimod.BinaryQuadraticModel],
         *,
-        num_reads: int = 8,
-        num_sweeps: int = 16,
+        num_reads: int | None = None,
+        num_sweeps: int | None = None,
         beta_range: tuple[float, float] | None = None,
+        beta_schedule_type: str = "geometric",
         seed: int | None = None,
         **kwargs: Any,
     ) -> list[dimod.SampleSet]:
         """Anneal every model of ``bqms`` (any sizes, BINARY or SPIN); one SampleSet of
         ``num_reads`` reads each, in order.
 
-        ``beta_range`` overrides the per-problem :func:`default_beta_ranges` for all problems.
-        The defaults (8 reads × 16 sweeps) reach the exact optimum on 100 % of the 693 P2 explanation
-        QUBOs with d ≤ 20 (BENCHMARKS.md); 32 sweeps found no more optima there at twice the cost.
+        ``num_reads``/``num_sweeps`` default to :func:`default_budget` of each size group's largest
+        ``d`` (8 reads; 16 sweeps up to d = 16, 32 up to d = 32, 128 above, ∝ d past 256).
+        ``beta_range`` overrides the per-problem :func:`default_beta_ranges` for all problems;
+        ``beta_schedule_type`` spaces the inverse temperatures ``geometric`` (default) or ``linear``
+        between its ends.
         Problems are grouped by size so that little work is spent on padding. The per-model Python
         work is one dimod call to read the biases and one SampleSet; padding, energies and records
         are built for a whole group at once.
         """
         self.remove_unknown_kwargs(**kwargs)
-        if num_reads < 1 or num_sweeps < 1:
+        if (num_reads is not None and num_reads < 1) or (num_sweeps is not None and num_sweeps < 1):
             raise QxaiError(f"num_reads and num_sweeps must be ≥ 1, got {num_reads} and {num_sweeps}")
         if beta_range is not None and not 0 < beta_range[0] <= beta_range[1]:
             raise QxaiError(f"beta_range must be (low, high) with 0 < low ≤ high, got {beta_range}")
+        if beta_schedule_type not in SCHEDULES:
+            raise QxaiError(
+                f"beta_schedule_type must be one of {', '.join(SCHEDULES)}, got '{beta_schedule_type}'"
+            )
+        num_reads = DEFAULT_READS if num_reads is None else int(num_reads)
         bqms = list(bqms)
         problems = flatten(bqms)
         if seed is None:
@@ -222,7 +294,9 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
             samples[i] = np.zeros((1, 0), dtype=np.int8)
             energies[i, 0] = problems.offsets[i]
         for g, group in enumerate(_groups(problems.sizes, num_reads)):
-            x, e = self._anneal(problems, group, num_reads, num_sweeps, beta_range, int(group_seeds[g]))
+            sweeps = num_sweeps or default_budget(int(problems.sizes[group].max()))[1]
+            x, e = self._anneal(problems, group, num_reads, sweeps, beta_range, beta_schedule_type,
+                                int(group_seeds[g]))  # fmt: skip
             energies[group] = e
             for j, i in enumerate(group):
                 samples[i] = x[j, :, : problems.sizes[i]]
@@ -235,6 +309,7 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
         reads: int,
         sweeps: int,
         beta_range: tuple[float, float] | None,
+        schedule: str,
         seed: int,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Anneal models ``group`` (n,) of ``problems``; returns their ``(n, reads, D)`` int8 BINARY
@@ -246,12 +321,17 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
         max_cost, min_cost = bias_scales_kernel(h, q, sizes)
         ranges = np.tile(beta_range, (n, 1)) if beta_range else _ranges_from_scales(max_cost, min_cost)
         fraction = np.linspace(0.0, 1.0, sweeps)[None, :]
-        betas = ranges[:, :1] * (ranges[:, 1:] / ranges[:, :1]) ** fraction  # (n, sweeps), geometric
+        if schedule == "geometric":
+            betas = ranges[:, :1] * (ranges[:, 1:] / ranges[:, :1]) ** fraction  # (n, sweeps)
+        else:
+            betas = ranges[:, :1] + (ranges[:, 1:] - ranges[:, :1]) * fraction
         # the greedy phase only takes flips that gain more than a few ulps of the largest field
         eps = np.finfo(np.float64).eps if self.backend == "numba" else torch.finfo(self.dtype).eps
         tol = 8 * eps * max_cost
         if self.backend == "numba":
-            x = anneal_kernel(h, q, sizes, betas, tol, reads, seed)
+            # one region for the whole group: threads only where each gets enough site visits
+            with numba_threads(threads_for(float(sizes.sum()) * reads * sweeps, MIN_WORK_PER_THREAD)):
+                x = anneal_kernel(h, q, sizes, betas, tol, reads, seed)
         else:
             from qxai.anneal.samplers._sa_torch import anneal_torch
 
