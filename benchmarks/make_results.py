@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from qxai.report.markdown import claims_markdown, fmt, metrics_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +53,7 @@ def references(doc: dict[str, Any]) -> list[str]:
     lines = ["| size-matched overlap (k = \\|S_QA\\|) | mean | 95 % interval |", "|---|---:|---|"]
     for name in doc["config"]["methods"]:
         v = (doc.get(name) or {}).get("overlap_mean")
-        if v is not None:
+        if v is not None and np.isfinite(v):
             lo, hi = ((doc.get("intervals") or {}).get(name) or {}).get("overlap_mean", [None, None])
             lines.append(f"| {name} | {fmt(v)} | [{fmt(lo)}, {fmt(hi)}] |")
     for key, label in (("permutation_null", "permutation null"), ("random_k", "random k maps"),

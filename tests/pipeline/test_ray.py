@@ -29,7 +29,6 @@ def local_ray(monkeypatch):
         shutil.rmtree(temp, ignore_errors=True)
 
 
-@pytest.mark.slow  # about 35 s on two shared cores: Ray's start and two actors importing torch
 def test_local_ray_run_equals_single_process_run(digits_checkpoint, tmp_path, local_ray):
     settings = ExplainSettings(dataset="digits", layer="reduce", per_class=1, batch_size=4, seed=5)
     single = run_explain(

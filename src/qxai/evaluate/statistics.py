@@ -168,10 +168,14 @@ class Verdict:
     best: str | None
     tied: tuple[str, ...]
     discriminative: bool
+    single_measurement: bool = False
 
     @property
     def label(self) -> str:
-        """``"qa"``, ``"tie: qa, gradcam"``, or ``"–"`` when nothing was measured."""
+        """``"qa"``, ``"tie: qa, gradcam"``, ``"lowest/highest once: qa (no interval)"`` for a single
+        measurement, or ``"–"`` when nothing was measured."""
+        if self.single_measurement and self.leader is not None:
+            return f"leads once: {self.leader} (no interval)"
         if self.best is not None:
             return self.best
         if self.tied:
@@ -188,8 +192,9 @@ def verdict(
 ) -> Verdict:
     """Best-or-tie of ``values`` (method → value) given their ``intervals`` and the metric's direction.
 
-    A method without a finite interval (a single measurement) can only win when it is the only
-    finite value. ``direction`` ``"none"`` (a diagnostic) never declares a best.
+    A method without a finite interval ties with every other; when no method has one (a single
+    measurement each, e.g. peak memory) the verdict names the leader but declares no best.
+    ``direction`` ``"none"`` (a diagnostic) never declares a best.
 
     >>> verdict({"a": 1.0, "b": 2.0}, {"a": (0.9, 1.1), "b": (1.9, 2.1)}, "lower").label
     'a'
@@ -205,10 +210,13 @@ def verdict(
     if len(order) == 1:
         return Verdict(leader, leader, (), True)
 
+    if _all_single(intervals, finite):  # one measurement each (peak memory): no best can be declared
+        return Verdict(leader, None, (), True, single_measurement=True)
+
     def box(m: str) -> tuple[float, float]:
         lo, hi = intervals.get(m, (float("nan"), float("nan")))
         if not (np.isfinite(lo) and np.isfinite(hi)):
-            return (finite[m], finite[m]) if _all_single(intervals, finite) else (-np.inf, np.inf)
+            return (-np.inf, np.inf)  # no interval: it overlaps everything
         return (lo, hi)
 
     tied = tuple(m for m in order if m == leader or _overlap(box(leader), box(m)))
@@ -220,6 +228,5 @@ def verdict(
 
 
 def _all_single(intervals: Mapping[str, tuple[float, float]], finite: Mapping[str, float]) -> bool:
-    """True when no method has an interval (a single measurement each, e.g. peak memory):
-    then the values themselves are compared."""
+    """True when no method has an interval (a single measurement each, e.g. peak memory)."""
     return not any(np.isfinite(intervals.get(m, (np.nan, np.nan))[0]) for m in finite)

@@ -293,8 +293,9 @@ def _max_variables(sampler: dimod.Sampler) -> int | None:
     """The size limit a sampler (or the child of a composite) declares, if any."""
     while True:
         props = sampler.properties
-        if "max_variables" in props:
-            return int(props["max_variables"])
+        for key in ("max_variables", "max_qubits"):  # enumeration's limit, the state vector's
+            if key in props:
+                return int(props[key])
         children = getattr(sampler, "children", None)
         if not children:
             return None

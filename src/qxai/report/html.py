@@ -93,7 +93,7 @@ code{background:#f0f2f5;padding:0 .2rem}
 .muted{color:#666}.scroll{overflow-x:auto}.ci{color:#667;font-size:.78rem}.note{color:#444;font-size:.9rem}
 tr.ref td{background:#f7f7fb;font-style:italic}.verdict.holds{color:#17803d;font-weight:600}
 .verdict.fails{color:#a01010;font-weight:600}.verdict.untestable{color:#777}
-table.claims td{text-align:left;vertical-align:top}
+table.claims td,table.claims th{text-align:left;vertical-align:top}
 """
 
 # Marks the page once every <img> has loaded (or failed): the browser test reads these attributes.

@@ -32,7 +32,21 @@ def sample_parameter_names(sampler: dimod.Sampler) -> set[str]:
     return names | {p.name for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD} - {"bqm"}
 
 
-class DefaultParametersComposite(dimod.ComposedSampler):
+class _OneChildComposite(dimod.ComposedSampler):
+    """A composite over one child that takes every parameter the child takes."""
+
+    _child: dimod.Sampler
+
+    @property
+    def children(self) -> list[dimod.Sampler]:
+        return [self._child]
+
+    @property
+    def parameters(self) -> dict[str, list[Any]]:
+        return {name: [] for name in sample_parameter_names(self._child)}
+
+
+class DefaultParametersComposite(_OneChildComposite):
     """Wrap ``child`` so that every ``sample`` call gets ``defaults`` unless it overrides them.
 
     A default the child does not take is a :class:`QxaiError` naming the options it has.
@@ -52,14 +66,6 @@ class DefaultParametersComposite(dimod.ComposedSampler):
             )
         self._child = child
         self.defaults = dict(defaults)
-
-    @property
-    def children(self) -> list[dimod.Sampler]:
-        return [self._child]
-
-    @property
-    def parameters(self) -> dict[str, list[Any]]:
-        return {name: [] for name in sample_parameter_names(self._child)}
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -99,7 +105,7 @@ def with_defaults(sampler: dimod.Sampler, **defaults: Any) -> dimod.Sampler:
     return DefaultParametersComposite(sampler, **defaults)
 
 
-class IntegerLabelsComposite(dimod.ComposedSampler):
+class IntegerLabelsComposite(_OneChildComposite):
     """Solve a relabelled copy ``0 … d−1`` of the model with ``child``; answer in the model's labels.
 
     Models whose labels are all ``int`` already go to the child unchanged.
@@ -113,14 +119,6 @@ class IntegerLabelsComposite(dimod.ComposedSampler):
 
     def __init__(self, child: dimod.Sampler) -> None:
         self._child = child
-
-    @property
-    def children(self) -> list[dimod.Sampler]:
-        return [self._child]
-
-    @property
-    def parameters(self) -> dict[str, list[Any]]:
-        return {name: [] for name in sample_parameter_names(self._child)}
 
     @property
     def properties(self) -> dict[str, Any]:
