@@ -30,7 +30,7 @@ from qxai.models import TrainSettings, build_model, train_model
 from qxai.probe import capture_gradients
 from qxai.seeding import seed_everything
 
-BSA = "batch-sa defaults (8 reads × 16 sweeps, numba)"
+BSA = "batch-sa defaults (8 reads; sweeps by default_budget(d): 16 up to d = 16, 32 up to 32, 128 above)"
 
 
 def real_qubos(maps: int, count: int, epochs: int, seed: int) -> list[dimod.BinaryQuadraticModel]:
@@ -80,7 +80,7 @@ def main() -> None:
     runs = {
         BSA: (get_sampler("batch-sa"), {}),
         "dwave SA defaults (1 read × 1000 sweeps)": (get_sampler("sa"), {}),
-        "dwave SA 8 reads × 16 sweeps (batch-sa's budget)": (
+        "dwave SA 8 reads × 16 sweeps (batch-sa's budget for d ≤ 16)": (
             get_sampler("sa"), {"num_reads": 8, "num_sweeps": 16}
         ),
     }
