@@ -1,11 +1,15 @@
-"""P6: peak resident memory of `qxai explain` on a small and a 10× larger generated image folder.
+"""P6: peak resident memory of `qxai explain` and `qxai evaluate` on a small and a 10× larger image folder.
 
 For each size N the script writes an ImageFolder of N random RGB 64×64 PNGs (two classes) and runs,
-each in a fresh process, `qxai explain` on it with a small convolutional model named by file:
+each in a fresh process, on it with a small convolutional model named by file:
 
-* ``memory``  — today's path (the whole test split decoded into one tensor), ``--per-class 1``;
-* ``stream``  — ``--stream --selection first --per-class 1`` (stops once each class has one);
-* ``limit``   — ``--limit 64`` (the first 64 test images, streamed).
+* ``memory``  — `qxai explain`, the in-memory path (the whole test split decoded into one tensor),
+  ``--per-class 1``;
+* ``stream``  — `qxai explain --stream --selection first --per-class 1` (stops once each class has one);
+* ``limit``   — `qxai explain --limit 64` (the first 64 test images, streamed);
+* ``eval-memory`` — `qxai evaluate --methods qa,gradcam --per-class 1`, in memory;
+* ``eval-all`` — `qxai evaluate --all --methods qa,gradcam`: every test image (N/5) explained by both
+  methods and scored on every metric, in shards, set-level metrics from the merged shards.
 
 It prints the peak RSS of each run (``ru_maxrss`` of the child) and the ratio large/small per
 path; the issue's target is a growth ≤ 10 % for the streamed paths. Usage::
@@ -80,15 +84,21 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--large", type=int, default=20000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/qxai-p6"))
+    parser.add_argument("--paths", default="memory,stream,limit,eval-memory,eval-all",
+                        help="Which runs, comma-separated.")  # fmt: skip
     opts = parser.parse_args()
     opts.work.mkdir(parents=True, exist_ok=True)
     net = opts.work / "p6_net.py"
     net.write_text(NET)
+    evaluate = ["evaluate", "--methods", "qa,gradcam"]
     paths = {
-        "memory": ["--per-class", "1"],
-        "stream": ["--stream", "--selection", "first", "--per-class", "1", "--shard-size", "64"],
-        "limit": ["--limit", "64", "--shard-size", "64"],
+        "memory": ["explain", "--per-class", "1"],
+        "stream": ["explain", "--stream", "--selection", "first", "--per-class", "1", "--shard-size", "64"],
+        "limit": ["explain", "--limit", "64", "--shard-size", "64"],
+        "eval-memory": [*evaluate, "--per-class", "1"],
+        "eval-all": [*evaluate, "--all", "--shard-size", "256"],
     }
+    paths = {k: v for k, v in paths.items() if k in opts.paths.split(",")}
     results: dict[tuple[str, int], tuple[float, float]] = {}
     for n in (opts.small, opts.large):
         start = time.perf_counter()
@@ -97,16 +107,16 @@ def main() -> None:
         for name, extra in paths.items():
             out = opts.work / f"out-{name}-{n}"
             args = [
-                "explain", "--model", f"{net}:Net", "--dataset", f"imagefolder:{folder}", "--layer", "conv",
-                "--batch-size", "32", "--out", str(out), *extra,
+                extra[0], "--model", f"{net}:Net", "--dataset", f"imagefolder:{folder}", "--layer", "conv",
+                "--batch-size", "32", "--out", str(out), *extra[1:],
             ]  # fmt: skip
             results[name, n] = peak_rss_mb(args)
             peak, seconds = results[name, n]
-            print(f"{name:>7} N={n:>6}: peak RSS {peak:8.1f} MB, {seconds:6.1f} s", flush=True)
+            print(f"{name:>11} N={n:>6}: peak RSS {peak:8.1f} MB, {seconds:6.1f} s", flush=True)
     print(f"\ngrowth of peak RSS from N={opts.small} to N={opts.large} (target for streamed paths ≤ 1.10):")
     for name in paths:
         ratio = results[name, opts.large][0] / results[name, opts.small][0]
-        print(f"  {name:>7}: × {ratio:.3f}")
+        print(f"  {name:>11}: × {ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -39,3 +39,22 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private QXAI_CACHE for tests that generate cached data."""
     monkeypatch.setenv("QXAI_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A private two-CPU Ray runtime for one test module (its own short temp dir, no token auth),
+    always shut down."""
+    import shutil
+    import tempfile
+
+    ray = pytest.importorskip("ray")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_AUTH_MODE", "disabled")
+        temp = tempfile.mkdtemp(prefix="qxray", dir="/tmp")  # Ray's socket paths must stay short
+        ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+            shutil.rmtree(temp, ignore_errors=True)

@@ -27,9 +27,10 @@ def register(app: typer.Typer) -> None:
     """Add the ``anneal`` command to ``app``; every default is read from the settings dataclasses."""
     from qxai.anneal.physics import AnnealProtocol
     from qxai.anneal.qubo import QuboOptions
-    from qxai.pipeline.anneal import AnnealSettings
+    from qxai.pipeline.anneal import AnnealSettings, ClusterOptions
 
     default = AnnealSettings.default
+    cluster = ClusterOptions()
     proto = AnnealProtocol()
     qubo = QuboOptions()
     taus = ",".join(f"{t:g}" for t in default("taus"))
@@ -68,10 +69,18 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(default("seed")),
         out: Path = typer.Option(Path("runs/anneal"), help="Output folder (anneal.json and figures)."),
         as_json: bool = typer.Option(False, "--json", help="Print anneal.json to stdout."),
+        ray: bool = typer.Option(cluster.ray, "--ray", help="Solve each problem as a local Ray task."),
+        ray_address: str = typer.Option(
+            cluster.ray_address, help="Join the Ray cluster at HOST:PORT (its head node); docs/annealing.md."
+        ),
+        workers: int = typer.Option(
+            cluster.workers, help="Ray only: problems solved at once (default: one per CPU of the cluster)."
+        ),
     ) -> None:
         """Δ_min, s* and the fidelity F(τ) by exact state-vector annealing."""
         from qxai.pipeline.anneal import parse_penalty, qubo_from_run, run_anneal
 
+        where = ClusterOptions(ray=ray, ray_address=ray_address, workers=workers)
         if qubo_from is not None and bqm is not None:
             raise QxaiError("--qubo-from applies to --model runs (a --bqm file is its own problem); drop one")
         options = QuboOptions.of(
@@ -84,7 +93,7 @@ def register(app: typer.Typer) -> None:
             protocol=AnnealProtocol(dt=dt, driver=driver, schedule=schedule), qubo=options, dataset=dataset,
             layer=layer,
         )  # fmt: skip
-        summary = run_anneal(out, model=model, bqm=bqm, settings=settings)
+        summary = run_anneal(out, model=model, bqm=bqm, settings=settings, cluster=where)
         if as_json:
             typer.echo(json.dumps(summary, indent=2, default=str))
             return
@@ -95,4 +104,12 @@ def register(app: typer.Typer) -> None:
                           f"at s*={p['s_star']:.4f}; {fids}")  # fmt: skip
         console.print(f"{summary['num_problems']} problems ({summary['summary']['driver']}, "
                       f"{summary['schedule']} schedule, {summary['energy_convention']} energy convention) "
-                      f"→ {out / 'anneal.json'}")  # fmt: skip
+                      f"{_where(summary.get('cluster'))}→ {out / 'anneal.json'}")  # fmt: skip
+
+
+def _where(cluster: dict | None) -> str:
+    """``"on Ray (2 workers, 1 node) "`` for a Ray run, else nothing."""
+    if cluster is None:
+        return ""
+    nodes = cluster["nodes"]
+    return f"on Ray ({cluster['workers']} workers, {nodes} node{'s' * (nodes != 1)}) "

@@ -13,8 +13,10 @@ from rich.table import Table
 from qxai.anneal.qubo import QuboOptions
 from qxai.evaluate import EvalSettings
 from qxai.pipeline.evaluate import DEFAULT_METHODS, EvaluateSettings
+from qxai.pipeline.shards import StreamSettings
 
-_E, _S, _Q = EvaluateSettings(), EvalSettings(), QuboOptions()  # the defaults, written once in each class
+# the defaults, written once in each class
+_E, _S, _Q, _R = EvaluateSettings(), EvalSettings(), QuboOptions(), StreamSettings()
 
 
 def _ints(text: str | None) -> tuple[int, ...]:
@@ -70,6 +72,22 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(_S.batch_size),
         seed: int = typer.Option(_E.seed, help="Seed of every random component."),
         seeds: str = typer.Option(None, help="Repeat over model-training seeds, e.g. 0,1,2 (retrains)."),
+        stream: bool = typer.Option(
+            False, help="Stream the data set and score it in resumable shards under OUT/shards."
+        ),
+        limit: int = typer.Option(None, help="Evaluate the first N test images (implies --stream)."),
+        all_images: bool = typer.Option(
+            _R.all_images, "--all", help="Evaluate every test image (implies --stream)."
+        ),
+        selection: str = typer.Option(
+            _R.selection, help="Streamed per-class choice: same (as in memory) | first (stop early)."
+        ),
+        shard_size: int = typer.Option(_R.shard_size, help="Images per shard (multiple of --batch-size)."),
+        ray: bool = typer.Option(_R.ray, "--ray", help="Run on a local Ray runtime (implies --stream)."),
+        ray_address: str = typer.Option(
+            None, help="Join the Ray cluster at HOST:PORT (implies --stream); see docs/scale.md."
+        ),
+        workers: int = typer.Option(_R.workers, help="Ray actors, each loading the model once."),
     ) -> None:
         """Explain the same images with every method and print methods × metrics with 95 % intervals."""
         from qxai.io import read_json
@@ -88,7 +106,11 @@ def register(app: typer.Typer) -> None:
             solver=solver, qubo=qubo, lime_samples=lime_samples, ig_steps=ig_steps,
             shap_samples=shap_samples, scoring=scoring,
         )  # fmt: skip
-        doc = run_evaluate(out, model=model, settings=settings)
+        streamed = StreamSettings.from_options(
+            stream=stream, limit=limit, all_images=all_images, selection=selection, shard_size=shard_size,
+            ray=ray, ray_address=ray_address, workers=workers,
+        )  # fmt: skip
+        doc = run_evaluate(out, model=model, settings=settings, stream=streamed)
         console = Console(width=max(Console().width, 120))
         console.print(results_table(doc))
         for name in doc["config"]["methods"]:

@@ -85,14 +85,9 @@ def register(app: typer.Typer) -> None:
             solver_options={} if num_reads is None else {"num_reads": num_reads}, per_class=per_class,
             batch_size=batch_size, seed=seed,
         )  # fmt: skip
-        streaming = stream or limit is not None or all_images or ray or ray_address is not None
-        scaled = (
-            StreamSettings(
-                limit=limit, all_images=all_images, selection=selection, shard_size=shard_size,
-                loader_workers=loader_workers, ray=ray, ray_address=ray_address, workers=workers,
-            )
-            if streaming
-            else None
+        scaled = StreamSettings.from_options(
+            stream=stream, limit=limit, all_images=all_images, selection=selection, shard_size=shard_size,
+            loader_workers=loader_workers, ray=ray, ray_address=ray_address, workers=workers,
         )  # fmt: skip
         summary = run_explain(out, model=model, settings=settings, stream=scaled)["summary"]
         optimal = summary["optimal_rate"]

@@ -68,6 +68,9 @@ class ImageSource:
         image_size / gray: the folder transform's parameters (see :mod:`qxai.data.folder`).
         recipe: the keywords of :meth:`from_spec` that built it, so another process (a Ray actor)
             can build the same source from a few bytes: ``ImageSource.from_spec(name, **recipe)``.
+        masks: for in-memory sets that have them, the ``(N, H, W)`` bool ground-truth masks.
+        train_files / train_tensor: the training split (file paths, or images in memory), from which
+            :meth:`background` draws a few images (e.g. GradientShap's baselines).
     """
 
     name: str
@@ -80,6 +83,9 @@ class ImageSource:
     image_size: int = 0
     gray: bool = False
     recipe: dict[str, Any] = field(default_factory=dict)
+    masks: torch.Tensor | None = field(default=None, repr=False)
+    train_files: list[str] | None = field(default=None, repr=False)
+    train_tensor: torch.Tensor | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -104,10 +110,12 @@ class ImageSource:
         recipe = {"seed": seed, "test_fraction": test_fraction, "channels": channels, **options}
         entry, argument = check_spec(spec)
         if entry.name != "imagefolder":
-            test = load_dataset(spec, seed=seed, test_fraction=test_fraction, **options).test
+            split = load_dataset(spec, seed=seed, test_fraction=test_fraction, **options)
+            test = split.test
             return cls(
                 spec, list(test.class_names), test.labels.numpy(), test.indices.numpy(),
-                tuple(test.image_shape), tensor=test.images, recipe=recipe,
+                tuple(test.image_shape), tensor=test.images, recipe=recipe, masks=test.masks,
+                train_tensor=split.train.images,
             )  # fmt: skip
         from qxai.data.folder import _list_files
 
@@ -127,12 +135,14 @@ class ImageSource:
         # the split depends on the labels only: a 1×1 placeholder per file reuses the exact rule
         listed = ImageDataset(torch.zeros(len(files), 1, 1, 1), labels_t, class_names)
         check_classes(listed, f"image folder {root}")
-        test = stratified_split(listed, test_fraction, seed).test
+        split = stratified_split(listed, test_fraction, seed)
+        test = split.test
         gray = channels == 1
         return cls(
             spec, class_names, test.labels.numpy(), test.indices.numpy(),
             (1 if gray else 3, image_size, image_size), files=[str(files[i]) for i in test.indices.tolist()],
             image_size=image_size, gray=gray, recipe=recipe,
+            train_files=[str(files[i]) for i in split.train.indices.tolist()],
         )  # fmt: skip
 
     def load(self, rows: Sequence[int]) -> torch.Tensor:
@@ -142,6 +152,25 @@ class ImageSource:
             if len(rows)
             else torch.empty(0, *self.image_shape)
         )
+
+    def view(self, rows: Sequence[int]) -> SourceView:
+        """The images at test positions ``rows`` as a lazy ``(len(rows), C, H, W)`` sequence."""
+        return SourceView(self, np.asarray(rows, dtype=np.int64))
+
+    def background(self, count: int, seed: int) -> torch.Tensor:
+        """``count`` training images drawn with ``seed`` by the in-memory path's rule
+        (``numpy_rng(seed, "shap-background")``, sorted): ``(count, C, H, W)``."""
+        size = len(self.train_tensor) if self.train_tensor is not None else len(self.train_files or [])
+        if size == 0:
+            raise QxaiError(f"data set '{self.name}' has no training images to draw a background from")
+        rows = np.sort(numpy_rng(seed, "shap-background").choice(size, size=min(count, size), replace=False))
+        if self.train_tensor is not None:
+            return self.train_tensor[torch.as_tensor(rows)]
+        return torch.stack([decode_file(self.train_files[r], self.image_size, self.gray) for r in rows])  # type: ignore[index]
+
+    def load_masks(self, rows: Sequence[int]) -> np.ndarray | None:
+        """The ground-truth masks at test positions ``rows`` ``(len(rows), H, W)``, or None."""
+        return None if self.masks is None else self.masks[torch.as_tensor(np.asarray(rows))].numpy()
 
     def batches(
         self, rows: Iterable[int], batch_size: int, workers: int = 0
@@ -158,6 +187,29 @@ class ImageSource:
             num_workers=workers if self.files is not None else 0,  # in-memory sets need no decoding
         )  # fmt: skip
         yield from loader
+
+
+@dataclass
+class SourceView:
+    """Images of a source, decoded when indexed: ``view[rows]`` is a ``(len(rows), C, H, W)`` tensor,
+    ``view[i]`` one ``(C, H, W)`` image. It stands in for an image tensor where only a few rows are
+    ever read (the sanity checks' sample, the figures) so that the rest is never decoded.
+
+    >>> view = ImageSource.from_spec("digits", seed=0).view([4, 9, 2])
+    >>> len(view), tuple(view[np.array([0, 2])].shape), tuple(view[1].shape)
+    (3, (2, 1, 16, 16), (1, 16, 16))
+    """
+
+    source: ImageSource
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: Any) -> torch.Tensor:
+        if isinstance(index, int | np.integer):
+            return self.source.load([int(self.rows[index])])[0]
+        return self.source.load(self.rows[np.asarray(index)].tolist())
 
 
 class _Decoded(torch.utils.data.Dataset):

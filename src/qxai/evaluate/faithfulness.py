@@ -20,7 +20,7 @@ import torch
 
 from qxai.errors import QxaiError
 from qxai.probe import eval_mode
-from qxai.seeding import numpy_rng
+from qxai.seeding import per_item_uniform
 
 SUBSTRATES = ("zero", "blur", "mean")
 
@@ -40,16 +40,19 @@ def substrate(images: torch.Tensor, kind: str, sigma: float | None = None) -> to
     raise QxaiError(f"substrate must be one of {', '.join(SUBSTRATES)}, got '{kind}'")
 
 
-def pixel_ranks(saliency: np.ndarray, seed: int = 0) -> np.ndarray:
+def pixel_ranks(saliency: np.ndarray, seed: int = 0, ids: np.ndarray | None = None) -> np.ndarray:
     """``(N, H·W)`` rank of each pixel (0 = most salient); ties broken at random with ``seed``.
 
-    Random tie-breaking keeps a constant map from being scored as a raster-order deletion.
+    Random tie-breaking keeps a constant map from being scored as a raster-order deletion. The
+    tie-break draws of image ``i`` come from ``(seed, ids[i])`` (``ids``: the images' data-set
+    indices; default ``0..N-1``), so a sharded evaluation ranks every image as one pass does.
 
     >>> pixel_ranks(np.array([[[0.1, 0.9], [0.5, 0.0]]])).tolist()
     [[2, 0, 1, 3]]
     """
     flat = np.asarray(saliency, dtype=np.float64).reshape(len(saliency), -1)
-    tie = numpy_rng(seed, "tie-break").random(flat.shape)
+    ids = np.arange(len(flat)) if ids is None else ids
+    tie = per_item_uniform(seed, "tie-break", ids, flat.shape[1])
     order = np.lexsort((tie, -flat), axis=-1)  # primary key: -saliency; secondary: random
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(flat.shape[1])[None, :].repeat(len(flat), 0), axis=1)
@@ -71,6 +74,7 @@ def class_probability(
 def perturbation_curves(
     model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor, saliency: np.ndarray, *,
     mode: str = "deletion", steps: int = 20, fill: str | None = None, seed: int = 0, batch_size: int = 512,
+    ids: np.ndarray | None = None,
 ) -> np.ndarray:  # fmt: skip
     """``(N, steps + 1)`` target probabilities as the top ``k/steps`` of pixels are deleted/inserted.
 
@@ -84,7 +88,7 @@ def perturbation_curves(
     if np.shape(saliency) != (n, h, w):
         raise QxaiError(f"saliency has shape {np.shape(saliency)}, expected {(n, h, w)}")
     base = substrate(images, fill or ("zero" if mode == "deletion" else "blur"))
-    ranks = torch.from_numpy(pixel_ranks(saliency, seed)).view(n, 1, h, w)
+    ranks = torch.from_numpy(pixel_ranks(saliency, seed, ids)).view(n, 1, h, w)
     counts = np.round(np.linspace(0, h * w, steps + 1)).astype(int)
     probs = np.empty((n, steps + 1))
     with eval_mode(model):
@@ -108,13 +112,14 @@ def curve_auc(curves: np.ndarray) -> np.ndarray:
 def keep_top_drop(
     model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor, saliency: np.ndarray, *,
     keep: float = 0.2, fill: str = "zero", seed: int = 0, batch_size: int = 512,
+    ids: np.ndarray | None = None,
 ) -> np.ndarray:  # fmt: skip
     """``(N,)`` drop in % of the target probability when only the top ``keep`` of pixels remain:
     ``100 · max(0, p − p_kept) / p`` (the "average drop" of Grad-CAM++, per image)."""
     if not 0.0 < keep <= 1.0:
         raise QxaiError(f"keep must be a fraction in (0, 1], got {keep}")
     n, _, h, w = images.shape
-    ranks = torch.from_numpy(pixel_ranks(saliency, seed)).view(n, 1, h, w)
+    ranks = torch.from_numpy(pixel_ranks(saliency, seed, ids)).view(n, 1, h, w)
     kept = torch.where(ranks < round(keep * h * w), images, substrate(images, fill))
     with eval_mode(model):
         p = class_probability(model, images, targets, batch_size)

@@ -64,7 +64,8 @@ def curves_figure(ev: Evaluation) -> Any | None:
         ax.set_xlabel("fraction of pixels " + ("deleted" if key == "deletion" else "inserted"))
         ax.set_ylabel("target-class probability")
         ax.set_title(f"{key} ({'lower' if key == 'deletion' else 'higher'} AUC is better)")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -80,7 +81,7 @@ def example_grid(ev: Evaluation, images: np.ndarray, labels: np.ndarray, class_n
     fig, axes = plt.subplots(len(rows), 1 + len(methods), figsize=(1.5 * (1 + len(methods)), 1.5 * len(rows)),
                              squeeze=False)  # fmt: skip
     for i, row in enumerate(rows):
-        img = images[row].transpose(1, 2, 0)
+        img = np.asarray(images[row]).transpose(1, 2, 0)
         axes[i, 0].imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray")
         axes[i, 0].set_ylabel(class_names[int(labels[row])][:10], fontsize=7)
         for j, (name, sal) in enumerate(methods, start=1):

@@ -23,19 +23,22 @@ def _check(saliency: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndar
     return sal.reshape(len(sal), -1), m.reshape(len(m), -1)
 
 
-def pointing_game(saliency: np.ndarray, masks: np.ndarray, seed: int = 0) -> np.ndarray:
+def pointing_game(
+    saliency: np.ndarray, masks: np.ndarray, seed: int = 0, ids: np.ndarray | None = None
+) -> np.ndarray:
     """``(N,)`` 1.0 when the pixel of maximal saliency lies inside the mask, else 0.0.
 
     Ties for the maximum are broken at random (seeded): a plateau map points at one of its tied
     pixels, not at all of them, so a flat or blank map scores like random pointing (its expected
     hit rate is the mask's share of the image) instead of being rewarded for covering the mask.
-    NaN for an empty mask (nothing to point at).
+    NaN for an empty mask (nothing to point at). Image ``i``'s draws come from ``(seed, ids[i])``
+    (``ids``: data-set indices, default ``0..N-1``), so shards score like one pass.
     """
-    from qxai.seeding import numpy_rng
+    from qxai.seeding import per_item_uniform
 
     sal, m = _check(saliency, masks)
     is_max = sal == sal.max(axis=1, keepdims=True)
-    noise = numpy_rng(seed, "pointing-ties").random(sal.shape)
+    noise = per_item_uniform(seed, "pointing-ties", np.arange(len(sal)) if ids is None else ids, sal.shape[1])
     pick = np.argmax(np.where(is_max, noise, -1.0), axis=1)
     hit = m[np.arange(len(m)), pick].astype(float)
     hit[m.sum(axis=1) == 0] = np.nan

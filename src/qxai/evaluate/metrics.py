@@ -11,6 +11,10 @@ diagnostic that never declares a best), a one-line definition, a ``level`` and t
   (overlap and silhouette are properties of a set, so intervals re-compute them on resamples); for
   ``level="run"`` one float (a single measurement, no interval).
 
+Per-image metrics are computed shard by shard in a sharded run (``qxai evaluate --all``); set and
+run metrics, and per-image metrics marked ``sample=True`` (the sanity checks, which re-explain a
+fixed sample of the images), are computed once every image is explained, on the merged records.
+
 Adding a metric is one :func:`register_metric` call (docs/ARCHITECTURE.md shows one).
 
 >>> METRICS["deletion_auc"].direction
@@ -29,6 +33,7 @@ import numpy as np
 
 from qxai.errors import QxaiError, unknown_name
 from qxai.evaluate import disentangle, faithfulness, localisation, sanity
+from qxai.seeding import numpy_rng
 
 if TYPE_CHECKING:
     from qxai.evaluate.runner import EvalContext, MethodResult
@@ -53,6 +58,7 @@ class Metric:
     level: str = "image"
     compute: Callable[[EvalContext, MethodResult], Any] | None = field(default=None, compare=False)
     applies: Applies = field(default=_always, compare=False)
+    sample: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -61,6 +67,11 @@ class Metric:
             )
         if self.level not in LEVELS:
             raise QxaiError(f"metric {self.name}: level must be one of {LEVELS}, got {self.level!r}")
+
+    @property
+    def per_shard(self) -> bool:
+        """Whether the metric is computed on each shard's images alone (per-image, whole set)."""
+        return self.level == "image" and not self.sample
 
     def better(self, a: float, b: float) -> bool:
         """Whether ``a`` is strictly better than ``b`` in this metric's direction."""
@@ -152,12 +163,20 @@ def _overlap_activated(which: str) -> Callable[[EvalContext, MethodResult], Call
 
 
 def _silhouette(ctx: EvalContext, r: MethodResult) -> Callable[[np.ndarray], float]:
+    """On every image, or on a seeded sample of ``silhouette_images`` of them when there are more
+    (the distance matrix is quadratic in N); a resample keeps the sampled images it contains."""
     assert r.saliency is not None
-    distances = disentangle.pairwise_distances(r.saliency)
-    labels = ctx.labels
+    n, cap = len(ctx.labels), ctx.settings.silhouette_images
+    sample = np.arange(n) if n <= cap else np.sort(numpy_rng(ctx.seed, "silhouette").choice(n, cap, False))
+    distances = disentangle.pairwise_distances(np.asarray(r.saliency[sample]))
+    where = np.full(n, -1)
+    where[sample] = np.arange(len(sample))
+    labels = ctx.labels[sample]
 
     def stat(idx: np.ndarray) -> float:
-        return disentangle.silhouette_precomputed(distances[np.ix_(idx, idx)], labels[idx])
+        kept = where[idx]
+        kept = kept[kept >= 0]
+        return disentangle.silhouette_precomputed(distances[np.ix_(kept, kept)], labels[kept])
 
     return stat
 
@@ -171,7 +190,7 @@ def _curve(mode: str) -> Callable[[EvalContext, MethodResult], np.ndarray]:
         fill = st.deletion_fill if mode == "deletion" else st.insertion_fill
         curves = faithfulness.perturbation_curves(
             ctx.model, ctx.images, ctx.targets, r.saliency, mode=mode, steps=st.steps, fill=fill,
-            seed=ctx.seed,
+            seed=ctx.seed, ids=ctx.image_ids,
         )  # fmt: skip
         r.curves[mode] = curves.mean(axis=0)
         return faithfulness.curve_auc(curves)
@@ -182,7 +201,8 @@ def _curve(mode: str) -> Callable[[EvalContext, MethodResult], np.ndarray]:
 def _keep_top_drop(ctx: EvalContext, r: MethodResult) -> np.ndarray:
     st = ctx.settings
     return faithfulness.keep_top_drop(
-        ctx.model, ctx.images, ctx.targets, r.saliency, keep=st.keep, fill=st.deletion_fill, seed=ctx.seed
+        ctx.model, ctx.images, ctx.targets, r.saliency, keep=st.keep, fill=st.deletion_fill, seed=ctx.seed,
+        ids=ctx.image_ids,
     )  # fmt: skip
 
 
@@ -190,7 +210,7 @@ def _keep_top_drop(ctx: EvalContext, r: MethodResult) -> np.ndarray:
 
 
 def _pointing(ctx: EvalContext, r: MethodResult) -> np.ndarray:
-    return localisation.pointing_game(r.saliency, ctx.masks, seed=ctx.seed)
+    return localisation.pointing_game(r.saliency, ctx.masks, seed=ctx.seed, ids=ctx.image_ids)
 
 
 def _mass(ctx: EvalContext, r: MethodResult) -> np.ndarray:
@@ -263,7 +283,8 @@ _ALL: list[Metric] = [
            "largest off-diagonal coefficient of the activated-set matrix (set-size-confounded)",
            "set", _overlap_activated("max"), _selects_maps),
     Metric("silhouette", "disentanglement", "higher",
-           "silhouette score (euclidean) of the flattened saliency maps grouped by class", "set",
+           "silhouette score (euclidean) of the flattened saliency maps grouped by class (on a seeded "
+           "sample of silhouette_images maps when there are more)", "set",
            _silhouette),
     Metric("deletion_auc", "faithfulness", "lower",
            "area under the target-class probability as the most salient pixels are removed first",
@@ -283,17 +304,17 @@ _ALL: list[Metric] = [
     Metric("randomisation_abs_spearman", "sanity", "lower",
            "|Spearman ρ| between maps of the trained and the parameter-randomised model (Adebayo et al.); "
            "blank maps are left out and counted in randomisation_blank_share",
-           "image", lambda c, r: _randomisation(c, r)[0], _sanity_applies),
+           "image", lambda c, r: _randomisation(c, r)[0], _sanity_applies, sample=True),
     Metric("randomisation_blank_share", "sanity", "none",
            "share of randomised-model maps (or trained maps) that are constant: no ranking to correlate",
-           "image", lambda c, r: _randomisation(c, r)[1], _sanity_applies),
+           "image", lambda c, r: _randomisation(c, r)[1], _sanity_applies, sample=True),
     Metric("class_sensitivity_abs_spearman", "sanity", "lower",
            "|Spearman ρ| between the maps for the target and the runner-up class (maps for different "
            "targets must differ); blank maps left out", "image", lambda c, r: _class_sensitivity(c, r)[0],
-           _class_sensitivity_applies),
+           _class_sensitivity_applies, sample=True),
     Metric("class_sensitivity_blank_share", "sanity", "none",
            "share of class-sensitivity map pairs in which a map is constant", "image",
-           lambda c, r: _class_sensitivity(c, r)[1], _class_sensitivity_applies),
+           lambda c, r: _class_sensitivity(c, r)[1], _class_sensitivity_applies, sample=True),
     Metric("seconds_per_image", "cost", "lower",
            "wall time of the explainer per image (QA without its exact-optimum check)", "image",
            lambda c, r: r.seconds),

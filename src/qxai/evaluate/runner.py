@@ -54,7 +54,8 @@ class EvalSettings:
     ``randomisation``: ``full`` or ``cascading``; ``sanity_images``: how many images (evenly spread)
     the sanity checks re-explain; ``batch_size``: images per explainer call; ``resamples``:
     bootstrap resamples of every interval and paired test; ``null_draws``: label shuffles of the
-    permutation null and draws of the random-k reference.
+    permutation null and draws of the random-k reference; ``silhouette_images``: the silhouette's
+    distance matrix is quadratic in N, so above this many images it uses a seeded sample of them.
     """
 
     batch_size: int = 32
@@ -66,6 +67,7 @@ class EvalSettings:
     sanity_images: int = 32
     resamples: int = RESAMPLES
     null_draws: int = 200
+    silhouette_images: int = 1000
 
     def __post_init__(self) -> None:
         for name in ("deletion_fill", "insertion_fill"):
@@ -77,6 +79,8 @@ class EvalSettings:
             raise QxaiError(f"randomisation must be one of {choices}, got '{self.randomisation}'")
         if self.batch_size < 1 or self.steps < 1 or self.sanity_images < 1 or not 0 < self.keep <= 1:
             raise QxaiError("batch_size, steps and sanity_images must be ≥ 1 and keep in (0, 1]")
+        if self.silhouette_images < 10:
+            raise QxaiError(f"silhouette_images must be ≥ 10, got {self.silhouette_images}")
         if self.resamples < 100 or self.null_draws < 20:
             raise QxaiError(
                 f"resamples ({self.resamples}) must be ≥ 100 and null_draws ({self.null_draws}) ≥ 20; "
@@ -130,11 +134,17 @@ class EvalContext:
     num_classes: int
     options: dict[str, dict[str, Any]]
     results: dict[str, MethodResult]
+    ids: np.ndarray | None = None
     _cache: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def labels(self) -> np.ndarray:
         return self.targets.numpy()
+
+    @property
+    def image_ids(self) -> np.ndarray:
+        """``(N,)`` the images' data-set indices (per-image random draws are keyed by them)."""
+        return np.arange(len(self.targets)) if self.ids is None else np.asarray(self.ids)
 
     def reference(self) -> MethodResult | None:
         """The map-selecting method every other is size-matched to (the first with ``selected``)."""
@@ -152,12 +162,12 @@ class EvalContext:
         return 1 + max((max(s, default=0) for s in sets), default=0)
 
     def sanity_rows(self) -> np.ndarray:
-        n = len(self.images)
+        n = len(self.targets)
         return np.unique(np.linspace(0, n - 1, min(n, self.settings.sanity_images)).round().astype(int))
 
     def spread(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``(N,)`` with ``values`` at ``rows`` and NaN elsewhere (metrics on a subset of images)."""
-        out = np.full(len(self.images), np.nan)
+        out = np.full(len(self.targets), np.nan)
         out[rows] = values
         return out
 
@@ -266,11 +276,15 @@ def evaluate_methods(
     methods: Sequence[str] | str, *, masks: torch.Tensor | np.ndarray | None = None,
     metrics: Sequence[str] | str | None = None, options: dict[str, dict[str, Any]] | None = None,
     seed: int = 0, settings: EvalSettings | None = None, num_classes: int | None = None,
+    ids: np.ndarray | None = None,
 ) -> Evaluation:  # fmt: skip
     """Explain ``images`` ``(N, C, H, W)`` for ``targets`` ``(N,)`` with each method and score it.
 
     ``options``: per-method constructor options (``{"ig": {"steps": 16}}``); ``masks`` ``(N, H, W)``
-    enable the localisation metrics; ``metrics``: names or groups (None = all).
+    enable the localisation metrics; ``metrics``: names or groups (None = all); ``ids`` ``(N,)``:
+    the images' data-set indices, which key their per-image random draws (default ``0..N-1``).
+    The two phases, :func:`explain_and_score` and :func:`finish_evaluation`, are also run apart by
+    a sharded evaluation (:mod:`qxai.evaluate.shards`), with the same results.
     """
     names = parse_methods(methods)
     chosen = select_metrics(metrics)
@@ -278,8 +292,15 @@ def evaluate_methods(
     targets = torch.as_tensor(targets, dtype=torch.long)
     ctx = EvalContext(
         model, layer, images, targets, None if masks is None else np.asarray(masks), settings, seed,
-        num_classes or int(targets.max()) + 1, dict(options or {}), {},
+        num_classes or int(targets.max()) + 1, dict(options or {}), {}, ids,
     )  # fmt: skip
+    explain_and_score(ctx, names, chosen)
+    return finish_evaluation(ctx, chosen)
+
+
+def explain_and_score(ctx: EvalContext, names: Sequence[str], chosen: list[Metric]) -> None:
+    """Phase 1 for the images of ``ctx`` (all of them, or one shard): every method explains them,
+    then every per-shard metric (:attr:`Metric.per_shard`) gets its per-image values."""
     with make_progress() as bar:
         task = bar.add_task("evaluate", total=2 * len(names))
         for name in names:
@@ -289,9 +310,24 @@ def evaluate_methods(
         for name, result in ctx.results.items():
             bar.update(task, description=f"score {name}")
             if result.error is None:
-                _score(ctx, result, chosen)
+                _score(ctx, result, [m for m in chosen if m.per_shard])
             bar.advance(task)
-    ev = Evaluation(ctx.results, chosen, targets.numpy())
+
+
+def finish_evaluation(ctx: EvalContext, chosen: list[Metric]) -> Evaluation:
+    """Phase 2 on every image (``ctx.results`` merged over the shards): the sample, set and run
+    metrics, every interval, the paired tests, the overlap references and the diagnostics."""
+    for result in ctx.results.values():
+        if result.error is not None:
+            continue
+        extras = result.extras
+        if "delta" in extras:
+            result.details["ig_mean_abs_delta"] = float(np.mean(np.abs(np.asarray(extras["delta"], float))))
+        if "ground_seconds" in extras:
+            result.details["exact_check_seconds_per_image"] = float(np.mean(extras["ground_seconds"]))
+        _score(ctx, result, [m for m in chosen if not m.per_shard])
+        _intervals(ctx, result, chosen)
+    ev = Evaluation(ctx.results, chosen, ctx.targets.numpy())
     _compare(ctx, ev, chosen)
     return ev
 
@@ -303,10 +339,6 @@ def _explain_method(ctx: EvalContext, name: str) -> MethodResult:
         result.properties["sign_ambiguous"] = bool(getattr(explainer, "sign_ambiguous", False))
         sal, extras, seconds, peak = explain_all(explainer, ctx.images, ctx.targets, ctx.settings.batch_size)
         result.saliency, result.extras, result.seconds, result.peak_memory_mb = sal, extras, seconds, peak
-        if "delta" in extras:
-            result.details["ig_mean_abs_delta"] = float(np.mean(np.abs(extras["delta"])))
-        if "ground_seconds" in extras:
-            result.details["exact_check_seconds_per_image"] = float(np.mean(extras["ground_seconds"]))
     except Exception as err:  # a failing method is reported and skipped, never fatal
         result.error = _one_line(err)
         result.saliency = None
@@ -319,7 +351,9 @@ def _one_line(err: Exception) -> str:
 
 
 def _score(ctx: EvalContext, r: MethodResult, chosen: list[Metric]) -> None:
-    n = len(ctx.images)
+    """Compute ``chosen`` for ``r``: per-image values into ``r.per_image``, a set metric's statistic
+    into ``r.statistics``, a run metric's value into ``r.scores``; a metric that does not apply (or
+    raises a :class:`QxaiError`) gets its reason in ``r.not_applicable``."""
     for metric in chosen:
         reason = metric.applies(ctx, r)
         if reason is not None:
@@ -330,22 +364,32 @@ def _score(ctx: EvalContext, r: MethodResult, chosen: list[Metric]) -> None:
         except QxaiError as err:  # a metric this method cannot support is recorded, not fatal
             r.not_applicable[metric.name] = str(err).splitlines()[0]
             continue
-        seed = ctx.seed
         if metric.level == "image":
-            values = np.asarray(value, dtype=np.float64)
-            r.per_image[metric.name] = values
-            r.statistics[metric.name] = _mean_statistic(values)
-            r.scores[metric.name] = finite_mean(values)
-            r.intervals[metric.name] = bootstrap_interval(values, seed=seed, resamples=ctx.settings.resamples)
+            r.per_image[metric.name] = np.asarray(value, dtype=np.float64)
         elif metric.level == "set":
             r.statistics[metric.name] = value
-            r.scores[metric.name] = float(value(np.arange(n)))
-            r.intervals[metric.name] = bootstrap_statistic(
-                value, n, seed=seed, resamples=ctx.settings.resamples
-            )
         else:
             r.scores[metric.name] = float(value)
-            r.intervals[metric.name] = (float("nan"), float("nan"))
+
+
+def _intervals(ctx: EvalContext, r: MethodResult, chosen: list[Metric]) -> None:
+    """Every score and its 95 % bootstrap interval, from the values over all images."""
+    n, seed, resamples = len(ctx.targets), ctx.seed, ctx.settings.resamples
+    for metric in chosen:
+        name = metric.name
+        if name in r.not_applicable:
+            r.per_image.pop(name, None)
+            continue
+        if metric.level == "image" and name in r.per_image:
+            values = r.per_image[name]
+            r.statistics[name] = _mean_statistic(values)
+            r.scores[name] = finite_mean(values)
+            r.intervals[name] = bootstrap_interval(values, seed=seed, resamples=resamples)
+        elif metric.level == "set" and name in r.statistics:
+            r.scores[name] = float(r.statistics[name](np.arange(n)))
+            r.intervals[name] = bootstrap_statistic(r.statistics[name], n, seed=seed, resamples=resamples)
+        elif metric.level == "run" and name in r.scores:
+            r.intervals[name] = (float("nan"), float("nan"))
 
 
 def _mean_statistic(values: np.ndarray) -> Statistic:
@@ -358,7 +402,7 @@ def _compare(ctx: EvalContext, ev: Evaluation, chosen: list[Metric]) -> None:
     ref = ctx.reference()
     if ref is None:
         return
-    n = len(ctx.images)
+    n = len(ctx.targets)
     for other in ev.ok().values():
         if other is ref:
             continue
@@ -375,4 +419,7 @@ def _compare(ctx: EvalContext, ev: Evaluation, chosen: list[Metric]) -> None:
     ev.diagnostics = references.diagnostics(ctx, ref, ev)
 
 
-__all__ = ["EvalContext", "EvalSettings", "Evaluation", "MethodResult", "evaluate_methods", "explain_all"]
+__all__ = [
+    "EvalContext", "EvalSettings", "Evaluation", "MethodResult", "evaluate_methods", "explain_all",
+    "explain_and_score", "finish_evaluation",
+]  # fmt: skip

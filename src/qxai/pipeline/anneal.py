@@ -16,7 +16,12 @@ the memory of the largest problem against ``memory_mb``.
 ``anneal.json``: ``settings`` (``asdict``), ``qubo`` (the QUBO options, model source), ``protocol``,
 ``driver``, ``schedule``, ``dt``, ``energy_convention``, ``taus``, ``grid``, ``seed``, ``max_qubits``,
 ``source``, ``num_problems``, ``skipped``, ``problems`` (one record each), ``statistics`` (nested),
-``summary`` (flat headline numbers), ``claims`` (:func:`anneal_claims`) and ``figures``.
+``summary`` (flat headline numbers), ``claims`` (:func:`anneal_claims`) and ``figures``; on Ray also
+``cluster`` (where the problems ran: ``engine``, ``address``, ``workers``, ``nodes``; not a setting).
+
+On Ray (``ClusterOptions(ray=True)`` or ``ray_address=…``) every problem is one Ray task
+(:data:`TASK_OPTIONS`: one CPU, one numeric thread); the driver builds the problems, collects the
+records in problem order and writes the same folder as a single-process run.
 """
 
 from __future__ import annotations
@@ -44,10 +49,17 @@ from qxai.anneal.physics.model import (
 from qxai.anneal.physics.statistics import RESAMPLES, anneal_claims, headline, summarise
 from qxai.anneal.qubo import QuboOptions
 from qxai.errors import QxaiError, unknown_name
+from qxai.pipeline.cluster import ONE_THREAD_ENV
 from qxai.progress import track
 
 #: Refinements of the gap search (``minimum_gap(refine=…)``), used for the memory estimate too.
 REFINE = 2
+
+#: Environment of every annealing task on Ray: one numeric thread per task (one CPU each).
+TASK_ENV = ONE_THREAD_ENV
+
+#: ``ray.remote`` options of one annealing task (Ray retries a task whose worker process died).
+TASK_OPTIONS: dict[str, Any] = {"num_cpus": 1, "max_retries": 3, "runtime_env": {"env_vars": TASK_ENV}}
 
 
 @dataclass(frozen=True)
@@ -165,6 +177,103 @@ class AnnealSettings:
         return out
 
 
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where ``run_anneal`` solves its problems; none of it changes a result, so none of it enters
+    ``settings`` (a run on Ray equals the single-process run; ``anneal.json`` records it apart, under
+    ``cluster``).
+
+    Attributes:
+        ray: run every problem as a Ray task on a local Ray runtime.
+        ray_address: join the Ray cluster whose head node listens at ``host:port`` (implies ``ray``).
+        workers: problems in flight at once (None: one per CPU of the Ray cluster); Ray only.
+
+    >>> ClusterOptions(ray_address="10.0.0.5:6379").uses_ray
+    True
+    >>> ClusterOptions(workers=2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    qxai.errors.QxaiError: --workers applies to Ray runs; add --ray or --ray-address HOST:PORT, or ...
+    """
+
+    ray: bool = False
+    ray_address: str | None = None
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        address = self.ray_address
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise QxaiError("--ray-address is empty; give the head node's host:port, e.g. 10.0.0.5:6379")
+        if self.workers is not None:
+            if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+                raise QxaiError(f"--workers must be a positive integer, got {self.workers!r}")
+            if not self.uses_ray:
+                raise QxaiError(
+                    "--workers applies to Ray runs; add --ray or --ray-address HOST:PORT, or drop --workers"
+                )
+
+    @property
+    def uses_ray(self) -> bool:
+        return bool(self.ray) or self.ray_address is not None
+
+
+def _solve_task(bqm: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """One Ray task: :func:`solve_problem` in a worker process (environment :data:`TASK_ENV`).
+
+    Both arrive in their plain serialisable forms (``bqm.to_serializable()``, ``settings.to_dict()``):
+    dimod's BQMs do not pickle across processes, and plain data is exact (floats round-trip)."""
+    return solve_problem(dimod.BinaryQuadraticModel.from_serializable(bqm), AnnealSettings(**settings))
+
+
+def solve_on_ray(
+    bqms: list[dimod.BinaryQuadraticModel], settings: AnnealSettings, cluster: ClusterOptions
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """:func:`solve_problem` for every BQM, one Ray task each (:data:`TASK_OPTIONS`), at most
+    ``cluster.workers`` in flight; returns the records in the order of ``bqms`` and what ran them
+    (``{"engine", "address", "workers", "nodes"}``). A progress bar advances as tasks complete.
+
+    Uses the Ray runtime this process already has, else starts a local one (``cluster.ray``) or joins
+    ``cluster.ray_address`` for the call (:func:`qxai.pipeline.cluster.ray_runtime`).
+    """
+    import ray
+
+    from qxai.pipeline.cluster import ray_runtime
+    from qxai.progress import make_progress
+
+    records: list[dict[str, Any] | None] = [None] * len(bqms)
+    with ray_runtime(cluster.ray_address):
+        solve = ray.remote(**TASK_OPTIONS)(_solve_task)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        workers = min(cluster.workers or cpus, max(1, len(bqms)))
+        shared = ray.put(settings.to_dict())  # one copy in the object store, not one per task
+        waiting = iter(enumerate(bqms))
+        running: dict[Any, int] = {}
+
+        def submit() -> None:
+            for index, bqm in waiting:
+                running[solve.remote(bqm.to_serializable(), shared)] = index
+                return
+
+        for _ in range(workers):
+            submit()
+        with make_progress() as bar:
+            task = bar.add_task("annealing on Ray", total=len(bqms))
+            while running:
+                (done,), _ = ray.wait(list(running), num_returns=1)
+                index = running.pop(done)
+                try:
+                    records[index] = ray.get(done)
+                except ray.exceptions.RayTaskError as err:
+                    # a QxaiError raised in the task is the user's one-line error, not a remote traceback
+                    if isinstance(err.cause, QxaiError):
+                        raise err.cause from None
+                    raise
+                bar.advance(task)
+                submit()
+        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    info = {"engine": "ray", "address": cluster.ray_address or "local", "workers": workers, "nodes": nodes}
+    return records, info  # type: ignore[return-value]
+
+
 def memory_needed(d: int, degeneracy: int = 1) -> float:
     """Bytes one problem of ``d`` qubits needs at its peak: the gap search's block, or the anneal,
     plus the ``2^d`` energies of ``H_P``.
@@ -266,9 +375,13 @@ def run_anneal(
     model: str | Path | None = None,
     bqm: dimod.BinaryQuadraticModel | str | Path | None = None,
     settings: AnnealSettings | None = None,
+    cluster: ClusterOptions | None = None,
 ) -> dict[str, Any]:
     """Anneal the problems of one source (``model``: a checkpoint, or ``bqm``: a BQM or its file) and
     write ``out/anneal.json`` and the figures; returns the document as written.
+
+    ``cluster`` (:class:`ClusterOptions`) runs the problems as Ray tasks; the document is the same
+    apart from ``run_id`` and an added ``cluster`` record. Its address is checked before any work.
 
     >>> import tempfile, dimod
     >>> s = run_anneal(Path(tempfile.mkdtemp()), bqm=dimod.generators.anti_crossing_clique(6),
@@ -279,8 +392,13 @@ def run_anneal(
     from qxai.pipeline.stage import Figure, write_stage
 
     settings = settings if settings is not None else AnnealSettings()
+    cluster = cluster if cluster is not None else ClusterOptions()
     if (bqm is None) == (model is None):
         raise QxaiError("give exactly one problem source; pass --bqm FILE or --model CKPT")
+    if cluster.ray_address is not None:
+        from qxai.pipeline.cluster import check_ray_address
+
+        check_ray_address(cluster.ray_address)  # seconds, before any model or BQM is loaded
     if bqm is not None:
         source_info: dict[str, Any] = {"kind": "bqm"}
         if not isinstance(bqm, dimod.BinaryQuadraticModel):
@@ -303,9 +421,14 @@ def run_anneal(
         )
     for meta, b in kept:
         check_bqm(b, f"problem {meta['id']}")
-    problems = [
-        {**meta, **solve_problem(b, settings)} for meta, b in track(kept, "annealing", total=len(kept))
-    ]
+    ran_on: dict[str, Any] | None = None
+    if cluster.uses_ray:
+        records, ran_on = solve_on_ray([b for _, b in kept], settings, cluster)
+        problems = [{**meta, **record} for (meta, _), record in zip(kept, records, strict=True)]
+    else:
+        problems = [
+            {**meta, **solve_problem(b, settings)} for meta, b in track(kept, "annealing", total=len(kept))
+        ]
     protocol, taus = settings.protocol, list(settings.taus)
     statistics = summarise(problems, taus, seed=settings.seed, resamples=settings.resamples)
     skipped = len(sources) - len(kept)
@@ -320,6 +443,8 @@ def run_anneal(
                             energy_convention=settings.energy_convention, statistics=statistics),
     }  # fmt: skip
     doc["claims"] = anneal_claims(doc)
+    if ran_on is not None:
+        doc["cluster"] = ran_on
     figures = []
     if settings.figures and len(problems) > 1:
         pairs = anneal_figures(problems, statistics, taus, protocol.driver, protocol.schedule_name,

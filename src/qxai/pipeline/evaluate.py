@@ -41,10 +41,12 @@ from qxai.evaluate.claims import qa_claims
 from qxai.explain.registry import parse_methods
 from qxai.models.train import test_accuracy
 from qxai.pipeline.common import check_finite_outputs, load_model_and_data, select_correct_per_class
+from qxai.pipeline.shards import ShardStore, StreamSettings, compute_shards, job_inputs
 from qxai.pipeline.stage import Figure, write_stage
 from qxai.seeding import numpy_rng, seed_everything
 
 DEFAULT_METHODS = ("qa", "gradcam", "gradcam++", "ig", "shap", "lime", "lrp")
+BACKGROUND = 16  # training images in GradientShap's baseline distribution
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,23 @@ class EvaluateSettings:
 
 
 def run_evaluate(
-    out: str | os.PathLike[str], *, model: str | os.PathLike[str], settings: EvaluateSettings | None = None
+    out: str | os.PathLike[str], *, model: str | os.PathLike[str], settings: EvaluateSettings | None = None,
+    stream: StreamSettings | None = None,
 ) -> dict[str, Any]:
     """Score ``settings.methods`` on correctly classified test images of ``model``; returns the
-    ``metrics.json`` document (the CLI prints from it, never re-reading the file)."""
+    ``metrics.json`` document (the CLI prints from it, never re-reading the file).
+
+    With ``stream`` (:class:`qxai.pipeline.shards.StreamSettings`: ``qxai evaluate --stream | --limit N
+    | --all | --ray``) the images are streamed and scored shard by shard into ``out/shards``
+    (resumable), locally or on Ray, and the set-level metrics and intervals are computed from the
+    merged shards (:func:`run_evaluate_stream`)."""
     settings = settings or EvaluateSettings()
     out = Path(out)
+    if stream is not None:
+        if settings.seeds:
+            raise QxaiError("--seeds retrains the model per seed and is not streamed; drop --seeds, or "
+                            "the streaming options (--stream/--limit/--all/--ray)")  # fmt: skip
+        return run_evaluate_stream(out, model=model, settings=settings, stream=stream)
     seeds = list(dict.fromkeys(settings.seeds))
     if not seeds:
         return _evaluate_one(out, str(model), settings)
@@ -172,24 +185,17 @@ def _evaluate_one(out: Path, checkpoint: str, settings: EvaluateSettings) -> dic
     md = load_model_and_data(checkpoint, settings.dataset, settings.layer)
     data = select_correct_per_class(md.model, md.split.test, settings.per_class, seed)
     check_finite_outputs(md.model, data.images)
-    background = _background(md.split.train.images, 16, seed)
-    fill = settings.fill
-    options = {
-        "qa": {"solver": settings.solver, "qubo": settings.qubo},
-        "ig": {"steps": settings.ig_steps},
-        "lime": {"samples": settings.lime_samples, "baseline": 0.0 if fill == "zero" else fill},
-        "shap": {"samples": settings.shap_samples, "baselines": background},
-    }  # fmt: skip
+    options = _method_options(settings, _background(md.split.train.images, BACKGROUND, seed))
     ev = evaluate_methods(
         md.model, md.layer, data.images, data.labels, list(settings.methods), masks=data.masks,
         metrics=None if settings.metrics is None else list(settings.metrics), options=options, seed=seed,
-        settings=settings.scoring, num_classes=len(md.class_names),
+        settings=settings.scoring, num_classes=len(md.class_names), ids=data.indices.numpy(),
     )  # fmt: skip
-    failed = {n: r.error for n, r in ev.methods.items() if r.error is not None}
-    if len(failed) == len(ev.methods):
-        listing = "; ".join(f"{n}: {e}" for n, e in failed.items())
-        raise QxaiError(f"every method failed ({listing}); fix the first error above and rerun")
-    doc = _document(ev, settings, checkpoint, md, data)
+    _refuse_all_failed(ev)
+    doc = _document(
+        ev, settings, checkpoint, dataset=data.name or md.config.get("dataset"), layer=md.layer,
+        class_names=md.class_names, masks=data.masks is not None, images=len(data),
+    )  # fmt: skip
     doc["summary"]["model test accuracy"] = round(test_accuracy(md.model, md.split), 4)
     figures = _figures(ev, data.images.numpy(), data.labels.numpy(), md.class_names)
     maps = {_key(n): r.saliency for n, r in ev.ok().items()}
@@ -202,9 +208,28 @@ def _evaluate_one(out: Path, checkpoint: str, settings: EvaluateSettings) -> dic
     )  # fmt: skip
 
 
+def _method_options(settings: EvaluateSettings, background: torch.Tensor) -> dict[str, dict[str, Any]]:
+    """Each method's constructor options from the settings (``background``: SHAP's baselines)."""
+    fill = settings.fill
+    return {
+        "qa": {"solver": settings.solver, "qubo": settings.qubo},
+        "ig": {"steps": settings.ig_steps},
+        "lime": {"samples": settings.lime_samples, "baseline": 0.0 if fill == "zero" else fill},
+        "shap": {"samples": settings.shap_samples, "baselines": background},
+    }  # fmt: skip
+
+
+def _refuse_all_failed(ev: Evaluation) -> None:
+    failed = {n: r.error for n, r in ev.methods.items() if r.error is not None}
+    if len(failed) == len(ev.methods):
+        listing = "; ".join(f"{n}: {e}" for n, e in failed.items())
+        raise QxaiError(f"every method failed ({listing}); fix the first error above and rerun")
+
+
 def _document(
-    ev: Evaluation, settings: EvaluateSettings, checkpoint: str, md: Any, data: Any
-) -> dict[str, Any]:
+    ev: Evaluation, settings: EvaluateSettings, checkpoint: str, *, dataset: Any, layer: str,
+    class_names: list[str], masks: bool, images: int,
+) -> dict[str, Any]:  # fmt: skip
     table = ev.table()
     verdicts = ev.verdicts()
     doc: dict[str, Any] = {n: ({"error": r.error} if r.error else table[n]) for n, r in ev.methods.items()}
@@ -220,15 +245,129 @@ def _document(
                                  "level": m.level} for m in ev.metrics},
         "settings": settings.to_dict(), "qubo": settings.qubo.to_dict(),
         "config": {
-            "checkpoint": str(checkpoint), "dataset": data.name or md.config.get("dataset"),
-            "layer": md.layer,
+            "checkpoint": str(checkpoint), "dataset": dataset, "layer": layer,
             "methods": list(settings.methods), "per_class": settings.per_class, "seed": settings.seed,
-            "masks": data.masks is not None, "class_names": md.class_names, "images": len(data),
+            "masks": masks, "class_names": class_names, "images": images,
         },
     })  # fmt: skip
     doc["claims"] = qa_claims(doc)
-    doc["summary"] = _summary(ev, doc, len(data), md.class_names)
+    doc["summary"] = _summary(ev, doc, images, class_names)
     return doc
+
+
+def evaluate_shard_job(
+    model: Any, *, layer: str, settings: EvaluateSettings, source: Any = None, dataset: str | None = None,
+    recipe: dict[str, Any] | None = None, model_file: str | None = None, trust: bool = False,
+) -> Any:  # fmt: skip
+    """``rows -> (arrays, meta)`` for one evaluate shard: every method explains the shard's test
+    images (positions ``rows`` of the source) for the model's predicted class, and every per-shard
+    metric scores them (:func:`qxai.evaluate.runner.explain_and_score`), encoded by
+    :func:`qxai.evaluate.shards.encode_shard` plus ``rows``, ``indices``, ``labels``, ``targets``.
+    The model (a module, or a checkpoint path loaded here) and the source (or its ``dataset`` and
+    ``recipe``) are built once; a Ray actor builds it from those few bytes."""
+    from qxai.evaluate.runner import EvalContext, explain_and_score
+    from qxai.evaluate.shards import encode_shard
+    from qxai.probe import eval_mode
+
+    model, source = job_inputs(model, source, dataset, recipe, model_file, trust)
+    options = _method_options(settings, source.background(BACKGROUND, settings.seed))
+    chosen = select_metrics(None if settings.metrics is None else list(settings.metrics))
+
+    def compute(rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        seed_everything(settings.seed)
+        rows = np.asarray(rows, dtype=np.int64)
+        images = source.load(rows.tolist())
+        check_finite_outputs(model, images)
+        with eval_mode(model), torch.no_grad():
+            size = settings.scoring.batch_size
+            targets = torch.cat([model(images[s : s + size]).argmax(1) for s in range(0, len(images), size)])
+        ctx = EvalContext(
+            model, layer, images, targets, source.load_masks(rows), settings.scoring, settings.seed,
+            source.num_classes, options, {}, source.indices[rows],
+        )  # fmt: skip
+        explain_and_score(ctx, list(settings.methods), chosen)
+        arrays, meta = encode_shard(ctx.results, len(rows))
+        arrays.update(rows=rows, indices=source.indices[rows], labels=source.labels[rows],
+                      targets=targets.numpy())  # fmt: skip
+        return arrays, meta
+
+    return compute
+
+
+def run_evaluate_stream(
+    out: str | os.PathLike[str], *, model: str | os.PathLike[str], settings: EvaluateSettings,
+    stream: StreamSettings,
+) -> dict[str, Any]:  # fmt: skip
+    """The streamed, sharded path of :func:`run_evaluate` (same files, plus a ``"stream"`` key).
+
+    The images are chosen once (``out/shards/selection.npz``: per class as in memory, the first
+    ``--limit``, or ``--all``; each explained for the model's predicted class) and scored in shards of
+    ``stream.shard_size`` images — locally or on Ray, one shard per actor call — each written
+    atomically; a second run of the same command keeps the complete shards. The merged records then
+    get the set and sample metrics, the intervals and paired tests, the references, the figures and
+    the files, as one pass over every image would; the maps are merged through memory-mapped files,
+    so memory is bounded by the shard size, not by the number of images.
+    """
+    import shutil
+    import tempfile
+
+    from qxai.evaluate.runner import EvalContext, finish_evaluation
+    from qxai.evaluate.shards import merge_shards
+
+    out = Path(out)
+    run = compute_shards(
+        out, command="evaluate", model=model, settings=settings, stream=stream,
+        batch_size=settings.scoring.batch_size,
+        local_job=lambda module, source, layer: evaluate_shard_job(
+            module, layer=layer, settings=settings, source=source
+        ),
+        write=lambda *shard: _write_shard(*shard),  # looked up per call: tests interrupt it
+    )  # fmt: skip
+    ckpt, source, name, layer, store, rows, seed = (
+        run.checkpoint, run.source, run.dataset, run.layer, run.store, run.rows, settings.seed
+    )
+    shards = range(run.count)
+    scratch = Path(tempfile.mkdtemp(prefix=".merge-", dir=store.folder))
+    parts = [(store.arrays(k), store.records(k)) for k in sorted(shards)]
+    try:
+        results = merge_shards(parts, scratch)
+        column = {key: np.concatenate([a[key] for a, _ in parts]) for key in ("indices", "labels", "targets")}
+        seed_everything(seed)
+        options = _method_options(settings, source.background(BACKGROUND, seed))
+        masks = source.load_masks(rows)
+        ctx = EvalContext(
+            ckpt.model, layer, source.view(rows), torch.as_tensor(column["targets"]), masks, settings.scoring,
+            seed, source.num_classes, options, results, column["indices"],
+        )  # fmt: skip
+        metrics = select_metrics(None if settings.metrics is None else list(settings.metrics))
+        ev = finish_evaluation(ctx, metrics)
+        _refuse_all_failed(ev)
+        doc = _document(
+            ev, settings, str(model), dataset=name, layer=layer, class_names=list(source.class_names),
+            masks=masks is not None, images=len(rows),
+        )  # fmt: skip
+        doc["stream"] = {**stream.identity(), "shards": run.count, "shard_folder": "shards"}
+        if stream.all_images:
+            accuracy = float(np.mean(column["targets"] == column["labels"]))
+            doc["summary"]["model test accuracy"] = round(accuracy, 4)
+        figures = _figures(ev, source.view(rows), column["targets"], list(source.class_names))
+        maps = {_key(n): r.saliency for n, r in ev.ok().items()}
+        per_image = {f"{_key(n)}__{m}": v for n, r in ev.ok().items() for m, v in r.per_image.items()}
+        return write_stage(
+            out, "metrics.json", doc, figures=figures,
+            arrays={"saliency.npz": {"labels": column["targets"], "indices": column["indices"], **maps},
+                    "per_image.npz": per_image},
+            files={"details.json": {n: r.details for n, r in ev.ok().items()}, "metrics.csv": _csv(ev)},
+        )  # fmt: skip
+    finally:
+        for arrays, _ in parts:
+            arrays.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _write_shard(store: ShardStore, k: int, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """One complete shard (a separate function so tests can interrupt a run between shards)."""
+    store.write(k, arrays, meta)
 
 
 def _key(name: str) -> str:
@@ -319,4 +458,4 @@ def _figures(ev: Evaluation, images: np.ndarray, labels: np.ndarray, class_names
     return made
 
 
-__all__ = ["DEFAULT_METHODS", "EvaluateSettings", "run_evaluate"]
+__all__ = ["DEFAULT_METHODS", "EvaluateSettings", "evaluate_shard_job", "run_evaluate", "run_evaluate_stream"]

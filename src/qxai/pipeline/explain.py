@@ -28,7 +28,7 @@ from qxai.errors import QxaiError
 from qxai.explain.figures import grid_figure
 from qxai.explain.qa import GROUND_TIME_LIMIT, GROUND_TRUTH_MODES, QAFeatureMapExplainer
 from qxai.pipeline.common import batches, load_model_and_data, select_correct_per_class
-from qxai.pipeline.shards import ShardStore
+from qxai.pipeline.shards import ShardStore, StreamSettings, compute_shards, job_inputs
 from qxai.pipeline.stage import Figure, write_stage
 from qxai.progress import track
 
@@ -80,60 +80,6 @@ class ExplainSettings:
         out["qubo"] = self.qubo.to_dict()
         out["solver_options"] = _jsonable(self.solver_options)
         return out
-
-
-@dataclass(frozen=True)
-class StreamSettings:
-    """How ``qxai explain --stream`` walks the data (defaults written once here).
-
-    ``limit``: explain the first ``limit`` test images (each for its predicted class); ``all_images``:
-    every test image; neither: ``per_class`` correctly classified images per class, chosen by the
-    ``selection`` rule (``same``: the in-memory path's images; ``first``: stop scanning once every
-    class has enough — see :mod:`qxai.data.stream`). ``shard_size``: images per shard, a multiple of
-    the batch size. ``loader_workers``: DataLoader processes decoding images. ``ray``: run on a local
-    Ray runtime; ``ray_address``: join the cluster at this address; ``workers``: Ray actors, each
-    loading the model once. Only the first four change the results, so only they enter the shard
-    manifest: a run started on one machine may be resumed on Ray and the other way round.
-    """
-
-    limit: int | None = None
-    all_images: bool = False
-    selection: str = "same"
-    shard_size: int = 256
-    loader_workers: int = 0
-    ray: bool = False
-    ray_address: str | None = None
-    workers: int = 2
-
-    def __post_init__(self) -> None:
-        from qxai.data.stream import SELECTION_RULES
-
-        if self.limit is not None and self.limit < 1:
-            raise QxaiError(f"--limit must be at least 1, got {self.limit}")
-        if self.limit is not None and self.all_images:
-            raise QxaiError("--limit and --all exclude each other; give one of them")
-        if self.selection not in SELECTION_RULES:
-            choices = ", ".join(SELECTION_RULES)
-            raise QxaiError(f"--selection must be one of {choices}, got '{self.selection}'")
-        if self.shard_size < 1:
-            raise QxaiError(f"--shard-size must be at least 1, got {self.shard_size}")
-        if self.loader_workers < 0:
-            raise QxaiError(f"--loader-workers must be ≥ 0, got {self.loader_workers}")
-        if self.workers < 1:
-            raise QxaiError(f"--workers must be at least 1, got {self.workers}")
-        if self.ray_address is not None and not self.ray_address.strip():
-            raise QxaiError("--ray-address is empty; give the head node's host:port, e.g. 10.0.0.5:6379")
-
-    @property
-    def uses_ray(self) -> bool:
-        return self.ray or self.ray_address is not None
-
-    def identity(self) -> dict[str, Any]:
-        """The fields that decide which images are explained and how they are grouped."""
-        return {
-            "limit": self.limit, "all_images": self.all_images, "selection": self.selection,
-            "shard_size": self.shard_size,
-        }  # fmt: skip
 
 
 def run_explain(
@@ -232,72 +178,38 @@ def run_explain_stream(
     from the shards through :func:`write_stage`, the saliency maps merged through memory-mapped
     files so that memory stays bounded by the batch and shard sizes.
     """
-    from qxai.data.stream import ImageSource
-    from qxai.models import default_layer
-    from qxai.pipeline.common import _load_any_model, dataset_options
-    from qxai.probe import resolve_layer
-
     out = Path(out)
-    if stream.shard_size % settings.batch_size:
-        raise QxaiError(
-            f"--shard-size {stream.shard_size} is not a multiple of --batch-size {settings.batch_size}; "
-            f"give e.g. --shard-size {settings.batch_size * max(1, stream.shard_size // settings.batch_size)}"
-        )
-    if stream.ray_address is not None:
-        from qxai.pipeline.ray_explain import check_ray_address
+    run = compute_shards(
+        out, command="explain", model=model, settings=settings, stream=stream, batch_size=settings.batch_size,
+        local_job=lambda module, source, layer: explain_shard_job(
+            module, layer=layer, settings=settings, source=source, loader_workers=stream.loader_workers
+        ),
+        write=lambda *shard: _write_shard(*shard),  # looked up per call: tests interrupt it
+    )  # fmt: skip
+    return _merge_shards(
+        out, run.store, run.count, run.rows, run.source, model, settings, run.layer, stream
+    )
 
-        check_ray_address(stream.ray_address)  # before any model work
-    ckpt = _load_any_model(str(model))
-    cfg = ckpt.config
-    name = settings.dataset or cfg.get("dataset")
-    if not name:
-        raise QxaiError("the model does not record its data set; pass --dataset NAME")
-    same = name == cfg.get("dataset")
-    expected = tuple(cfg.get("input_shape") or ())
-    options = dataset_options(cfg) if same else {}
-    if name.startswith("imagefolder:") and expected and "channels" not in options:
-        options["channels"] = expected[0]  # the stream cannot look at every image to decide
-    source = ImageSource.from_spec(name, seed=cfg.get("seed", 0) if same else 0, **options)
-    if expected and source.image_shape != expected:
-        raise QxaiError(
-            f"data set '{name}' has images {source.image_shape}, the model expects {expected}; "
-            "use the data set the model was trained on"
-        )
-    if str(cfg.get("arch", "")).startswith("file:"):
-        from qxai.models.user import check_model_output
 
-        check_model_output(ckpt.model, source.load([0, 1]), source.num_classes, source=str(model))
-    layer = settings.layer or default_layer(ckpt.model)
-    resolve_layer(ckpt.model, layer)
+def explain_shard_job(
+    model: Any, *, layer: str, settings: ExplainSettings, source: Any = None, dataset: str | None = None,
+    recipe: dict[str, Any] | None = None, loader_workers: int = 0, model_file: str | None = None,
+    trust: bool = False,
+) -> Any:  # fmt: skip
+    """``rows -> (arrays, records)`` for one explain shard: the model (a module, or a checkpoint path
+    loaded here with ``model_file``/``trust``) and the source (an :class:`ImageSource`, or its
+    ``dataset`` name and ``recipe``) are built once; a Ray actor builds it from those few bytes."""
+    model, source = job_inputs(model, source, dataset, recipe, model_file, trust)
+    explainer = QAFeatureMapExplainer(
+        model, layer, solver=settings.solver, qubo=settings.qubo, seed=settings.seed,
+        solver_options=settings.solver_options, ground_truth=settings.ground_truth,
+        ground_time_limit=settings.ground_time_limit,
+    )  # fmt: skip
 
-    identity = {
-        "command": "explain", "settings": settings.to_dict(), "stream": stream.identity(), "dataset": name,
-        "layer": layer, "model_sha256": _model_sha256(str(model)), "test_images": len(source),
-    }  # fmt: skip
-    store = ShardStore(out / "shards", identity)
-    rows = store.open(lambda: {"rows": _stream_rows(ckpt.model, source, settings, stream)})["rows"]
-    shards = [rows[s : s + stream.shard_size] for s in range(0, len(rows), stream.shard_size)]
-    todo = [k for k in range(len(shards)) if not store.done(k)]
-    if todo and stream.uses_ray:
-        from qxai.pipeline.ray_explain import explain_shards_on_ray
+    def compute(rows: np.ndarray) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+        return explain_rows(explainer, source, rows, settings.batch_size, loader_workers)
 
-        for k, arrays, records in explain_shards_on_ray(
-            {k: shards[k] for k in todo}, model=str(model), layer=layer, settings=settings, source=source,
-            stream=stream,
-        ):  # fmt: skip
-            _write_shard(store, k, arrays, records)
-    elif todo:
-        explainer = QAFeatureMapExplainer(
-            ckpt.model, layer, solver=settings.solver, qubo=settings.qubo, seed=settings.seed,
-            solver_options=settings.solver_options, ground_truth=settings.ground_truth,
-            ground_time_limit=settings.ground_time_limit,
-        )  # fmt: skip
-        for k in track(todo, f"explaining {len(todo)} shard(s) (QA feature maps)"):
-            arrays, records = explain_rows(
-                explainer, source, shards[k], settings.batch_size, stream.loader_workers
-            )
-            _write_shard(store, k, arrays, records)
-    return _merge_shards(out, store, len(shards), rows, source, model, settings, layer, stream)
+    return compute
 
 
 def explain_rows(
@@ -322,29 +234,6 @@ def _write_shard(
 ) -> None:
     """One complete shard (a separate function so tests can interrupt a run between shards)."""
     store.write(k, arrays, records)
-
-
-def _stream_rows(model: Any, source: Any, settings: ExplainSettings, stream: StreamSettings) -> np.ndarray:
-    """The test positions to explain: every one (``--all``), the first ``--limit``, or the per-class
-    selection of :func:`qxai.data.stream.select_from_stream`."""
-    import torch
-
-    from qxai.data.stream import select_from_stream
-    from qxai.probe import eval_mode
-
-    if stream.all_images:
-        return np.arange(len(source))
-    if stream.limit is not None:
-        return np.arange(min(stream.limit, len(source)))
-
-    def predict(images: torch.Tensor) -> torch.Tensor:
-        with eval_mode(model), torch.no_grad():
-            return model(images).argmax(1)
-
-    return select_from_stream(
-        predict, source, settings.per_class, settings.seed, rule=stream.selection,
-        batch_size=max(settings.batch_size, 256), workers=stream.loader_workers,
-    )  # fmt: skip
 
 
 def _merge_shards(
@@ -386,14 +275,6 @@ def _merge_shards(
     finally:
         merged.clear()
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _model_sha256(spec: str) -> str:
-    """The SHA-256 of the model's file (a checkpoint, a TorchScript archive, or ``file.py``)."""
-    from qxai.models.user import file_sha256
-
-    path = spec.rsplit(":", 1)[0] if ".py:" in spec else spec
-    return file_sha256(path)
 
 
 def explanation_records(exp: Any, indices: Any, labels: Any, class_names: list[str]) -> list[dict[str, Any]]:
