@@ -192,3 +192,15 @@ def test_stream_option_errors_exit_2(digits_checkpoint, tmp_path, capsys, extra,
 def test_stream_settings_validate_before_work():
     with pytest.raises(QxaiError, match="--workers must be at least 1"):
         StreamSettings(workers=0)
+
+
+def test_folder_images_in_memory_are_contiguous_like_streamed_batches(tmp_path):
+    """A channels-last tensor would run other conv kernels: in-memory and streamed maps would differ."""
+    rng = np.random.default_rng(1)
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            pixels = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / c / f"{i}.png")
+    images = load_dataset(f"imagefolder:{tmp_path}", seed=0, image_size=8, channels=3).train.images
+    assert images.is_contiguous()

@@ -77,7 +77,9 @@ def load_image_folder(
     if channels is None and all_gray:
         pixels = pixels[..., :1]
     data = ImageDataset(
-        torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0),
+        # contiguous N×C×H×W, as a streamed batch is: a channels-last tensor picks other conv kernels,
+        # whose rounding differs, so the in-memory and streamed maps would differ in the last bits
+        torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous().float().div_(255.0),
         torch.tensor([labels[i] for i in kept], dtype=torch.long),
         class_names,
         name=f"imagefolder:{path}",
