@@ -244,6 +244,8 @@ def decode_file(path: str | os.PathLike[str], image_size: int, gray: bool) -> to
         raise QxaiError(
             f"cannot read image {path}; remove the file (or run without streaming, which skips it)"
         ) from None
+    if not pixels.flags.writeable:  # PIL's buffer is read-only; torch wants to own writable memory
+        pixels = pixels.copy()
     return torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255.0)
 
 
