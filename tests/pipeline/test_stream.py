@@ -60,13 +60,18 @@ def test_builtin_source_is_the_in_memory_test_split():
     assert torch.equal(images, test.images[rows]) and labels.tolist() == test.labels[rows].tolist()
 
 
+def write_folder(root: Path, classes: tuple[str, ...], count: int, size: int, seed: int, grow: int = 0):
+    """``count`` random RGB PNGs per class folder, ``size`` (+ ``grow`` × i rows) pixels square."""
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        (root / c).mkdir()
+        for i in range(count):
+            pixels = rng.integers(0, 256, size=(size + grow * i, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / c / f"{i}.png")
+
+
 def test_folder_source_decodes_lazily_what_the_loader_decodes(tmp_path):
-    rng = np.random.default_rng(0)
-    for c in ("cat", "dog"):
-        (tmp_path / c).mkdir()
-        for i in range(6):
-            pixels = rng.integers(0, 256, size=(7 + i, 10, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(tmp_path / c / f"{i}.png")
+    write_folder(tmp_path, ("cat", "dog"), 6, 10, seed=0, grow=1)
     spec = f"imagefolder:{tmp_path}"
     test = load_dataset(spec, seed=1, image_size=8, channels=3).test
     source = ImageSource.from_spec(spec, seed=1, image_size=8, channels=3)
@@ -196,11 +201,6 @@ def test_stream_settings_validate_before_work():
 
 def test_folder_images_in_memory_are_contiguous_like_streamed_batches(tmp_path):
     """A channels-last tensor would run other conv kernels: in-memory and streamed maps would differ."""
-    rng = np.random.default_rng(1)
-    for c in ("a", "b"):
-        (tmp_path / c).mkdir()
-        for i in range(3):
-            pixels = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(tmp_path / c / f"{i}.png")
+    write_folder(tmp_path, ("a", "b"), 3, 8, seed=1)
     images = load_dataset(f"imagefolder:{tmp_path}", seed=0, image_size=8, channels=3).train.images
     assert images.is_contiguous()

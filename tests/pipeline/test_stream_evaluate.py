@@ -14,7 +14,7 @@ from qxai.pipeline import evaluate as evaluate_stage
 from qxai.pipeline.evaluate import EvaluateSettings, run_evaluate
 from qxai.pipeline.shards import StreamSettings
 
-from .test_stream import assert_same_arrays, run_cli
+from .test_stream import assert_same_arrays, run_cli, write_folder
 
 SCORING = EvalSettings(batch_size=4, resamples=200, null_draws=20, sanity_images=6)
 SETTINGS = EvaluateSettings(
@@ -144,17 +144,11 @@ def test_evaluate_stream_option_errors_exit_2(digits_checkpoint, tmp_path, capsy
 def test_folder_source_background_is_the_in_memory_background(tmp_path):
     """SHAP's baselines: the streamed source decodes the same training images the in-memory path picks."""
     import torch
-    from PIL import Image
 
     from qxai.data import load_dataset
     from qxai.data.stream import ImageSource
 
-    rng = np.random.default_rng(3)
-    for c in ("a", "b"):
-        (tmp_path / c).mkdir()
-        for i in range(15):
-            pixels = rng.integers(0, 256, size=(9, 9, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(tmp_path / c / f"{i}.png")
+    write_folder(tmp_path, ("a", "b"), 15, 9, seed=3)
     spec = f"imagefolder:{tmp_path}"
     split = load_dataset(spec, seed=2, image_size=8, channels=3)
     source = ImageSource.from_spec(spec, seed=2, image_size=8, channels=3)
