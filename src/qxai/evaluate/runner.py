@@ -126,7 +126,7 @@ class EvalContext:
 
     model: torch.nn.Module
     layer: str
-    images: torch.Tensor
+    images: torch.Tensor  # in a sharded run's phase 2: a lazy view, decoding only the rows it is asked for
     targets: torch.Tensor
     masks: np.ndarray | None
     settings: EvalSettings

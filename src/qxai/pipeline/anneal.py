@@ -55,11 +55,8 @@ from qxai.progress import track
 #: Refinements of the gap search (``minimum_gap(refine=…)``), used for the memory estimate too.
 REFINE = 2
 
-#: Environment of every annealing task on Ray: one numeric thread per task (one CPU each).
-TASK_ENV = ONE_THREAD_ENV
-
 #: ``ray.remote`` options of one annealing task (Ray retries a task whose worker process died).
-TASK_OPTIONS: dict[str, Any] = {"num_cpus": 1, "max_retries": 3, "runtime_env": {"env_vars": TASK_ENV}}
+TASK_OPTIONS: dict[str, Any] = {"num_cpus": 1, "max_retries": 3, "runtime_env": {"env_vars": ONE_THREAD_ENV}}
 
 
 @dataclass(frozen=True)
@@ -217,7 +214,7 @@ class ClusterOptions:
 
 
 def _solve_task(bqm: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """One Ray task: :func:`solve_problem` in a worker process (environment :data:`TASK_ENV`).
+    """One Ray task: :func:`solve_problem` in a worker process (environment: ``ONE_THREAD_ENV``).
 
     Both arrive in their plain serialisable forms (``bqm.to_serializable()``, ``settings.to_dict()``):
     dimod's BQMs do not pickle across processes, and plain data is exact (floats round-trip)."""

@@ -111,11 +111,13 @@ def select_correct_per_class(
     return data.subset(rows)
 
 
-def check_finite_outputs(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> None:
+def check_finite_outputs(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Refuse a model whose logits on ``images`` are NaN or infinite, before any explainer runs
-    (every map and metric computed from such outputs would be meaningless zeros)."""
+    (every map and metric computed from such outputs would be meaningless zeros); returns the
+    predicted classes ``(N,)`` of the same forward passes."""
     from qxai.probe import eval_mode
 
+    predicted = []
     with eval_mode(model), torch.no_grad():
         for s in range(0, len(images), batch_size):
             logits = model(images[s : s + batch_size])
@@ -124,6 +126,8 @@ def check_finite_outputs(model: nn.Module, images: torch.Tensor, batch_size: int
                     "the model outputs NaN or infinite logits on the selected images; check its weights "
                     "and the input normalisation before explaining it"
                 )
+            predicted.append(logits.argmax(1))
+    return torch.cat(predicted) if predicted else torch.empty(0, dtype=torch.long)
 
 
 def batches(data: ImageDataset, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

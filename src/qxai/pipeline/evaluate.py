@@ -267,7 +267,6 @@ def evaluate_shard_job(
     ``recipe``) are built once; a Ray actor builds it from those few bytes."""
     from qxai.evaluate.runner import EvalContext, explain_and_score
     from qxai.evaluate.shards import encode_shard
-    from qxai.probe import eval_mode
 
     model, source = job_inputs(model, source, dataset, recipe, model_file, trust)
     options = _method_options(settings, source.background(BACKGROUND, settings.seed))
@@ -277,10 +276,7 @@ def evaluate_shard_job(
         seed_everything(settings.seed)
         rows = np.asarray(rows, dtype=np.int64)
         images = source.load(rows.tolist())
-        check_finite_outputs(model, images)
-        with eval_mode(model), torch.no_grad():
-            size = settings.scoring.batch_size
-            targets = torch.cat([model(images[s : s + size]).argmax(1) for s in range(0, len(images), size)])
+        targets = check_finite_outputs(model, images, settings.scoring.batch_size)  # each its predicted class
         ctx = EvalContext(
             model, layer, images, targets, source.load_masks(rows), settings.scoring, settings.seed,
             source.num_classes, options, {}, source.indices[rows],

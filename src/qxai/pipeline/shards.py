@@ -260,7 +260,6 @@ def compute_shards(
     step = stream.shard_size
     shards = {k: rows[s : s + step] for k, s in enumerate(range(0, len(rows), step))}
     todo = [k for k in shards if not store.done(k)]
-    verb = f"{command.removesuffix('e')}ing"
     if todo and stream.uses_ray:
         from qxai.pipeline.cluster import run_shards_on_ray
 
@@ -269,12 +268,12 @@ def compute_shards(
         for k, arrays, records in track(
             run_shards_on_ray({k: shards[k] for k in todo}, job=command, kwargs=job,
                               address=stream.ray_address, workers=stream.workers),
-            f"{verb} {len(todo)} shard(s) on Ray", total=len(todo),
+            f"{command}: {len(todo)} shard(s) on Ray", total=len(todo),
         ):  # fmt: skip
             write(store, k, arrays, records)
     elif todo:
         compute = local_job(ckpt.model, source, layer)
-        for k in track(todo, f"{verb} {len(todo)} shard(s)"):
+        for k in track(todo, f"{command}: {len(todo)} shard(s)"):
             write(store, k, *compute(shards[k]))
     return ShardedRun(ckpt, source, name, layer, store, rows, len(shards))
 
