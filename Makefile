@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.qxai-installed
 OUT    ?= demo-out
 
-.PHONY: demo test test-slow lint venv readme clean
+.PHONY: demo test test-slow test-other-cpu lint venv readme clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,15 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# The numerical tests again under another CPU kernel and one thread (docs/reproducibility.md): ATen's
+# portable kernels, oneDNN limited to SSE4.1, MKL's reproducible-compatible path. A test that holds
+# only at this machine's SIMD width or thread count fails here before it lands.
+OTHER_CPU := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_CBWR=COMPATIBLE \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+NUMERIC_TESTS := tests/pipeline tests/evaluate tests/explain tests/anneal tests/analysis tests/models
+test-other-cpu: $(STAMP)
+	env $(OTHER_CPU) $(PY) -m pytest -q -m "not slow and not browser" $(NUMERIC_TESTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -58,3 +58,24 @@ def local_ray():
         finally:
             ray.shutdown()
             shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def batch_coupled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built-in reduced-cnns whose float results depend on which images share a forward pass.
+
+    MKL's float32 kernels on some AVX-512 CPUs round an image's activations differently depending
+    on its batch-mates; on other CPUs (this one, perhaps) they do not, so a test that two routes are
+    bit-identical could pass here and fail there. Under this fixture every image's trunk features
+    are shifted by 1e-3 × the batch mean, so any two routes that batch images differently give
+    different numbers on every CPU: a route that is bit-identical under it puts every image in the
+    same batch, by construction.
+    """
+    from qxai.models.architectures import ReducedCNN
+
+    def forward(self: ReducedCNN, x: torch.Tensor) -> torch.Tensor:
+        h = self.trunk(x)
+        h = h + 1e-3 * h.mean(dim=0, keepdim=True)
+        return self.classifier(torch.flatten(self.reduce(h), 1))
+
+    monkeypatch.setattr(ReducedCNN, "forward", forward)

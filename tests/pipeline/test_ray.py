@@ -7,9 +7,11 @@ import time
 import pytest
 
 from qxai.cli.main import main
+from qxai.models import load_checkpoint
 from qxai.pipeline.explain import ExplainSettings, StreamSettings, run_explain
 
-from .test_stream import assert_same_arrays, without_timing
+from ..numerics import assert_docs_close, assert_npz_close, route_tolerance
+from .test_stream import without_timing
 
 ray = pytest.importorskip("ray")
 
@@ -23,13 +25,15 @@ def test_local_ray_run_equals_single_process_run(digits_checkpoint, tmp_path, lo
         tmp_path / "ray", model=digits_checkpoint, settings=settings,
         stream=StreamSettings(shard_size=4, ray=True, workers=2),
     )  # fmt: skip
-    assert on_ray["summary"]["images"] == 10
-    assert without_timing(on_ray) == without_timing(single) and on_ray["stream"] == single["stream"]
-    assert_same_arrays(tmp_path / "ray" / "saliency.npz", tmp_path / "single" / "saliency.npz")
+    assert on_ray["summary"]["images"] == 10 and on_ray["stream"] == single["stream"]
+    # a Ray actor computes with one thread, this process with two: equal within float32 rounding
+    tol = route_tolerance(load_checkpoint(digits_checkpoint).model)
+    assert_docs_close(without_timing(on_ray), without_timing(single), tol)
+    assert_npz_close(tmp_path / "ray" / "saliency.npz", tmp_path / "single" / "saliency.npz", tol)
     for k in range(3):
-        assert_same_arrays(
+        assert_npz_close(
             tmp_path / "ray" / "shards" / f"shard-{k:05d}.npz",
-            tmp_path / "single" / "shards" / f"shard-{k:05d}.npz",
+            tmp_path / "single" / "shards" / f"shard-{k:05d}.npz", tol,
         )
 
 
@@ -49,7 +53,7 @@ def test_local_ray_evaluation_equals_single_process_evaluation(digits_checkpoint
     from qxai.evaluate import EvalSettings
     from qxai.pipeline.evaluate import EvaluateSettings, run_evaluate
 
-    from .test_stream_evaluate import assert_same_per_image, stable
+    from .test_stream_evaluate import stable
 
     settings = EvaluateSettings(
         methods=("qa", "gradcam"), dataset="digits", layer="reduce", per_class=1, seed=2,
@@ -63,6 +67,7 @@ def test_local_ray_evaluation_equals_single_process_evaluation(digits_checkpoint
         stream=StreamSettings(shard_size=4, ray=True, workers=2),
     )  # fmt: skip
     assert on_ray["summary"]["images"] == 10 and on_ray["stream"] == single["stream"]
-    assert stable(on_ray) == stable(single)
-    assert_same_arrays(tmp_path / "ray" / "saliency.npz", tmp_path / "single" / "saliency.npz")
-    assert_same_per_image(tmp_path / "ray" / "per_image.npz", tmp_path / "single" / "per_image.npz")
+    tol = route_tolerance(load_checkpoint(digits_checkpoint).model)  # one thread per actor vs two here
+    assert_docs_close(stable(on_ray), stable(single), tol)
+    for npz in ("saliency.npz", "per_image.npz"):
+        assert_npz_close(tmp_path / "ray" / npz, tmp_path / "single" / npz, tol)

@@ -116,7 +116,7 @@ def test_first_rule_stops_once_every_class_has_enough(digits_checkpoint):
     )
 
 
-def test_streamed_sharded_run_equals_in_memory_run(digits_checkpoint, tmp_path):
+def test_streamed_sharded_run_equals_in_memory_run(digits_checkpoint, tmp_path, batch_coupled):
     memory = run_explain(tmp_path / "memory", model=digits_checkpoint, settings=SETTINGS)
     streamed = run_explain(
         tmp_path / "stream", model=digits_checkpoint, settings=SETTINGS,
@@ -128,7 +128,7 @@ def test_streamed_sharded_run_equals_in_memory_run(digits_checkpoint, tmp_path):
     assert sorted(streamed["files"]) == sorted(memory["files"])
 
 
-def test_interrupted_run_resumes_to_identical_files(digits_checkpoint, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_identical_files(digits_checkpoint, tmp_path, monkeypatch, batch_coupled):
     stream = StreamSettings(limit=11, shard_size=3)
     full = run_explain(tmp_path / "full", model=digits_checkpoint, settings=SETTINGS, stream=stream)
     assert full["summary"]["images"] == 11

@@ -44,7 +44,7 @@ def assert_same_per_image(a: Path, b: Path) -> None:
                 np.testing.assert_array_equal(x[key], y[key], err_msg=key)
 
 
-def test_streamed_evaluation_equals_in_memory_evaluation(digits_checkpoint, tmp_path):
+def test_streamed_evaluation_equals_in_memory_evaluation(digits_checkpoint, tmp_path, batch_coupled):
     memory = run_evaluate(tmp_path / "memory", model=digits_checkpoint, settings=SETTINGS)
     streamed = run_evaluate(
         tmp_path / "stream", model=digits_checkpoint, settings=SETTINGS, stream=StreamSettings(shard_size=8)
@@ -60,7 +60,9 @@ def test_streamed_evaluation_equals_in_memory_evaluation(digits_checkpoint, tmp_
     assert sorted(streamed["files"]) == sorted(memory["files"])
 
 
-def test_interrupted_evaluation_resumes_to_identical_files(digits_checkpoint, tmp_path, monkeypatch):
+def test_interrupted_evaluation_resumes_to_identical_files(
+    digits_checkpoint, tmp_path, monkeypatch, batch_coupled
+):
     settings = EvaluateSettings(
         methods=("qa", "gradcam"), dataset="digits", layer="reduce", metrics=("overlap_mean", "deletion_auc"),
         scoring=SCORING,

@@ -6,6 +6,14 @@ equal chunks set the top pixels to a substrate (deletion) or restore them onto a
 over the fraction of pixels touched, in ``[0, 1]``. All ``N × (steps + 1)`` perturbed images go
 through the model one step at a time for a chunk of ``batch_size`` images.
 
+Batches are part of the result: float32 kernels (MKL on AVX-512 CPUs, say) may round an image's
+logits differently depending on which images share its forward pass. So every forward here takes
+the images at positions ``[s, s + batch_size)`` of the set it is given, each batch a fresh
+allocation; the evaluation passes its ``EvalSettings.batch_size`` and a sharded run makes every
+shard a whole number of batches, so a shard's forwards are exactly the one-pass run's forwards and
+the two routes give bit-identical numbers by construction (tests/pipeline/test_stream_evaluate.py
+checks this with a model whose outputs depend on the batch).
+
 >>> import torch
 >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
 >>> imgs, sal = torch.rand(3, 1, 2, 2), np.random.default_rng(0).random((3, 2, 2))
@@ -63,10 +71,12 @@ def pixel_ranks(saliency: np.ndarray, seed: int = 0, ids: np.ndarray | None = No
 def class_probability(
     model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 512
 ) -> np.ndarray:
-    """``(N,)`` softmax probability of each image's target class, in batches."""
+    """``(N,)`` softmax probability of each image's target class, in batches of ``batch_size`` at
+    positions ``[s, s + batch_size)`` (each copied to a fresh allocation, so that its memory layout
+    cannot differ between two routes that give the same images)."""
     out = []
     for s in range(0, len(images), batch_size):
-        probs = torch.softmax(model(images[s : s + batch_size]).float(), dim=1)
+        probs = torch.softmax(model(images[s : s + batch_size].clone()).float(), dim=1)
         out.append(probs.gather(1, targets[s : s + batch_size].view(-1, 1))[:, 0])
     return torch.cat(out).cpu().numpy()
 

@@ -190,7 +190,7 @@ def _curve(mode: str) -> Callable[[EvalContext, MethodResult], np.ndarray]:
         fill = st.deletion_fill if mode == "deletion" else st.insertion_fill
         curves = faithfulness.perturbation_curves(
             ctx.model, ctx.images, ctx.targets, r.saliency, mode=mode, steps=st.steps, fill=fill,
-            seed=ctx.seed, ids=ctx.image_ids,
+            seed=ctx.seed, ids=ctx.image_ids, batch_size=st.batch_size,
         )  # fmt: skip
         r.curves[mode] = curves.mean(axis=0)
         return faithfulness.curve_auc(curves)
@@ -202,7 +202,7 @@ def _keep_top_drop(ctx: EvalContext, r: MethodResult) -> np.ndarray:
     st = ctx.settings
     return faithfulness.keep_top_drop(
         ctx.model, ctx.images, ctx.targets, r.saliency, keep=st.keep, fill=st.deletion_fill, seed=ctx.seed,
-        ids=ctx.image_ids,
+        ids=ctx.image_ids, batch_size=st.batch_size,
     )  # fmt: skip
 
 

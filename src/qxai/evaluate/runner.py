@@ -231,7 +231,9 @@ def explain_all(
     """Explain ``images`` in batches: ``(saliency (N, H, W), extras, seconds per image (N,), peak MiB)``.
 
     Per-image extras (lists or arrays whose length is the batch size) are concatenated over the
-    batches; other extras (the solver's name, say) are kept from the first batch.
+    batches; other extras (the solver's name, say) are kept from the first batch. The batches are
+    the images at positions ``[s, s + batch_size)``, each a fresh allocation: a shard that is a whole
+    number of batches is explained by exactly the forwards of a one-pass run (docs/reproducibility.md).
     """
     maps: list[np.ndarray] = []
     extras: dict[str, list[Any]] = {}
@@ -242,7 +244,7 @@ def explain_all(
         explainer.explain(images[:1], targets[:1])
     with PeakMemory() as peak:
         for s in range(0, len(images), batch_size):
-            x = images[s : s + batch_size]
+            x = images[s : s + batch_size].clone()
             exp = explainer.explain(x, targets[s : s + batch_size])
             if not np.all(np.isfinite(exp.saliency)):
                 raise QxaiError(
