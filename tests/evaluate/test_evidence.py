@@ -15,7 +15,7 @@ from qxai.evaluate.metrics import METRICS
 from qxai.evaluate.references import alpha_within_class, class_prototypes, permutation_null
 from qxai.evaluate.runner import EvalContext, MethodResult
 from qxai.evaluate.sanity import abs_spearman
-from qxai.evaluate.statistics import bootstrap_interval, paired_test, verdict
+from qxai.evaluate.statistics import MIN_VALUES, bootstrap_interval, bootstrap_statistic, paired_test, verdict
 
 
 def test_bootstrap_interval_covers_the_true_mean_at_the_stated_rate():
@@ -31,10 +31,15 @@ def test_bootstrap_interval_covers_the_true_mean_at_the_stated_rate():
     assert 0.92 <= np.mean(hits) <= 0.98, np.mean(hits)
 
 
-def test_bootstrap_interval_ignores_undefined_values_and_needs_two():
-    lo, hi = bootstrap_interval(np.array([1.0, np.nan, 1.0, 1.0]), seed=0)
+def test_bootstrap_interval_ignores_undefined_values_and_needs_enough():
+    values = np.array([np.nan, *[1.0] * (MIN_VALUES - 1)])
+    assert np.isnan(bootstrap_interval(values, seed=0)[0])  # MIN_VALUES − 1 finite values: no interval
+    lo, hi = bootstrap_interval(np.append(values, 1.0), seed=0)
     assert lo == hi == 1.0
     assert np.isnan(bootstrap_interval(np.array([np.nan, 2.0]))[0])
+    assert np.isnan(bootstrap_statistic(np.mean, MIN_VALUES - 1)[0])
+    test = paired_test(np.mean, np.mean, MIN_VALUES - 1)
+    assert np.isnan(test.interval[0]) and np.isnan(test.p_value)
 
 
 def test_paired_test_finds_a_shift_and_not_its_absence():

@@ -22,7 +22,7 @@ def test_explain_writes_json_npz_and_grid(digits_checkpoint, tmp_path, capsys):
     args = ["explain", "--model", str(digits_checkpoint), "--dataset", "digits", "--layer", "reduce"]
     code = run_cli([*args, "--solver", "batch-sa", "--beta", "0.7", "--per-class", "2", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
-    assert "explained 20 images with batch-sa" in capsys.readouterr().out
+    assert "explained 20 of 20 images with batch-sa" in capsys.readouterr().out
 
     doc = json.loads((out / "explanations.json").read_text())
     records = doc["images"]

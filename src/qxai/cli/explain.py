@@ -89,16 +89,26 @@ def register(app: typer.Typer) -> None:
             stream=stream, limit=limit, all_images=all_images, selection=selection, shard_size=shard_size,
             loader_workers=loader_workers, ray=ray, ray_address=ray_address, workers=workers,
         )  # fmt: skip
-        summary = run_explain(out, model=model, settings=settings, stream=scaled)["summary"]
+        doc = run_explain(out, model=model, settings=settings, stream=scaled)
+        summary = doc["summary"]
         optimal = summary["optimal_rate"]
         hit = (
             f", optimum reached on {optimal:.1%} of {summary['ground_state_known']} certified"
-            f" ({summary['share_certified']:.0%} of images)"
+            f" ({summary['share_certified']:.0%} of solved problems)"
             if optimal == optimal
             else ""
         )
-        Console().print(
-            f"explained [bold]{summary['images']}[/] images with [bold]{solver}[/]: "
+        console = Console()
+        console.print(
+            f"explained [bold]{summary['explained']}[/] of {summary['images']} images "
+            f"with [bold]{solver}[/]: "
             f"{summary['mean_selected']:.2f} of {summary['mean_variables']:.2f} maps selected on average"
             f"{hit}, {summary['seconds_per_image'] * 1e3:.1f} ms per image → {out}"
         )
+        for record in doc["degenerate"]:
+            console.print(f"[yellow]warning:[/] {record['sentence']}")
+        if "classes without images" in summary:
+            console.print(
+                f"[yellow]warning:[/] no image of class(es) {summary['classes without images']} "
+                "(no correctly classified test image, or none in the sample)"
+            )

@@ -45,9 +45,16 @@ def qa_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """
     rows = []
     paired = metrics.get("paired") or {}
+    blank = metrics.get("blank") or {}
+    classes = (metrics.get("config") or {}).get("classes_present")
     for baseline, label in (("gradcam", "GradCAM"), ("gradcam++", "GradCAM++")):
         claim = f"QA's class overlap (size-matched, mean off-diagonal BC) is below {label}'s"
         test = (paired.get(baseline) or {}).get("overlap_mean")
+        untestable = _untestable(blank, ("qa", baseline), classes)
+        if untestable:
+            rows.append(_row(claim, None, None, f"{PAPER_QA}: QA disentangles classes better than {label}",
+                             "not testable", untestable, "evaluate"))  # fmt: skip
+            continue
         if not test or test.get("interval") is None or None in test["interval"]:
             rows.append(
                 _row(
@@ -94,7 +101,7 @@ def qa_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     ))  # fmt: skip
     null = (metrics.get("references") or {}).get("permutation_null") or {}
     proto = (metrics.get("references") or {}).get("class_prototype") or {}
-    if ours is not None and proto.get("interval") and interval:
+    if ours is not None and proto.get("interval") and interval and not _untestable(blank, ("qa",), classes):
         beats = interval[1] < proto["interval"][0]
         rows.append(_row(
             "QA's selection uses per-image information (overlap below the class-prototype reference)",
@@ -106,6 +113,17 @@ def qa_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
                 "measurable to class separation")), "evaluate",
         ))  # fmt: skip
     return rows
+
+
+def _untestable(blank: dict[str, str], methods: tuple[str, ...], classes: list[int] | None) -> str | None:
+    """Why a claim comparing ``methods`` cannot be tested on this evaluation, or None: a method whose
+    every explanation is degenerate, or images of fewer than two classes."""
+    for name in methods:
+        if name in blank:
+            return f"rests on degenerate explanations — {blank[name]}"
+    if classes is not None and len(classes) < 2:
+        return f"the images cover {len(classes)} class; class overlap needs two or more"
+    return None
 
 
 def _optional(module: str, name: str) -> Callable[[dict[str, Any]], list[dict[str, Any]]] | None:

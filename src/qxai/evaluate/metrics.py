@@ -59,6 +59,8 @@ class Metric:
     compute: Callable[[EvalContext, MethodResult], Any] | None = field(default=None, compare=False)
     applies: Applies = field(default=_always, compare=False)
     sample: bool = False
+    #: why the metric can be undefined (NaN) on an image, said when it is
+    nan_cause: str = ""
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -96,6 +98,21 @@ def _size_matched(ctx: EvalContext, r: MethodResult) -> str | None:
     if ctx.reference_sizes() is None:
         return "needs 'qa' in the same run: sizes are matched to |S_QA| per image"
     return None
+
+
+def _two_classes(ctx: EvalContext, r: MethodResult) -> str | None:
+    present = len(np.unique(ctx.labels))
+    if present < 2:
+        return f"the images cover {present} class: separating classes needs two or more"
+    return None
+
+
+def _size_matched_classes(ctx: EvalContext, r: MethodResult) -> str | None:
+    return _two_classes(ctx, r) or _size_matched(ctx, r)
+
+
+def _selects_maps_classes(ctx: EvalContext, r: MethodResult) -> str | None:
+    return _two_classes(ctx, r) or _selects_maps(ctx, r)
 
 
 def _has_masks(ctx: EvalContext, r: MethodResult) -> str | None:
@@ -267,40 +284,43 @@ def _nanmean_rows(stack: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- the catalogue
 
 _SIZE_NOTE = "k = |S_QA| of the same image for every method, so set size cannot decide the ranking"
+_MODEL_NAN = ("the model's output is NaN or infinite on the perturbed image (pixels replaced by the "
+              "fill); check the model on such inputs or choose another --fill")
 _ALL: list[Metric] = [
     Metric("overlap_mean", "disentanglement", "lower",
            "mean off-diagonal Bhattacharyya coefficient between the per-class histograms of each "
            f"method's top-k maps (QA: its selection; CAMs: top-k by channel weight), {_SIZE_NOTE}",
-           "set", _overlap_sized("mean"), _size_matched),
+           "set", _overlap_sized("mean"), _size_matched_classes),
     Metric("overlap_max", "disentanglement", "lower",
            "largest off-diagonal Bhattacharyya coefficient of the same size-matched matrix (worst pair)",
-           "set", _overlap_sized("max"), _size_matched),
+           "set", _overlap_sized("max"), _size_matched_classes),
     Metric("overlap_activated_mean", "disentanglement", "lower",
            "as overlap_mean with each method's own sets (QA: selection; CAMs: every map with weight > 0); "
            "confounded by set size: smaller sets overlap less whatever they contain",
-           "set", _overlap_activated("mean"), _selects_maps),
+           "set", _overlap_activated("mean"), _selects_maps_classes),
     Metric("overlap_activated_max", "disentanglement", "lower",
            "largest off-diagonal coefficient of the activated-set matrix (set-size-confounded)",
-           "set", _overlap_activated("max"), _selects_maps),
+           "set", _overlap_activated("max"), _selects_maps_classes),
     Metric("silhouette", "disentanglement", "higher",
            "silhouette score (euclidean) of the flattened saliency maps grouped by class (on a seeded "
            "sample of silhouette_images maps when there are more)", "set",
-           _silhouette),
+           _silhouette, _two_classes),
     Metric("deletion_auc", "faithfulness", "lower",
            "area under the target-class probability as the most salient pixels are removed first",
-           "image", _curve("deletion")),
+           "image", _curve("deletion"), nan_cause=_MODEL_NAN),
     Metric("insertion_auc", "faithfulness", "higher",
            "area under the target-class probability as the most salient pixels are restored first "
-           "onto a blurred copy", "image", _curve("insertion")),
+           "onto a blurred copy", "image", _curve("insertion"), nan_cause=_MODEL_NAN),
     Metric("keep_top_drop", "faithfulness", "lower",
            "drop (%) of the target-class probability when only the top x% of pixels are kept: "
-           "max(0, p − p_kept) / p per image", "image", _keep_top_drop),
+           "max(0, p − p_kept) / p per image", "image", _keep_top_drop, nan_cause=_MODEL_NAN),
     Metric("pointing_game", "localisation", "higher",
            "fraction of images whose saliency maximum (ties broken at random from the seed) lies inside "
-           "the ground-truth mask", "image", _pointing, _has_masks),
+           "the ground-truth mask", "image", _pointing, _has_masks,
+           nan_cause="the image's mask is empty"),
     Metric("relevance_mass", "localisation", "higher",
            "share of the total saliency inside the ground-truth mask (a blank map scores 0)",
-           "image", _mass, _has_masks),
+           "image", _mass, _has_masks, nan_cause="the image's mask is empty"),
     Metric("randomisation_abs_spearman", "sanity", "lower",
            "|Spearman ρ| between maps of the trained and the parameter-randomised model (Adebayo et al.); "
            "blank maps are left out and counted in randomisation_blank_share",

@@ -31,6 +31,7 @@ from qxai.evaluate import disentangle, faithfulness, references, sanity
 from qxai.evaluate.cost import PeakMemory
 from qxai.evaluate.metrics import Metric, select_metrics
 from qxai.evaluate.statistics import (
+    MIN_VALUES,
     RESAMPLES,
     Verdict,
     bootstrap_interval,
@@ -40,6 +41,7 @@ from qxai.evaluate.statistics import (
     verdict,
 )  # fmt: skip
 from qxai.explain.base import Explainer
+from qxai.explain.quality import diagnose, image_flags
 from qxai.explain.registry import get_explainer, parse_methods
 from qxai.progress import make_progress
 
@@ -107,6 +109,9 @@ class MethodResult:
     curves: dict[str, np.ndarray] = field(default_factory=dict)  # mean curves, (steps + 1,)
     matrices: dict[str, np.ndarray] = field(default_factory=dict)  # (C, C) overlap matrices
     details: dict[str, Any] = field(default_factory=dict)
+    degenerate: list[dict[str, Any]] = field(default_factory=list)  # qxai.explain.quality.diagnose
+    blank: str | None = None  # why every explanation of this method is degenerate (then no verdicts)
+    undefined: dict[str, str] = field(default_factory=dict)  # metric → on how many images NaN, and why
 
     def selections(self, ctx: EvalContext, sizes: Sequence[int] | None = None) -> list[list[int]] | None:
         """The map set of each image: a QUBO selection as it is (it *is* the reference size), or a
@@ -211,18 +216,42 @@ class Evaluation:
             for name, r in self.ok().items()
         }  # fmt: skip
 
+    def usable(self) -> dict[str, MethodResult]:
+        """The methods that ran and gave at least one meaningful explanation."""
+        return {n: r for n, r in self.ok().items() if r.blank is None}
+
     def verdicts(self) -> dict[str, Verdict]:
-        """Best-or-tie per metric: a best only where its interval separates from the others'."""
+        """Best-or-tie per metric: a best only where its interval separates from the others'.
+
+        Methods whose every explanation is degenerate take no part; a metric is "not testable" when
+        every method with a value is such a method, or when no method has the :data:`MIN_VALUES`
+        values an interval needs (a best named from two images would be noise)."""
         out: dict[str, Verdict] = {}
+        usable = self.usable()
         for m in self.metrics:
-            values = {n: r.scores.get(m.name, np.nan) for n, r in self.ok().items()}
-            intervals = {n: r.intervals.get(m.name, (np.nan, np.nan)) for n, r in self.ok().items()}
-            out[m.name] = verdict(values, intervals, m.direction)
+            scored = {n for n, r in self.ok().items() if np.isfinite(r.scores.get(m.name, np.nan))}
+            values = {n: r.scores.get(m.name, np.nan) for n, r in usable.items()}
+            intervals = {n: r.intervals.get(m.name, (np.nan, np.nan)) for n, r in usable.items()}
+            counts = [self._count(r, m) for n, r in usable.items() if n in scored]
+            if scored and not scored & set(usable):
+                out[m.name] = Verdict(None, None, (), True, untestable="every method's maps are degenerate")
+            elif m.direction != "none" and m.level != "run" and counts and max(counts) < MIN_VALUES:
+                why = f"fewer than {MIN_VALUES} images with a value ({max(counts)})"
+                out[m.name] = Verdict(None, None, (), True, untestable=why)
+            else:
+                out[m.name] = verdict(values, intervals, m.direction)
         return out
 
+    def _count(self, r: MethodResult, m: Metric) -> int:
+        """How many images a method's value of metric ``m`` rests on."""
+        if m.level == "image" and m.name in r.per_image:
+            return int(np.isfinite(r.per_image[m.name]).sum())
+        return len(self.targets)
+
     def best(self) -> dict[str, str]:
-        """``{metric: "method"}`` or ``{metric: "tie: a, b"}`` (diagnostics and empty metrics left out)."""
-        return {k: v.label for k, v in self.verdicts().items() if v.leader is not None}
+        """``{metric: "method"}``, ``{metric: "tie: a, b"}`` or ``{metric: "not testable: why"}``
+        (diagnostics and empty metrics left out)."""
+        return {k: v.label for k, v in self.verdicts().items() if v.leader is not None or v.untestable}
 
 
 def explain_all(
@@ -322,6 +351,7 @@ def finish_evaluation(ctx: EvalContext, chosen: list[Metric]) -> Evaluation:
     for result in ctx.results.values():
         if result.error is not None:
             continue
+        _quality(ctx, result)
         extras = result.extras
         if "delta" in extras:
             result.details["ig_mean_abs_delta"] = float(np.mean(np.abs(np.asarray(extras["delta"], float))))
@@ -332,6 +362,17 @@ def finish_evaluation(ctx: EvalContext, chosen: list[Metric]) -> Evaluation:
     ev = Evaluation(ctx.results, chosen, ctx.targets.numpy())
     _compare(ctx, ev, chosen)
     return ev
+
+
+def _quality(ctx: EvalContext, r: MethodResult) -> None:
+    """Count the method's empty and degenerate explanations (:mod:`qxai.explain.quality`); a method
+    with no meaningful explanation at all is ``blank`` and takes no part in verdicts or tests."""
+    assert r.saliency is not None
+    reads_layer = "channel_weights" in r.extras or "selected" in r.extras
+    flags = image_flags(r.extras, r.saliency)
+    r.degenerate = diagnose(flags, layer=ctx.layer if reads_layer else None)
+    if flags and all(f is not None for f in flags):
+        r.blank = f"{r.name}: {r.degenerate[0]['sentence']}"
 
 
 def _explain_method(ctx: EvalContext, name: str) -> MethodResult:
@@ -367,11 +408,27 @@ def _score(ctx: EvalContext, r: MethodResult, chosen: list[Metric]) -> None:
             r.not_applicable[metric.name] = str(err).splitlines()[0]
             continue
         if metric.level == "image":
-            r.per_image[metric.name] = np.asarray(value, dtype=np.float64)
+            values = np.asarray(value, dtype=np.float64)
+            r.per_image[metric.name] = values
+            _note_undefined(r, metric, values)
         elif metric.level == "set":
             r.statistics[metric.name] = value
         else:
             r.scores[metric.name] = float(value)
+
+
+def _note_undefined(r: MethodResult, metric: Metric, values: np.ndarray) -> None:
+    """Say on how many images a per-image metric is undefined (NaN) and why; undefined on every
+    image, the metric does not apply to the method, with that reason. Sample metrics (sanity) are
+    NaN off their sample by design and are not counted."""
+    missing = ~np.isfinite(values)
+    if metric.sample or not missing.any():
+        return
+    cause = f": {metric.nan_cause}" if metric.nan_cause else ""
+    if missing.all():
+        r.not_applicable[metric.name] = f"undefined on every image{cause}"
+    else:
+        r.undefined[metric.name] = f"undefined on {int(missing.sum())} of {len(values)} images{cause}"
 
 
 def _intervals(ctx: EvalContext, r: MethodResult, chosen: list[Metric]) -> None:
@@ -402,10 +459,10 @@ def _compare(ctx: EvalContext, ev: Evaluation, chosen: list[Metric]) -> None:
     """Paired tests of the reference (QA) against every other method, the overlap references and the
     diagnostics."""
     ref = ctx.reference()
-    if ref is None:
+    if ref is None or ref.blank is not None:
         return
     n = len(ctx.targets)
-    for other in ev.ok().values():
+    for other in ev.usable().values():
         if other is ref:
             continue
         rows: dict[str, dict[str, Any]] = {}

@@ -25,6 +25,11 @@ from qxai.seeding import numpy_rng
 RESAMPLES = 1000
 #: Two-sided confidence level of every interval.
 LEVEL = 0.95
+#: Fewest values a bootstrap interval (and a paired test) is computed from. A resample of n values
+#: takes at most C(2n − 1, n) distinct values (35 at n = 4, 126 at n = 5, 6435 at n = 8): below 8 the
+#: 2.5 % and 97.5 % percentiles of so coarse a distribution are not an interval worth reporting, and
+#: a verdict built on them would name a "best" from noise.
+MIN_VALUES = 8
 
 
 def resample_indices(n: int, seed: int, resamples: int = RESAMPLES, stream: str = "bootstrap") -> np.ndarray:
@@ -63,11 +68,11 @@ def bootstrap_interval(
     """Percentile bootstrap interval of the mean of the finite entries of ``values`` ``(N,)``.
 
     NaN entries (a metric undefined on that image) are left out before resampling; with fewer than
-    two finite values the interval is ``(nan, nan)``.
+    :data:`MIN_VALUES` finite values the interval is ``(nan, nan)``.
     """
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
-    if finite.size < 2:
+    if finite.size < MIN_VALUES:
         return float("nan"), float("nan")
     idx = resample_indices(finite.size, seed, resamples)
     return _percentiles(finite[idx].mean(axis=1), level)
@@ -85,7 +90,7 @@ def bootstrap_statistic(
     >>> bool(lo < np.var(x) < hi)
     True
     """
-    if n < 2:
+    if n < MIN_VALUES:
         return float("nan"), float("nan")
     point = float(statistic(np.arange(n)))
     draws = np.array([statistic(idx) for idx in resample_indices(n, seed, resamples)])
@@ -129,7 +134,7 @@ def paired_test(
     """
     full = np.arange(n)
     point = float(stat_a(full) - stat_b(full))
-    if n < 2:
+    if n < MIN_VALUES:
         return PairedTest(point, (float("nan"), float("nan")), float("nan"), float("nan"))
     draws = np.array([stat_a(i) - stat_b(i) for i in resample_indices(n, seed, resamples, "paired")])
     draws = draws[np.isfinite(draws)]
@@ -169,11 +174,14 @@ class Verdict:
     tied: tuple[str, ...]
     discriminative: bool
     single_measurement: bool = False
+    untestable: str | None = None  # why no comparison can be made (too few images, blank maps)
 
     @property
     def label(self) -> str:
         """``"qa"``, ``"tie: qa, gradcam"``, ``"lowest/highest once: qa (no interval)"`` for a single
-        measurement, or ``"–"`` when nothing was measured."""
+        measurement, ``"not testable: <why>"``, or ``"–"`` when nothing was measured."""
+        if self.untestable:
+            return f"not testable: {self.untestable}"
         if self.single_measurement and self.leader is not None:
             return f"leads once: {self.leader} (no interval)"
         if self.best is not None:

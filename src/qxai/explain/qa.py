@@ -79,6 +79,11 @@ def forward_backward(
             f"layer '{layer}' outputs shape {tuple(acts.shape)}, not B×N×H×W; the QA method needs "
             "the feature maps of a convolutional layer, so choose one (e.g. the model's conv block)"
         )
+    if acts.shape[1] < 2:
+        raise QxaiError(
+            f"layer '{layer}' has {acts.shape[1]} feature map, so there is nothing to select among; "
+            "pick a layer with several maps (--layer)"
+        )
     return logits, acts, grads, chosen
 
 
@@ -127,7 +132,9 @@ class QAFeatureMapExplainer(Explainer):
     computed; above enumeration the best energy known, certified or not), ``ground_certified`` (True
     when ``ground_energy`` is the proven minimum), ``ground_gap`` (best known − proven lower bound:
     0 when certified, None when not computed), ``ground_bound`` (the proven lower bound),
-    ``num_variables`` (d), ``dead_maps`` (maps with α > 0 left out as dead),
+    ``num_variables`` (d), ``dead_maps`` (maps with α > 0 left out as dead), ``live_maps`` (maps
+    that are not dead), ``positive_weights`` (maps with α > 0; :mod:`qxai.explain.quality` reads
+    these three to name why an image got no explanation),
     ``solver_seconds`` (the batch's solver time shared equally), ``ground_seconds`` (the time of
     the exact-optimum check, which is not part of the method and is excluded from
     ``Explanation.seconds``), plus ``channel_weights`` (B, N) and ``solver`` (the name).
@@ -242,6 +249,8 @@ class QAFeatureMapExplainer(Explainer):
                 "ground_bound": [g[3] for g in ground],
                 "num_variables": [len(bqm.variables) for bqm in bqms],
                 "dead_maps": batch.dead_dropped,
+                "live_maps": [int(n) for n in batch.live.sum(axis=1)],
+                "positive_weights": [int(n) for n in (batch.channel_weights > 0).sum(axis=1)],
                 "channel_weights": batch.channel_weights,
                 "solver": self.solver,
                 "solver_seconds": [solver_seconds / max(b, 1)] * b,

@@ -236,7 +236,10 @@ def _document(
     doc.update({
         "intervals": ev.interval_table(),
         "not_applicable": {n: dict(r.not_applicable) for n, r in ev.ok().items() if r.not_applicable},
-        "verdicts": {k: v.label for k, v in verdicts.items() if v.leader is not None},
+        "undefined": {n: dict(r.undefined) for n, r in ev.ok().items() if r.undefined},
+        "degenerate": {n: r.degenerate for n, r in ev.ok().items() if r.degenerate},
+        "blank": {n: r.blank for n, r in ev.ok().items() if r.blank},
+        "verdicts": {k: v.label for k, v in verdicts.items() if v.leader is not None or v.untestable},
         "not_discriminative": [
             k for k, v in verdicts.items() if v.leader is not None and not v.discriminative
         ],
@@ -248,6 +251,7 @@ def _document(
             "checkpoint": str(checkpoint), "dataset": dataset, "layer": layer,
             "methods": list(settings.methods), "per_class": settings.per_class, "seed": settings.seed,
             "masks": masks, "class_names": class_names, "images": images,
+            "classes_present": sorted({int(c) for c in ev.targets}),
         },
     })  # fmt: skip
     doc["claims"] = qa_claims(doc)
@@ -379,10 +383,19 @@ def _background(train: torch.Tensor, count: int, seed: int) -> torch.Tensor:
 
 def _summary(ev: Evaluation, doc: dict[str, Any], images: int, class_names: list[str]) -> dict[str, Any]:
     ok = ev.ok()
+    present = set(doc["config"]["classes_present"])
+    missing = [name for c, name in enumerate(class_names) if c not in present]
     summary: dict[str, Any] = {
-        "images": images, "classes": len(class_names), "methods_ok": len(ok),
-        "methods_failed": len(ev.methods) - len(ok),
+        "images": images, "classes": len(present),
+        **({"classes without images": ", ".join(missing)} if missing else {}),
+        "methods_ok": len(ok), "methods_failed": len(ev.methods) - len(ok),
     }  # fmt: skip
+    for name, records in doc["degenerate"].items():
+        for record in records:
+            summary[f"degenerate: {name} {record['kind']}"] = record["sentence"]
+    for name, metrics in doc["undefined"].items():
+        for metric, why in metrics.items():
+            summary[f"undefined: {name} {metric}"] = why
     for metric, label in doc["verdicts"].items():
         summary[f"best {metric}"] = label
     for metric in doc["not_discriminative"]:

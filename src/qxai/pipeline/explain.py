@@ -27,6 +27,7 @@ from qxai.anneal.qubo import QuboOptions
 from qxai.errors import QxaiError
 from qxai.explain.figures import grid_figure
 from qxai.explain.qa import GROUND_TIME_LIMIT, GROUND_TRUTH_MODES, QAFeatureMapExplainer
+from qxai.explain.quality import diagnose, image_flags, nothing_meaningful
 from qxai.pipeline.common import batches, load_model_and_data, select_correct_per_class
 from qxai.pipeline.shards import ShardStore, StreamSettings, compute_shards, job_inputs
 from qxai.pipeline.stage import Figure, write_stage
@@ -141,7 +142,10 @@ def _write_explanations(
     shown_images: str = "correctly classified test images",
 ) -> dict[str, Any]:  # fmt: skip
     """``explanations.json``, ``saliency.npz`` and the grid through :func:`write_stage`; ``grid_images``
-    are the images at positions ``grid_rows`` (the only pixels the figure needs)."""
+    are the images at positions ``grid_rows`` (the only pixels the figure needs). Refused, with the
+    cause, when no image has a meaningful explanation (:mod:`qxai.explain.quality`)."""
+    flags = [r["degenerate"] for r in records]
+    nothing_meaningful(flags, layer=layer)
     figure = Figure(
         "qa_grid.png", "QA-fGradCAM explanations",
         f"Up to {GRID_PER_CLASS} {shown_images} per class, each beside its QA-fGradCAM map "
@@ -152,7 +156,8 @@ def _write_explanations(
         "method": "qa", "checkpoint": str(model), "dataset": dataset,
         "layer": layer, "num_maps": int(arrays["channel_weights"].shape[1]), "class_names": class_names,
         "solver": settings.solver, "qubo": settings.qubo.to_dict(), "settings": settings.to_dict(),
-        "images": records, "summary": _summary(records, settings.solver), **(extra or {}),
+        "images": records, "summary": _summary(records, settings.solver, layer, class_names),
+        "degenerate": diagnose(flags, layer=layer), **(extra or {}),
     }  # fmt: skip
     shown = list(range(len(grid_rows)))
     grid = grid_figure(
@@ -281,6 +286,7 @@ def explanation_records(exp: Any, indices: Any, labels: Any, class_names: list[s
     """One ``explanations.json`` record per image of a QA :class:`Explanation` (``indices``,
     ``labels``: ``(B,)`` source indices and labels of its images)."""
     ex = exp.extras
+    flags = image_flags(ex, exp.saliency)
     return [
         {
             "index": int(indices[i]), "label": int(labels[i]), "label_name": class_names[int(labels[i])],
@@ -290,6 +296,8 @@ def explanation_records(exp: Any, indices: Any, labels: Any, class_names: list[s
             "num_variables": ex["num_variables"][i], "dead_maps": ex["dead_maps"][i],
             "solver": ex["solver"], "seconds": exp.seconds / len(exp),
             "solver_seconds": ex["solver_seconds"][i], "ground_seconds": ex["ground_seconds"][i],
+            "live_maps": ex["live_maps"][i], "positive_weights": ex["positive_weights"][i],
+            "degenerate": flags[i],
         }
         for i in range(len(exp))
     ]  # fmt: skip
@@ -305,29 +313,46 @@ def explanation_arrays(exp: Any) -> dict[str, np.ndarray]:
     return {"saliency": exp.saliency, "channel_weights": weights, "selected": mask, "targets": exp.targets}
 
 
-def _summary(records: list[dict[str, Any]], solver: str) -> dict[str, Any]:
-    """Flat headline numbers: counts, mean sizes, and how often the solver hit the optimum.
+def _summary(
+    records: list[dict[str, Any]], solver: str, layer: str, class_names: list[str]
+) -> dict[str, Any]:
+    """Flat headline numbers: counts, mean sizes, how often the solver hit the optimum, and what
+    was degenerate.
 
-    ``optimal_rate`` is over every image whose optimum is known (enumerated, or certified by a
-    solver that proves optimality); images whose optimum is not certified are counted, never
-    silently skipped.
+    ``optimal_rate`` is over every image whose QUBO has variables and whose optimum is known
+    (enumerated, or certified by a solver that proves optimality): a problem with no variables has
+    nothing to optimise and is counted apart (``problems_without_variables``), never as an optimum
+    reached. Images whose optimum is not certified are counted, never silently skipped. Every
+    degenerate image is counted with its cause (``degenerate: KIND``), and classes that got no
+    image are named.
     """
-    known = [r for r in records if r["ground_energy"] is not None and r.get("ground_certified", True)]
+    solved = [r for r in records if r["num_variables"] > 0]
+    known = [r for r in solved if r["ground_energy"] is not None and r.get("ground_certified", True)]
     optimal = [
         abs(r["energy"] - r["ground_energy"]) <= 1e-9 * max(1.0, abs(r["ground_energy"])) for r in known
     ]
+    flags = [r["degenerate"] for r in records]
+    present = {r["label"] for r in records}
+    missing = [name for c, name in enumerate(class_names) if c not in present]
+    warnings = {f"degenerate: {d['kind']}": d["sentence"] for d in diagnose(flags, layer=layer)}
     return {
         "images": len(records),
+        "explained": sum(f is None for f in flags),
+        "degenerate_images": sum(f is not None for f in flags),
+        **warnings,
+        "classes": len(present),
+        **({"classes without images": ", ".join(missing)} if missing else {}),
         "solver": solver,
         "mean_selected": float(np.mean([len(r["selected"]) for r in records])),
         "mean_variables": float(np.mean([r["num_variables"] for r in records])),
         "max_variables": int(max(r["num_variables"] for r in records)),
         "empty_selections": sum(not r["selected"] for r in records),
         "dead_maps_per_image": float(np.mean([r["dead_maps"] for r in records])),
+        "problems_without_variables": len(records) - len(solved),
         "ground_state_known": len(known),
-        "share_certified": len(known) / len(records),
+        "share_certified": len(known) / len(solved) if solved else float("nan"),
         "optimal_rate": float(np.mean(optimal)) if known else float("nan"),
-        "not_certified": len(records) - len(known),
+        "not_certified": len(solved) - len(known),
         "seconds_per_image": float(np.mean([r["seconds"] for r in records])),
         "solver_seconds_per_image": float(np.mean([r["solver_seconds"] for r in records])),
         "exact_check_seconds_per_image": float(np.mean([r["ground_seconds"] for r in records])),

@@ -163,7 +163,7 @@ def _figure(path: Path, title: str, caption: str) -> str:
 _RESERVED_KEYS = {
     "figures", "summary", "metric_info", "metrics_info", "errors", "config", "images", "skipped", "intervals",
     "not_applicable", "verdicts", "not_discriminative", "references", "paired", "diagnostics", "claims",
-    "settings", "qubo", "files", "run_id", "across_seeds", "seeds",
+    "settings", "qubo", "files", "run_id", "across_seeds", "seeds", "degenerate", "blank", "undefined",
 }  # fmt: skip
 
 

@@ -1,0 +1,134 @@
+"""Empty and degenerate explanations, named with their likely cause and the fix.
+
+An explanation that says nothing — no map selected, every map of the layer zero, a saliency map
+that is the same value everywhere — is never reported as a success. :func:`image_flags` marks each
+image of an explanation with the first degeneracy that applies (or None), reading only what the
+explanation carries (the QA extras when present, else the saliency map); :func:`diagnose` turns
+the flags into one record per kind — how many images, the likely cause, the fix — for the summary
+line, the JSON and the report; :func:`nothing_meaningful` is the one-line error when no image is
+left.
+
+>>> flags = image_flags({"live_maps": [0, 4], "positive_weights": [0, 3], "num_variables": [0, 2],
+...                      "selected": [[], [1]]}, np.array([np.zeros((2, 2)), np.eye(2)]))
+>>> flags
+['dead_layer', None]
+>>> diagnose(flags, layer="act2")[0]["sentence"]  # doctest: +ELLIPSIS
+"layer 'act2': every map is zero on 1 of 2 images — the layer is dead ... pick another with --layer"
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from qxai.errors import QxaiError
+
+#: kind → (what is wrong, likely cause and fix). ``{layer}`` is the explained layer.
+KINDS: dict[str, tuple[str, str]] = {
+    "dead_layer": (
+        "every map is zero",
+        "the layer is dead (e.g. a ReLU after a large negative bias) or before any activation; "
+        "pick another with --layer",
+    ),
+    "no_positive_weight": (
+        "no map has a positive Grad-CAM weight α",
+        "the class logit does not grow with any map there (a layer the gradient does not reach, such "
+        "as a patch embedding or a Transformer's last block); pick another with --layer",
+    ),
+    "supporting_maps_dead": (
+        "every map with α > 0 is zero on the image",
+        "the maps that support the class are inactive on it; pick another with --layer, or lower "
+        "--dead-eps if they are merely faint",
+    ),
+    "empty_selection": (
+        "the QUBO's optimum selects no map",
+        "β gives importance too little weight against redundancy, or a cardinality penalty asks for "
+        "k = 0; raise --beta or drop the penalty",
+    ),
+    "constant_map": (
+        "the saliency map is the same value everywhere",
+        "the method found no evidence for the class on the image (its attributions are zero or "
+        "negative everywhere); check the model's outputs on these images",
+    ),
+}
+
+
+def _column(extras: Mapping[str, Any], key: str, n: int) -> list[Any] | None:
+    value = extras.get(key)
+    if value is None:
+        return None
+    items = list(value)
+    return items if len(items) == n else None
+
+
+def constant_maps(saliency: np.ndarray) -> np.ndarray:
+    """``(N,)`` bool: maps of ``(N, H, W)`` that are the same value everywhere (NaN counts as blank).
+
+    >>> constant_maps(np.stack([np.zeros((2, 2)), np.eye(2)])).tolist()
+    [True, False]
+    """
+    flat = np.asarray(saliency, dtype=np.float64).reshape(len(saliency), -1)
+    finite = np.isfinite(flat)
+    high = np.where(finite, flat, -np.inf).max(axis=1, initial=-np.inf)
+    low = np.where(finite, flat, np.inf).min(axis=1, initial=np.inf)
+    return ~(high > low)
+
+
+def image_flags(extras: Mapping[str, Any], saliency: np.ndarray) -> list[str | None]:
+    """Per image, the first degeneracy that applies (a key of :data:`KINDS`) or None.
+
+    Reads the QA extras ``live_maps``, ``positive_weights``, ``num_variables`` and ``selected``
+    where the explanation has them (the cause is then precise), and the saliency map of every
+    method (``constant_map``).
+    """
+    n = len(saliency)
+    blank = constant_maps(saliency)
+    live = _column(extras, "live_maps", n)
+    positive = _column(extras, "positive_weights", n)
+    variables = _column(extras, "num_variables", n)
+    selected = _column(extras, "selected", n)
+    flags: list[str | None] = []
+    for i in range(n):
+        flag: str | None = None
+        if live is not None and int(live[i]) == 0:
+            flag = "dead_layer"
+        elif positive is not None and int(positive[i]) == 0:
+            flag = "no_positive_weight"
+        elif variables is not None and int(variables[i]) == 0:
+            flag = "supporting_maps_dead"
+        elif selected is not None and len(selected[i]) == 0:
+            flag = "empty_selection"
+        elif blank[i]:
+            flag = "constant_map"
+        flags.append(flag)
+    return flags
+
+
+def diagnose(flags: Sequence[str | None], *, layer: str | None = None) -> list[dict[str, Any]]:
+    """One record per degeneracy found: ``{"kind", "images", "of", "cause", "sentence"}``, most
+    frequent first; ``sentence`` is the one line a person reads.
+    """
+    counts = Counter(f for f in flags if f is not None)
+    where = f"layer '{layer}': " if layer else ""
+    out = []
+    for kind, count in counts.most_common():
+        what, cause = KINDS[kind]
+        span = f"all {len(flags)} images" if count == len(flags) else f"{count} of {len(flags)} images"
+        out.append({
+            "kind": kind, "images": count, "of": len(flags), "cause": cause,
+            "sentence": f"{where}{what} on {span} — {cause}",
+        })  # fmt: skip
+    return out
+
+
+def nothing_meaningful(flags: Sequence[str | None], *, layer: str | None = None, what: str = "qa") -> None:
+    """Raise the one-line :class:`QxaiError` when no image has a meaningful explanation."""
+    if flags and all(f is not None for f in flags):
+        first = diagnose(flags, layer=layer)[0]["sentence"]
+        raise QxaiError(f"{what} explains none of the {len(flags)} images: {first}")
+
+
+__all__ = ["KINDS", "constant_maps", "diagnose", "image_flags", "nothing_meaningful"]
