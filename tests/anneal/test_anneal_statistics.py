@@ -196,3 +196,28 @@ def test_claims_verdicts() -> None:
     assert "τ = 50 was not run" in only10["F at τ = 50 stays ≈ 0.1–0.65"]["why"]
     mnist = anneal_claims(_doc(_problems(0.09), source={"kind": "model", "dataset": "mnist", "num_maps": 16}))
     assert mnist[0]["verdict"] == "holds" and "mnist" in mnist[0]["why"]
+
+
+def test_decay_claim_fails_for_random_guessing_and_range_needs_the_papers_sample_size() -> None:
+    decay = "F at τ = 10 decays exponentially with d"
+    # F = 1/2^d (random guessing, g = 1) decays too — but that is no finding: the claim must fail
+    guessing = _problems(0.09, rate=RANDOM_GUESSING_RATE)
+    for p in guessing:
+        p["fidelity"]["10"] = 2.0 ** -p["num_qubits"] * float(np.exp(np.random.default_rng(p["num_qubits"])
+                                                                       .normal(0, 0.05)))  # fmt: skip
+    rows = {r["claim"]: r for r in anneal_claims(_doc(guessing))}
+    assert rows[decay]["verdict"] == "does not hold" and "random" in rows[decay]["why"]
+    # the extremes of 40 problems are not those of the paper's 196: not testable, with the reason …
+    rng_claim = "Δ_min range ≈ 2.2e-3 … 0.21"
+    rows = {r["claim"]: r for r in anneal_claims(_doc(_problems(0.09)))}
+    assert rows[rng_claim]["verdict"] == "not testable" and "196" in rows[rng_claim]["why"]
+    # … with 300 problems they are compared at 196 problems per draw
+    many = _problems(0.05, n=300)
+    rows = {r["claim"]: r for r in anneal_claims(_doc(many))}
+    matched = summarise(many, [10.0])["delta_min"]["extremes_at_paper_size"]
+    assert matched["size"] == 196
+    assert matched["min_interval"][0] <= matched["min"] <= matched["min_interval"][1]
+    assert rows[rng_claim]["verdict"] in {"holds", "does not hold"}
+    assert rows[rng_claim]["interval"] == [matched["min"], matched["max"]]
+    # where Δ_min lies is said: these problems have s* = 0.9, inside the anneal
+    assert "on 0% of problems" in rows["Δ_min median ≈ 0.095"]["why"]

@@ -147,7 +147,16 @@ def _write(tmp_path: Path, bqm: dimod.BinaryQuadraticModel) -> str:
 BAD_INPUTS = {
     "too many qubits": (lambda t: ["--model", "unused.pt", "--max-qubits", "40"], "--memory-mb limit"),
     "30-variable BQM": (lambda t: ["--bqm", _write(t, dimod.generators.gnp_random_bqm(30, 0.1, "BINARY"))],
-                        "needs about"),
+                        "more than --max-qubits 14 (it needs about"),
+    "30-variable BQM within --max-qubits": (
+        lambda t: ["--bqm", _write(t, dimod.generators.gnp_random_bqm(30, 0.1, "BINARY")),
+                   "--max-qubits", "30"],
+        "needs about"),
+    "memory above the machine's": (lambda t: ["--bqm", _write(t, dimod.BQM({"a": 1.0}, {}, 0.0, "BINARY")),
+                                              "--memory-mb", "1e12"], "more than this machine's memory"),
+    "biases of 1e308": (lambda t: ["--bqm", _write(t, dimod.BQM({"a": 1e308, "b": -1e308},
+                                                                {("a", "b"): 1e308}, 0.0, "BINARY"))],
+                        "rescale the BQM"),
     "NaN bias": (lambda t: ["--bqm", _write(t, dimod.BQM({"a": float("nan")}, {}, 0.0, "BINARY"))], "NaN"),
     "all-zero 1-variable": (lambda t: ["--bqm", _write(t, dimod.BQM({"a": 0.0}, {}, 0.0, "BINARY"))],
                             "only zero biases"),
@@ -199,3 +208,35 @@ def test_cli_on_a_trained_model_with_qubo_from(digits_checkpoint: Path, tmp_path
     assert saved["num_problems"] >= 1 and all(1 <= p["num_qubits"] <= 6 for p in saved["problems"])
     assert all(p["label"] is not None and p["energy_convention"] == "authors" for p in saved["problems"])
     assert {c["verdict"] for c in saved["claims"]} <= {"holds", "does not hold", "not testable"}
+
+
+def test_problems_are_taken_class_by_class_and_a_missing_class_blocks_the_claims(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # class c1's QUBOs are all over the qubit limit (as parasitized cells are on `cells`): the claims
+    # would otherwise rest on one class alone without a word
+    import qxai.pipeline.anneal as stage
+
+    small = [dimod.generators.gnp_random_bqm(3 + i % 3, 0.7, "BINARY", random_state=i) for i in range(12)]
+    large = [dimod.generators.gnp_random_bqm(9, 0.7, "BINARY", random_state=i) for i in range(12)]
+
+    def model_qubos(checkpoint: str, settings: AnnealSettings) -> tuple[list, dict]:
+        metas = [{"id": i, "label": f"c{i % 2}"} for i in range(24)]
+        bqms = [small[i // 2] if i % 2 == 0 else large[i // 2] for i in range(24)]
+        return list(zip(metas, bqms, strict=True)), {"kind": "model", "dataset": "toy", "num_maps": 9}
+
+    monkeypatch.setattr(stage, "model_qubos", model_qubos)
+    settings = AnnealSettings.authors(taus=(10.0,), grid=11, max_qubits=6, protocol=AnnealProtocol(
+        dt=0.05, driver="authors"))  # fmt: skip
+    doc = run_anneal(tmp_path, model="unused", settings=settings)
+    assert doc["classes"]["c1"] == {"problems": 12, "kept": 0, "over_limit": [9, 9]}
+    assert doc["classes"]["c0"]["kept"] == 12
+    assert "c1 (d = 9–9)" in doc["summary"]["classes without problems (too many qubits)"]
+    assert {c["verdict"] for c in doc["claims"]} == {"not testable"}
+    assert all("misses a class" in c["why"] for c in doc["claims"])
+
+    # with both classes within the limit, --max-problems takes them in turn, not the first class only
+    settings = AnnealSettings.authors(taus=(10.0,), grid=11, max_qubits=9, max_problems=6,
+                                      protocol=AnnealProtocol(dt=0.05, driver="authors"))  # fmt: skip
+    doc = run_anneal(tmp_path / "both", model="unused", settings=settings)
+    assert [p["label"] for p in doc["problems"]] == ["c0", "c1"] * 3

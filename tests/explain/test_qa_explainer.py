@@ -189,24 +189,33 @@ def test_nan_inputs_are_refused():
         QAFeatureMapExplainer(linear_head_net(3), "0").explain(torch.full((1, 1, 6, 6), float("nan")))
 
 
-def test_too_many_variables_for_exact():
-    net = linear_head_net(30)  # every α > 0: d = 30 > 26
-    with pytest.raises(QxaiError, match=r"d = 30.*'exact'.*limit of 26.*batch-sa"):
-        QAFeatureMapExplainer(net, "0", solver="exact").explain(torch.rand(1, 1, 6, 6), target=0)
-    with pytest.raises(QxaiError, match="limit of 4"):
-        QAFeatureMapExplainer(
-            linear_head_net(5), "0", solver="exact", solver_options={"max_variables": 4}
-        ).explain(torch.rand(1, 1, 6, 6), target=0)
+def test_an_image_over_the_solvers_limit_is_flagged_and_the_others_are_solved():
+    from qxai.explain.quality import image_flags
+
+    net = linear_head_net(5)  # every α > 0 for class 0: d = 5, over a limit of 4 …
+    explainer = QAFeatureMapExplainer(net, "0", solver="exact", solver_options={"max_variables": 4})
+    exp = explainer.explain(torch.rand(2, 1, 6, 6), target=torch.tensor([0, 1]))
+    ex = exp.extras
+    assert ex["num_variables"][0] == 5 and ex["over_solver_limit"][0]
+    assert ex["selected"][0] == [] and ex["energy"][0] is None and ex["ground_energy"][0] is None
+    assert float(np.abs(exp.saliency[0]).max()) == 0.0  # nothing selected: a blank map, flagged below
+    assert image_flags(ex, exp.saliency)[0] == "over_solver_limit"
+    # … while class 1 (α of another sign pattern) is within the limit and solved normally
+    assert not ex["over_solver_limit"][1] and ex["num_variables"][1] <= 4
+    assert ex["ground_energy"][1] is not None
 
 
-def test_too_many_variables_for_statevector():
+def test_too_many_variables_for_exact_and_statevector():
+    exp = QAFeatureMapExplainer(linear_head_net(30), "0", solver="exact").explain(
+        torch.rand(1, 1, 6, 6), target=0
+    )  # d = 30 > enumeration's 26
+    assert exp.extras["over_solver_limit"] == [True] and exp.extras["selected"] == [[]]
     try:
         explainer = QAFeatureMapExplainer(linear_head_net(30), "0", solver="statevector")
     except QxaiError as err:  # the annealing-physics module has not landed: a clear error too
         assert "statevector" in str(err)
         return
-    with pytest.raises(QxaiError, match="30"):
-        explainer.explain(torch.rand(1, 1, 6, 6), target=0)
+    assert explainer.explain(torch.rand(1, 1, 6, 6), target=0).extras["over_solver_limit"] == [True]
 
 
 def test_unknown_solver_and_bad_options():

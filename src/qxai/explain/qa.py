@@ -132,9 +132,10 @@ class QAFeatureMapExplainer(Explainer):
     computed; above enumeration the best energy known, certified or not), ``ground_certified`` (True
     when ``ground_energy`` is the proven minimum), ``ground_gap`` (best known − proven lower bound:
     0 when certified, None when not computed), ``ground_bound`` (the proven lower bound),
-    ``num_variables`` (d), ``dead_maps`` (maps with α > 0 left out as dead), ``live_maps`` (maps
-    that are not dead), ``positive_weights`` (maps with α > 0; :mod:`qxai.explain.quality` reads
-    these three to name why an image got no explanation),
+    ``num_variables`` (d), ``over_solver_limit`` (True when d exceeds the solver's declared limit:
+    that image is not solved, its selection is empty and its energy None), ``dead_maps`` (maps with
+    α > 0 left out as dead), ``live_maps`` (maps that are not dead), ``positive_weights`` (maps with
+    α > 0; :mod:`qxai.explain.quality` reads these to name why an image got no explanation),
     ``solver_seconds`` (the batch's solver time shared equally), ``ground_seconds`` (the time of
     the exact-optimum check, which is not part of the method and is excluded from
     ``Explanation.seconds``), plus ``channel_weights`` (B, N) and ``solver`` (the name).
@@ -212,16 +213,22 @@ class QAFeatureMapExplainer(Explainer):
     def _solve(self, batch: QuboBatch, size: tuple[int, int]) -> Explanation:
         """One ``sample_many`` call for the batch, then the selections, energies and maps."""
         bqms = [bqm for bqm, _ in batch.qubos]
-        self._check_size(bqms)
+        over = self._over_limit(bqms)
         start = time.perf_counter()
-        samplesets = sample_many(self.sampler, bqms, seed=self.seed)
+        solved = iter(sample_many(self.sampler, [q for q, o in zip(bqms, over, strict=True) if not o],
+                                  seed=self.seed))  # fmt: skip
         solver_seconds = time.perf_counter() - start
 
         b, n = batch.channel_weights.shape
         chosen = np.zeros((b, n), dtype=bool)
         selected: list[list[int]] = []
-        energies: list[float] = []
-        for i, (bqm, ss) in enumerate(zip(bqms, samplesets, strict=True)):
+        energies: list[float | None] = []
+        for i, bqm in enumerate(bqms):
+            if over[i]:  # not solved: no selection, no energy (flagged by qxai.explain.quality)
+                selected.append([])
+                energies.append(None)
+                continue
+            ss = next(solved)
             # the record, not ss.first, which builds a namedtuple class per call (slow for a batch);
             # sample_many has re-computed every energy from the BQM itself
             best = int(np.argmin(ss.record.energy))
@@ -234,7 +241,10 @@ class QAFeatureMapExplainer(Explainer):
             batch.activations, torch.as_tensor(batch.channel_weights), torch.as_tensor(chosen), size
         )
         start = time.perf_counter()
-        ground = [self._ground_truth(bqm, e) for bqm, e in zip(bqms, energies, strict=True)]
+        ground = [
+            (None, False, None, None) if e is None else self._ground_truth(bqm, e)
+            for bqm, e in zip(bqms, energies, strict=True)
+        ]
         ground_seconds = time.perf_counter() - start
         return Explanation(
             saliency,
@@ -248,6 +258,7 @@ class QAFeatureMapExplainer(Explainer):
                 "ground_gap": [g[2] for g in ground],
                 "ground_bound": [g[3] for g in ground],
                 "num_variables": [len(bqm.variables) for bqm in bqms],
+                "over_solver_limit": over,
                 "dead_maps": batch.dead_dropped,
                 "live_maps": [int(n) for n in batch.live.sum(axis=1)],
                 "positive_weights": [int(n) for n in (batch.channel_weights > 0).sum(axis=1)],
@@ -258,18 +269,11 @@ class QAFeatureMapExplainer(Explainer):
             },
         )
 
-    def _check_size(self, bqms: list[dimod.BinaryQuadraticModel]) -> None:
-        """Refuse, before solving, a model larger than the solver's declared ``max_variables``."""
+    def _over_limit(self, bqms: list[dimod.BinaryQuadraticModel]) -> list[bool]:
+        """Per image, whether its QUBO is larger than the solver's declared ``max_variables``: such an
+        image is not solved (the others are) and is flagged ``over_solver_limit`` with the cause."""
         limit = _max_variables(self.sampler)
-        if limit is None:
-            return
-        for i, bqm in enumerate(bqms):
-            if len(bqm.variables) > limit:
-                raise QxaiError(
-                    f"image {i} has d = {len(bqm.variables)} live maps with α > 0, more than the "
-                    f"'{self.solver}' solver's limit of {limit}; use a heuristic solver such as "
-                    "'batch-sa', or a layer with fewer maps"
-                )
+        return [limit is not None and len(bqm.variables) > limit for bqm in bqms]
 
     def _ground_truth(
         self, bqm: dimod.BinaryQuadraticModel, found: float

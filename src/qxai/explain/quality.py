@@ -43,6 +43,11 @@ KINDS: dict[str, tuple[str, str]] = {
         "the maps that support the class are inactive on it; pick another with --layer, or lower "
         "--dead-eps if they are merely faint",
     ),
+    "over_solver_limit": (
+        "the QUBO has more variables than the solver's size limit, so it was not solved",
+        "use a solver without a size limit (e.g. --solver batch-sa or exact-mip), or a layer with "
+        "fewer maps",
+    ),
     "empty_selection": (
         "the QUBO's optimum selects no map",
         "β gives importance too little weight against redundancy, or a cardinality penalty asks for "
@@ -80,7 +85,8 @@ def constant_maps(saliency: np.ndarray) -> np.ndarray:
 def image_flags(extras: Mapping[str, Any], saliency: np.ndarray) -> list[str | None]:
     """Per image, the first degeneracy that applies (a key of :data:`KINDS`) or None.
 
-    Reads the QA extras ``live_maps``, ``positive_weights``, ``num_variables`` and ``selected``
+    Reads the QA extras ``live_maps``, ``positive_weights``, ``num_variables``,
+    ``over_solver_limit`` and ``selected``
     where the explanation has them (the cause is then precise), and the saliency map of every
     method (``constant_map``).
     """
@@ -90,6 +96,7 @@ def image_flags(extras: Mapping[str, Any], saliency: np.ndarray) -> list[str | N
     positive = _column(extras, "positive_weights", n)
     variables = _column(extras, "num_variables", n)
     selected = _column(extras, "selected", n)
+    over = _column(extras, "over_solver_limit", n)
     flags: list[str | None] = []
     for i in range(n):
         flag: str | None = None
@@ -99,6 +106,8 @@ def image_flags(extras: Mapping[str, Any], saliency: np.ndarray) -> list[str | N
             flag = "no_positive_weight"
         elif variables is not None and int(variables[i]) == 0:
             flag = "supporting_maps_dead"
+        elif over is not None and over[i]:
+            flag = "over_solver_limit"
         elif selected is not None and len(selected[i]) == 0:
             flag = "empty_selection"
         elif blank[i]:

@@ -15,7 +15,9 @@ the memory of the largest problem against ``memory_mb``.
 
 ``anneal.json``: ``settings`` (``asdict``), ``qubo`` (the QUBO options, model source), ``protocol``,
 ``driver``, ``schedule``, ``dt``, ``energy_convention``, ``taus``, ``grid``, ``seed``, ``max_qubits``,
-``source``, ``num_problems``, ``skipped``, ``problems`` (one record each), ``statistics`` (nested),
+``source``, ``num_problems``, ``skipped``, ``classes`` (per class: problems, kept, the sizes over
+``max_qubits``; problems are taken class by class in turn, :func:`sample_per_class`), ``problems``
+(one record each), ``statistics`` (nested),
 ``summary`` (flat headline numbers), ``claims`` (:func:`anneal_claims`) and ``figures``; on Ray also
 ``cluster`` (where the problems ran: ``engine``, ``address``, ``workers``, ``nodes``; not a setting).
 
@@ -43,7 +45,9 @@ from qxai.anneal.physics.model import (
     AnnealProtocol,
     anneal_memory_words,
     apply_energy_convention,
+    check_available,
     check_bqm,
+    check_budget,
     gap_memory_words,
 )
 from qxai.anneal.physics.statistics import RESAMPLES, anneal_claims, headline, summarise
@@ -65,7 +69,7 @@ class AnnealSettings:
 
     Attributes:
         taus: total anneal times τ.
-        max_qubits: skip explanation QUBOs with more variables (a ``bqm`` source is never skipped).
+        max_qubits: skip explanation QUBOs with more variables; a ``bqm`` source with more is refused.
         grid: coarse ``s`` grid of the gap search (then refined).
         max_problems: stop after this many problems (None: all).
         per_class: correctly classified test images per class (model source).
@@ -283,7 +287,9 @@ def memory_needed(d: int, degeneracy: int = 1) -> float:
 
 
 def check_run_memory(d: int, settings: AnnealSettings, what: str) -> None:
-    """Refuse before any work when a ``d``-qubit problem needs more than ``settings.memory_mb``."""
+    """Refuse before any work when a ``d``-qubit problem needs more than ``settings.memory_mb``, or
+    more than this machine has available now (a budget above the machine's memory is refused too)."""
+    check_budget(settings.memory_mb * 2**20)
     need = memory_needed(d)
     if need > settings.memory_mb * 2**20:
         raise QxaiError(
@@ -291,6 +297,44 @@ def check_run_memory(d: int, settings: AnnealSettings, what: str) -> None:
             f"over the --memory-mb limit of {settings.memory_mb:,.0f} MiB; "
             "use fewer qubits or raise --memory-mb"
         )
+    check_available(need, f"{what} of d = {d} qubits")
+
+
+def sample_per_class(
+    sources: list[tuple[dict[str, Any], dimod.BinaryQuadraticModel]], limit: int, max_problems: int | None
+) -> tuple[list[tuple[dict[str, Any], dimod.BinaryQuadraticModel]], dict[str, dict[str, Any]]]:
+    """The problems to anneal — those with ``1 ≤ d ≤ limit``, taken class by class in turn so that
+    ``max_problems`` never fills up with one class — and, per class, how many problems it had, how
+    many were kept and the sizes of those over the limit (a class whose every problem is too large
+    is what makes a claim about all classes untestable).
+
+    >>> import dimod
+    >>> b = lambda d: dimod.BQM({i: -1.0 for i in range(d)}, {}, 0.0, "BINARY")
+    >>> src = [({"id": i, "label": lab}, b(d)) for i, (lab, d) in enumerate([("a", 2), ("a", 3), ("b", 9)])]
+    >>> kept, classes = sample_per_class(src, 4, None)
+    >>> [m["id"] for m, _ in kept], classes["b"]
+    ([0, 1], {'problems': 1, 'kept': 0, 'over_limit': [9, 9]})
+    """
+    by_class: dict[str, list[tuple[dict[str, Any], dimod.BinaryQuadraticModel]]] = {}
+    for meta, bqm in sources:
+        by_class.setdefault(str(meta.get("label")), []).append((meta, bqm))
+    fits = {c: [p for p in items if 1 <= p[1].num_variables <= limit] for c, items in by_class.items()}
+    chosen: list[tuple[dict[str, Any], dimod.BinaryQuadraticModel]] = []
+    queues = [list(items) for items in fits.values()]
+    while any(queues) and (max_problems is None or len(chosen) < max_problems):
+        for queue in queues:
+            if queue and (max_problems is None or len(chosen) < max_problems):
+                chosen.append(queue.pop(0))
+    chosen.sort(key=lambda p: p[0]["id"])  # problem order, as a run without a cap has it
+    ids = {m["id"] for m, _ in chosen}
+    classes = {}
+    for c, items in by_class.items():
+        over = [b.num_variables for _, b in items if b.num_variables > limit]
+        classes[c] = {
+            "problems": len(items), "kept": sum(m["id"] in ids for m, _ in items),
+            "over_limit": [min(over), max(over)] if over else None,
+        }  # fmt: skip
+    return chosen, classes
 
 
 def load_bqm(path: str | Path) -> dimod.BinaryQuadraticModel:
@@ -401,7 +445,14 @@ def run_anneal(
         if not isinstance(bqm, dimod.BinaryQuadraticModel):
             source_info["file"] = str(bqm)
             bqm = load_bqm(bqm)
-        check_bqm(bqm, "the BQM" if "file" not in source_info else f"BQM file {source_info['file']}")
+        what = "the BQM" if "file" not in source_info else f"BQM file {source_info['file']}"
+        check_bqm(bqm, what)
+        if bqm.num_variables > settings.max_qubits:
+            raise QxaiError(
+                f"{what} has {bqm.num_variables} variables, more than --max-qubits {settings.max_qubits} "
+                f"(it needs about {memory_needed(bqm.num_variables) / 2**20:,.0f} MiB); raise --max-qubits "
+                f"to {bqm.num_variables} if the memory allows"
+            )
         check_run_memory(bqm.num_variables, settings, "the BQM")
         sources = [({"id": 0, **{k: v for k, v in source_info.items() if k == "file"}}, bqm)]
         limit = bqm.num_variables  # one explicit problem: no size filter
@@ -409,7 +460,7 @@ def run_anneal(
         check_run_memory(settings.max_qubits, settings, "--max-qubits: a QUBO")
         sources, source_info = model_qubos(model, settings)  # type: ignore[arg-type]
         limit = settings.max_qubits
-    kept = [(m, b) for m, b in sources if 1 <= b.num_variables <= limit][: settings.max_problems]
+    kept, classes = sample_per_class(sources, limit, settings.max_problems)
     if not kept:
         sizes = sorted({b.num_variables for _, b in sources})
         raise QxaiError(
@@ -435,9 +486,11 @@ def run_anneal(
         "protocol": protocol.to_dict(), "driver": protocol.driver, "schedule": protocol.schedule_name,
         "dt": protocol.dt, "energy_convention": settings.energy_convention, "taus": taus,
         "grid": settings.grid, "seed": settings.seed, "max_qubits": limit, "source": source_info,
-        "num_problems": len(problems), "skipped": skipped, "problems": problems, "statistics": statistics,
+        "num_problems": len(problems), "skipped": skipped, "classes": classes, "problems": problems,
+        "statistics": statistics,
         "summary": headline(problems, taus, protocol.driver, protocol.schedule_name, skipped=skipped,
-                            energy_convention=settings.energy_convention, statistics=statistics),
+                            energy_convention=settings.energy_convention, statistics=statistics,
+                            classes=classes if source_info["kind"] == "model" else None),
     }  # fmt: skip
     doc["claims"] = anneal_claims(doc)
     if ran_on is not None:

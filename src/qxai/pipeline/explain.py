@@ -294,6 +294,7 @@ def explanation_records(exp: Any, indices: Any, labels: Any, class_names: list[s
             "ground_energy": ex["ground_energy"][i],
             **{key: ex[key][i] for key in ("ground_certified", "ground_gap") if key in ex},
             "num_variables": ex["num_variables"][i], "dead_maps": ex["dead_maps"][i],
+            "over_solver_limit": bool(ex["over_solver_limit"][i]),
             "solver": ex["solver"], "seconds": exp.seconds / len(exp),
             "solver_seconds": ex["solver_seconds"][i], "ground_seconds": ex["ground_seconds"][i],
             "live_maps": ex["live_maps"][i], "positive_weights": ex["positive_weights"][i],
@@ -326,7 +327,7 @@ def _summary(
     degenerate image is counted with its cause (``degenerate: KIND``), and classes that got no
     image are named.
     """
-    solved = [r for r in records if r["num_variables"] > 0]
+    solved = [r for r in records if r["num_variables"] > 0 and not r.get("over_solver_limit")]
     known = [r for r in solved if r["ground_energy"] is not None and r.get("ground_certified", True)]
     optimal = [
         abs(r["energy"] - r["ground_energy"]) <= 1e-9 * max(1.0, abs(r["ground_energy"])) for r in known
@@ -348,7 +349,8 @@ def _summary(
         "max_variables": int(max(r["num_variables"] for r in records)),
         "empty_selections": sum(not r["selected"] for r in records),
         "dead_maps_per_image": float(np.mean([r["dead_maps"] for r in records])),
-        "problems_without_variables": len(records) - len(solved),
+        "problems_without_variables": sum(r["num_variables"] == 0 for r in records),
+        "problems_over_solver_limit": sum(bool(r.get("over_solver_limit")) for r in records),
         "ground_state_known": len(known),
         "share_certified": len(known) / len(solved) if solved else float("nan"),
         "optimal_rate": float(np.mean(optimal)) if known else float("nan"),

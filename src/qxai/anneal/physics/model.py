@@ -36,6 +36,10 @@ DEFAULT_MEMORY_GB = 8.0
 
 DRIVERS = ("transverse", "authors")
 
+#: Largest Σ|bias| of a BQM that can be annealed: its squared energies must stay finite in float64
+#: (√1.8e308 ≈ 1.3e154), with a margin for the sums of the eigensolvers.
+ENERGY_LIMIT = 1e150
+
 #: How ``H_P`` is built from the BQM: its own energies, or the authors' ``(I − σz)`` encoding (``x → 2x``).
 ENERGY_CONVENTIONS = ("spec", "authors")
 
@@ -214,7 +218,8 @@ def apply_energy_convention(bqm: dimod.BinaryQuadraticModel, convention: str) ->
 def check_bqm(bqm: dimod.BinaryQuadraticModel, what: str = "the BQM") -> None:
     """Refuse a BQM that cannot be annealed meaningfully, before any enumeration.
 
-    Refused: no variables (nothing to anneal), a non-finite bias or offset, and a BQM whose biases
+    Refused: no variables (nothing to anneal), a non-finite bias or offset, biases whose magnitudes
+    sum beyond :data:`ENERGY_LIMIT` (the energies' squares would overflow), and a BQM whose biases
     are all zero (every one of the ``2^d`` states is a ground state: there is no problem to solve,
     no gap above the ground manifold and success is certain). One line each, :class:`QxaiError`.
 
@@ -228,6 +233,15 @@ def check_bqm(bqm: dimod.BinaryQuadraticModel, what: str = "the BQM") -> None:
     values = np.concatenate([np.asarray(linear, dtype=float), np.asarray(quadratic, dtype=float), [offset]])
     if not np.all(np.isfinite(values)):
         raise QxaiError(f"{what} has a NaN or infinite bias; fix the model's biases")
+    # every energy is at most Σ|bias| in magnitude; the gap search squares energies (norms of H ψ),
+    # so beyond √(float64 max) ≈ 1.3e154 it would overflow and a non-constant H_P look constant
+    with np.errstate(over="ignore"):  # an overflowing sum is exactly what is refused here
+        bound = float(np.sum(np.abs(values)))
+    if not bound <= ENERGY_LIMIT:
+        raise QxaiError(
+            f"{what} has biases whose magnitudes sum to {bound:.3g}, beyond {ENERGY_LIMIT:.0e}, where "
+            "float64 energies and their squares overflow; rescale the BQM (e.g. bqm.scale(1 / max |bias|))"
+        )
     if not np.any(values[:-1]):
         raise QxaiError(
             f"{what} has only zero biases (every state is a ground state, nothing to anneal); "
@@ -344,8 +358,46 @@ def memory_budget_bytes(budget_gb: float | None = None) -> float:
     return budget_gb * 2**30
 
 
+def machine_memory_bytes() -> tuple[float, float]:
+    """``(total, available)`` bytes of this machine's memory: physical pages, and ``MemAvailable``
+    of ``/proc/meminfo`` where the kernel has it (else the total).
+
+    >>> total, available = machine_memory_bytes()
+    >>> 0 < available <= total
+    True
+    """
+    total = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    available = total
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    available = min(total, float(line.split()[1]) * 1024)
+                    break
+    except OSError:  # not Linux: the total is the best we know
+        pass
+    return total, available
+
+
+def check_budget(budget_bytes: float, option: str = "--memory-mb") -> None:
+    """Refuse a memory budget larger than this machine's physical memory: a problem sized to it
+    would die with MemoryError (or swap for hours) instead of being refused up front.
+
+    >>> check_budget(1e18)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    qxai.errors.QxaiError: --memory-mb ... MiB is more than this machine's memory (... MiB); give at most ...
+    """
+    total, _ = machine_memory_bytes()
+    if budget_bytes > total:
+        raise QxaiError(
+            f"{option} {budget_bytes / 2**20:,.0f} MiB is more than this machine's memory "
+            f"({total / 2**20:,.0f} MiB); give at most {total / 2**20:,.0f}"
+        )
+
+
 def check_memory(d: int, vectors: float, what: str, budget_gb: float | None = None) -> float:
-    """Raise a :class:`QxaiError` before starting if ``vectors`` float64 arrays of ``2^d`` exceed the budget.
+    """Raise a :class:`QxaiError` before starting if ``vectors`` float64 arrays of ``2^d`` exceed the
+    budget, or the memory this machine has available now.
 
     ``vectors`` counts 8-byte words per amplitude (a complex128 vector counts 2). Returns bytes.
 
@@ -359,4 +411,15 @@ def check_memory(d: int, vectors: float, what: str, budget_gb: float | None = No
             f"{what} at d={d} needs about {need / 2**30:.1f} GiB, over the {budget / 2**30:.1f} GiB budget; "
             "use fewer qubits or raise the budget (--memory-mb, memory_gb= or QXAI_MEMORY_GB)"
         )
+    check_available(need, f"{what} at d={d}")
     return need
+
+
+def check_available(need: float, what: str) -> None:
+    """Refuse work that needs more bytes than this machine has available now (one line, with both)."""
+    _, available = machine_memory_bytes()
+    if need > available:
+        raise QxaiError(
+            f"{what} needs about {need / 2**20:,.0f} MiB, more than the {available / 2**20:,.0f} MiB this "
+            "machine has available now; use fewer qubits or free memory"
+        )
