@@ -7,6 +7,7 @@ renames it over the target only when the body finished without an exception.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -25,8 +26,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` on success.
 
     The file gets the mode the umask implies (``0o666 & ~umask``), like any file a program
-    creates, not ``mkstemp``'s private ``0o600``. The temporary is named ``.NAME.XXXXXXXX.tmp`` so
-    that :func:`qxai.pipeline.stage.clean_stale` can remove what a killed run left behind.
+    creates, not ``mkstemp``'s private ``0o600``. The temporary is named ``.NAME.PID-XXXXXXXX.tmp``
+    so that :func:`qxai.pipeline.stage.clean_stale` can remove what a killed run left behind (and
+    nothing of a run that is still alive).
 
     >>> import tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
@@ -50,7 +52,7 @@ def _create_temporary(target: Path) -> Path:
     # os.open with mode 0o666 lets the kernel apply the umask (reading the umask would need
     # os.umask, which sets it process-wide and races with other threads); O_EXCL keeps the name ours.
     for _ in range(100):
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        tmp = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
@@ -58,6 +60,41 @@ def _create_temporary(target: Path) -> Path:
         os.close(fd)
         return tmp
     raise FileExistsError(f"no free temporary name next to {target}")
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file (hex): what a main JSON records of each file it owns."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def temporary_owner(name: str) -> int | None:
+    """The process id in a temporary's name ``.NAME.PID-XXXX.tmp`` (None when it has none).
+
+    >>> temporary_owner(".x.json.123-abcd1234.tmp"), temporary_owner(".x.json.abcd1234.tmp")
+    (123, None)
+    """
+    stem = name[: -len(".tmp")] if name.endswith(".tmp") else name
+    owner = stem.rsplit(".", 1)[-1].split("-", 1)[0]
+    return int(owner) if owner.isdigit() and "-" in stem.rsplit(".", 1)[-1] else None
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` is running (None, for a file of unknown owner, counts as ended)."""
+    if pid is None or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def check_output_file(path: str | os.PathLike[str], option: str = "--out") -> Path:
@@ -73,6 +110,9 @@ def check_output_file(path: str | os.PathLike[str], option: str = "--out") -> Pa
     qxai.errors.QxaiError: --out ... is an existing folder; pass a file path such as .../model.pt
     """
     target = Path(path)
+    _check_not_dangling(target, option)
+    if target.exists() and not target.is_file() and not target.is_dir():
+        raise QxaiError(f"{option} {target} is not a regular file (a device or pipe); pass a file path")
     if target.is_dir():
         raise QxaiError(
             f"{option} {target} is an existing folder; pass a file path such as {target / 'model.pt'}"
@@ -88,10 +128,19 @@ def check_output_folder(path: str | os.PathLike[str], option: str = "--out") -> 
     (or would be created in) a folder that is not writable. Nothing is created.
     """
     target = Path(path)
+    _check_not_dangling(target, option)
     if target.exists() and not target.is_dir():
         raise QxaiError(f"{option} {target} is an existing file; pass a folder path (or remove the file)")
     _check_creatable(target / "_", option)
     return target
+
+
+def _check_not_dangling(target: Path, option: str) -> None:
+    if target.is_symlink() and not target.exists():
+        raise QxaiError(
+            f"{option} {target} is a symbolic link to {os.readlink(target)}, which does not exist; "
+            f"create that or choose another {option}"
+        )
 
 
 def _check_creatable(target: Path, option: str) -> None:

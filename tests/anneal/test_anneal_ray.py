@@ -41,7 +41,7 @@ def _folder(out: Path) -> tuple[dict, dict[str, bytes]]:
     """anneal.json without its run id and cluster record, and the bytes of every other file."""
     doc = json.loads((out / "anneal.json").read_text())
     files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != "anneal.json"}
-    return {k: v for k, v in doc.items() if k not in {"run_id", "cluster"}}, files
+    return {k: v for k, v in doc.items() if k not in {"run_id", "cluster", "sha256"}}, files
 
 
 def test_ray_run_equals_single_process_run(local_ray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -120,7 +120,7 @@ def test_cli_end_to_end_on_digits(digits_checkpoint, tmp_path, capsys, monkeypat
     )
     with np.load(out / "per_image.npz") as per_image:
         assert per_image["qa__deletion_auc"].shape == (doc["summary"]["images"],)
-    with np.load(out / "saliency.npz") as maps:
+    with np.load(out / "method_saliency.npz") as maps:
         assert maps["qa"].shape == (doc["summary"]["images"], 16, 16)
 
 

@@ -69,5 +69,5 @@ def test_local_ray_evaluation_equals_single_process_evaluation(digits_checkpoint
     assert on_ray["summary"]["images"] == 10 and on_ray["stream"] == single["stream"]
     tol = route_tolerance(load_checkpoint(digits_checkpoint).model)  # one thread per actor vs two here
     assert_docs_close(stable(on_ray), stable(single), tol)
-    for npz in ("saliency.npz", "per_image.npz"):
+    for npz in ("method_saliency.npz", "per_image.npz"):
         assert_npz_close(tmp_path / "ray" / npz, tmp_path / "single" / npz, tol)

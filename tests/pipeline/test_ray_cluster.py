@@ -204,7 +204,10 @@ COMMANDS = {
         "--null-draws", "20",
     ],
 }  # fmt: skip
-OUTPUTS = {"explain": ("explanations.json", "saliency.npz"), "evaluate": ("metrics.json", "saliency.npz")}
+OUTPUTS = {
+    "explain": ("explanations.json", "saliency.npz"),
+    "evaluate": ("metrics.json", "method_saliency.npz"),
+}
 
 
 def assert_same_outputs(command: str, a: Path, b: Path, model: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from qxai.pipeline.demo import DemoSettings, run_demo
 
 #: Keys whose values are measurements of time or memory (or run stamps), not results.
-_VOLATILE = ("seconds", "memory", "run_id", "started", "elapsed", "throughput", "per_second")
+_VOLATILE = ("seconds", "memory", "run_id", "started", "elapsed", "throughput", "per_second", "sha256")
 _COST = {"seconds_per_image", "peak_memory_mb", "exact_check_seconds_per_image"}
 
 

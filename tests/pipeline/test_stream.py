@@ -25,7 +25,7 @@ TIMING = {"seconds", "solver_seconds", "ground_seconds"}
 
 def without_timing(doc: dict) -> dict:
     """The document with timing fields, run ids and the streaming note removed."""
-    drop = {"run_id", "stream"}
+    drop = {"run_id", "stream", "sha256"}
     clean = {k: v for k, v in doc.items() if k not in drop}
     clean["images"] = [{k: v for k, v in r.items() if k not in TIMING} for r in doc["images"]]
     clean["summary"] = {k: v for k, v in doc["summary"].items() if not k.endswith("seconds_per_image")}

@@ -22,7 +22,7 @@ SETTINGS = EvaluateSettings(
 )
 #: Keys that measure time or memory (differ between two runs of one command), the run id and the
 #: streaming note.
-VOLATILE = ("seconds", "memory", "run_id", "stream", "files")
+VOLATILE = ("seconds", "memory", "run_id", "stream", "files", "sha256")
 
 
 def stable(doc):
@@ -56,7 +56,8 @@ def test_streamed_evaluation_equals_in_memory_evaluation(digits_checkpoint, tmp_
     assert streamed["qa"]["overlap_mean"] == memory["qa"]["overlap_mean"]
     assert streamed["intervals"]["qa"]["silhouette"] == memory["intervals"]["qa"]["silhouette"]
     assert_same_per_image(tmp_path / "stream" / "per_image.npz", tmp_path / "memory" / "per_image.npz")
-    assert_same_arrays(tmp_path / "stream" / "saliency.npz", tmp_path / "memory" / "saliency.npz")
+    maps = "method_saliency.npz"
+    assert_same_arrays(tmp_path / "stream" / maps, tmp_path / "memory" / maps)
     assert sorted(streamed["files"]) == sorted(memory["files"])
 
 
@@ -91,7 +92,7 @@ def test_interrupted_evaluation_resumes_to_identical_files(
     resumed = run_evaluate(out, model=digits_checkpoint, settings=settings, stream=stream)
     assert written == [1, 2]  # only the missing shards were computed
     assert stable(resumed) == stable(full)
-    for npz in ("saliency.npz", "shards/selection.npz"):
+    for npz in ("method_saliency.npz", "shards/selection.npz"):
         assert_same_arrays(out / npz, tmp_path / "full" / npz)
     assert_same_per_image(out / "per_image.npz", tmp_path / "full" / "per_image.npz")
 
@@ -105,7 +106,7 @@ def test_evaluate_all_reports_accuracy_and_explains_the_predicted_class(digits_c
         tmp_path / "all", model=digits_checkpoint, settings=settings, stream=StreamSettings(all_images=True)
     )
     assert doc["summary"]["images"] == 359 and doc["stream"]["shards"] == 2
-    with np.load(tmp_path / "all" / "saliency.npz") as saved:
+    with np.load(tmp_path / "all" / "method_saliency.npz") as saved:
         assert len(saved["gradcam"]) == 359
     accuracy = doc["summary"]["model test accuracy"]
     assert 0.2 < accuracy <= 1.0  # targets are predictions, so misclassified images are explained too

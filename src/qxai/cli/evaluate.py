@@ -117,6 +117,10 @@ def register(app: typer.Typer) -> None:
             if "error" in doc[name]:
                 console.print(f"[yellow]skipped {name}:[/] {doc[name]['error']}")
         summary = doc["summary"]
+        for key, text in summary.items():
+            # what a reader must not miss below the table: empty classes, blank maps, undefined metrics
+            if key == "classes without images" or key.startswith(("degenerate: ", "undefined: ")):
+                console.print(f"[yellow]{key}:[/] {text}", soft_wrap=True)
         console.print(f"{summary['images']} images, {summary['methods_ok']} methods → {out}/metrics.json")
 
 

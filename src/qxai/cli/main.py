@@ -17,12 +17,15 @@ user's own model import its code (see :func:`qxai.models.checkpoint.load_checkpo
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import inspect
 import os
 import sys
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -95,14 +98,22 @@ def _with_shared_checks(body: Callable[..., Any], name: str) -> Callable[..., An
         from qxai.io import check_output_file, check_output_folder
         from qxai.models.checkpoint import allow_model_code
         from qxai.models.train import check_seed
+        from qxai.pipeline.stage import check_stage_folder, hold
 
-        if kw.get("out") is not None:
-            (check_output_file if name == "train" else check_output_folder)(kw["out"])
-        if kw.get("seed") is not None:
-            check_seed(kw["seed"])
-        if not adds_code_options:
-            return body(**kw)
-        with allow_model_code(kw.pop("model_file"), kw.pop("trust_model_code")):
+        with contextlib.ExitStack() as held:
+            if kw.get("out") is not None:
+                out = Path(kw["out"])
+                if name == "train":
+                    check_output_file(out)
+                    held.enter_context(hold(out.parent, lock_name=f".{out.name}.qxai-lock"))
+                else:
+                    check_output_folder(out)
+                    check_stage_folder(out, name)
+                    held.enter_context(hold(out))  # one run per folder, from here to the last write
+            if kw.get("seed") is not None:
+                check_seed(kw["seed"])
+            if adds_code_options:
+                held.enter_context(allow_model_code(kw.pop("model_file"), kw.pop("trust_model_code")))
             return body(**kw)
 
     del command.__wrapped__  # typer must read the signature below, not the body's
@@ -122,6 +133,41 @@ def _usage_line(err: UsageError) -> str:
     message = " ".join(err.format_message().split()).rstrip(".")
     where = f"; see `{err.ctx.command_path} --help`" if err.ctx is not None else ""
     return f"error: {message}{where}"
+
+
+#: errors of the file system a user can fix, and what to do about each
+_FIXES = {
+    errno.ENOSPC: "free space on that device or choose another --out",
+    errno.EDQUOT: "free space within your quota or choose another --out",
+    errno.EROFS: "the file system is read-only; choose a writable --out",
+    errno.EACCES: "permission denied; change the permissions or choose another --out",
+    errno.EPERM: "not permitted; change the permissions or choose another --out",
+    errno.EISDIR: "a folder has the name of a file qxai writes; move it away",
+    errno.ENOTDIR: "a file stands where qxai needs a folder; move it away",
+    errno.ENAMETOOLONG: "the path is too long; choose a shorter --out",
+    errno.EMFILE: "too many open files; raise `ulimit -n`",
+}
+
+
+def os_error_line(err: OSError) -> str | None:
+    """A file-system error a user can fix as one line naming the file and the fix (None otherwise).
+
+    >>> os_error_line(OSError(errno.ENOSPC, "No space left on device", "/r/x.npz"))
+    '/r/x.npz: No space left on device — free space on that device or choose another --out'
+    """
+    fix = _FIXES.get(err.errno or -1)
+    if fix is None:
+        return None
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or os.strerror(err.errno or 0)} — {fix}"
+
+
+def _internal(err: BaseException) -> typing.NoReturn:
+    if os.environ.get("QXAI_DEBUG") == "1":
+        raise err
+    line = f"internal error: {type(err).__name__}: {err}".splitlines()[0]
+    typer.echo(f"{line} (QXAI_DEBUG=1 shows the traceback)", err=True)
+    sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,12 +192,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(err.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         code = 130
+    except OSError as err:
+        line = os_error_line(err)
+        if line is None or os.environ.get("QXAI_DEBUG") == "1":
+            _internal(err)
+        typer.echo(f"error: {line}", err=True)
+        sys.exit(2)
     except Exception as err:  # anything unexpected: one line, unless debugging
-        if os.environ.get("QXAI_DEBUG") == "1":
-            raise
-        line = f"internal error: {type(err).__name__}: {err}".splitlines()[0]
-        typer.echo(f"{line} (QXAI_DEBUG=1 shows the traceback)", err=True)
-        sys.exit(1)
+        _internal(err)
     # typer turns Ctrl-C into exit code 130; commands themselves return None
     if code == 130:
         typer.echo(INTERRUPTED, err=True)

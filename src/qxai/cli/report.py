@@ -18,8 +18,10 @@ def register(app: typer.Typer) -> None:
         readme: Path = typer.Option(None, help="Fill the headline block of this README (with --screenshot)."),
     ) -> None:
         """Write RUN_DIR/report.html from the saved stage results."""
+        from qxai.io import check_output_file
         from qxai.report import build_report
 
+        check_output_file(run_dir / "report.html", "RUN_DIR")  # writable before anything is rendered
         page = build_report(run_dir)
         typer.echo(f"report: {page}")
         if screenshot is not None:

@@ -233,7 +233,11 @@ class Evaluation:
             values = {n: r.scores.get(m.name, np.nan) for n, r in usable.items()}
             intervals = {n: r.intervals.get(m.name, (np.nan, np.nan)) for n, r in usable.items()}
             counts = [self._count(r, m) for n, r in usable.items() if n in scored]
-            if scored and not scored & set(usable):
+            reasons = sorted({r.not_applicable[m.name] for r in self.ok().values() if m.name in r.not_applicable})  # noqa: E501
+            if not scored and reasons:
+                # nothing to compare: say why rather than leave the column empty
+                out[m.name] = Verdict(None, None, (), True, untestable="; ".join(reasons))
+            elif scored and not scored & set(usable):
                 out[m.name] = Verdict(None, None, (), True, untestable="every method's maps are degenerate")
             elif m.direction != "none" and m.level != "run" and counts and max(counts) < MIN_VALUES:
                 why = f"fewer than {MIN_VALUES} images with a value ({max(counts)})"

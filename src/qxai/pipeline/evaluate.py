@@ -12,7 +12,7 @@ Writes into ``out`` (through :func:`qxai.pipeline.stage.write_stage`):
   ``"settings"``, ``"qubo"``, ``"config"``, ``"figures"``, ``"summary"``; with ``seeds`` also
   ``"across_seeds"`` ``{method: {metric: {mean, sd, values}}}``;
 - ``per_image.npz`` — every per-image metric value ``METHOD__METRIC`` ``(N,)``;
-- ``details.json``, ``metrics.csv``, ``saliency.npz`` (maps ``(N, H, W)`` per method) and the
+- ``details.json``, ``metrics.csv``, ``method_saliency.npz`` (maps ``(N, H, W)`` per method) and the
   figures ``overlap.png``, ``curves.png``, ``examples.png``.
 
 >>> doc = run_evaluate("runs/evaluate", model="runs/model.pt",
@@ -138,7 +138,8 @@ def run_evaluate(
                 )
     # the first seed's figures and arrays stay in its folder; the records point there
     doc["figures"] = [{**f, "file": f"seed-{seeds[0]}/{f['file']}"} for f in first["figures"]]
-    return write_stage(out, "metrics.json", {k: v for k, v in doc.items() if k not in ("files", "run_id")})
+    owned = ("files", "run_id", "sha256")  # each seed's folder owns its files; this JSON claims none
+    return write_stage(out, "metrics.json", {k: v for k, v in doc.items() if k not in owned})
 
 
 def _model_for_seed(checkpoint: str, seed: int, out: Path) -> str:
@@ -202,8 +203,10 @@ def _evaluate_one(out: Path, checkpoint: str, settings: EvaluateSettings) -> dic
     per_image = {f"{_key(n)}__{m}": v for n, r in ev.ok().items() for m, v in r.per_image.items()}
     return write_stage(
         out, "metrics.json", doc, figures=figures,
-        arrays={"saliency.npz": {"labels": data.labels.numpy(), "indices": data.indices.numpy(), **maps},
-                "per_image.npz": per_image},
+        arrays={
+            "method_saliency.npz": {"labels": data.labels.numpy(), "indices": data.indices.numpy(), **maps},
+            "per_image.npz": per_image,
+        },
         files={"details.json": {n: r.details for n, r in ev.ok().items()}, "metrics.csv": _csv(ev)},
     )  # fmt: skip
 
@@ -355,8 +358,10 @@ def run_evaluate_stream(
         per_image = {f"{_key(n)}__{m}": v for n, r in ev.ok().items() for m, v in r.per_image.items()}
         return write_stage(
             out, "metrics.json", doc, figures=figures,
-            arrays={"saliency.npz": {"labels": column["targets"], "indices": column["indices"], **maps},
-                    "per_image.npz": per_image},
+            arrays={
+                "method_saliency.npz": {"labels": column["targets"], "indices": column["indices"], **maps},
+                "per_image.npz": per_image,
+            },
             files={"details.json": {n: r.details for n, r in ev.ok().items()}, "metrics.csv": _csv(ev)},
         )  # fmt: skip
     finally:
@@ -406,7 +411,8 @@ def _summary(ev: Evaluation, doc: dict[str, Any], images: int, class_names: list
             value = ok[name].scores.get(key, np.nan) if name in ok else np.nan
             if np.isfinite(value):
                 lo, hi = intervals.get(name, {}).get(key, [np.nan, np.nan])
-                summary[f"{name} {key}"] = f"{value:.4g} [{lo:.3g}, {hi:.3g}]"
+                span = f"[{lo:.3g}, {hi:.3g}]" if np.isfinite(lo) and np.isfinite(hi) else "(no interval)"
+                summary[f"{name} {key}"] = f"{value:.4g} {span}"
     refs = doc.get("references") or {}
     if refs:
         summary["overlap permutation null"] = round(refs["permutation_null"]["mean"], 4)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qxai.errors import QxaiError
-from qxai.io import read_json, write_text
+from qxai.io import file_digest, read_json, write_text
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,8 @@ def _figure(path: Path, title: str, caption: str) -> str:
 _RESERVED_KEYS = {
     "figures", "summary", "metric_info", "metrics_info", "errors", "config", "images", "skipped", "intervals",
     "not_applicable", "verdicts", "not_discriminative", "references", "paired", "diagnostics", "claims",
-    "settings", "qubo", "files", "run_id", "across_seeds", "seeds", "degenerate", "blank", "undefined",
+    "settings", "qubo", "files", "run_id", "sha256", "across_seeds", "seeds", "degenerate", "blank",
+    "undefined",
 }  # fmt: skip
 
 
@@ -325,13 +326,35 @@ def _inside(run_dir: Path, folder: Path, name: str) -> Path | None:
     return path
 
 
+#: The shape of every key the report reads from a stage's JSON; anything else is refused on read.
+_SHAPES: dict[str, type | tuple[type, ...]] = {
+    "figures": list, "summary": dict, "stages": dict, "files": list, "sha256": dict, "claims": list,
+    "verdicts": dict, "intervals": dict, "not_applicable": dict, "metric_info": dict, "metrics_info": dict,
+    "not_discriminative": list, "config": dict, "quantum": (dict, type(None)), "methods": dict,
+    "title": str, "subtitle": str, "versions": dict, "command": (str, list),
+}  # fmt: skip
+
+
 def _stage_doc(path: Path) -> dict[str, Any]:
-    """A stage's main JSON, refusing anything but an object (one line naming the file)."""
+    """A stage's main JSON checked against :data:`_SHAPES` (one line naming the file and the key)."""
     doc = read_json(path)
     if not isinstance(doc, dict):
         raise QxaiError(
             f"{path} holds a {type(doc).__name__}, not a stage result object; delete it and rerun the stage"
         )
+    for key, shape in _SHAPES.items():
+        if key in doc and not isinstance(doc[key], shape):
+            want = " or ".join(t.__name__ for t in (shape if isinstance(shape, tuple) else (shape,)))
+            raise QxaiError(
+                f"{path}: '{key}' is a {type(doc[key]).__name__}, not a {want.replace('dict', 'object')}; "
+                "delete the file and rerun the stage that writes it"
+            )
+    for entry in doc.get("figures") or []:
+        if not (isinstance(entry, str) or (isinstance(entry, dict) and isinstance(entry.get("file"), str))):
+            raise QxaiError(
+                f"{path}: a 'figures' entry is {json.dumps(entry)[:60]}, not {{\"file\": …}}; "
+                "delete the file and rerun the stage that writes it"
+            )
     return doc
 
 
@@ -346,13 +369,21 @@ def _figures_by_section(run_dir: Path) -> dict[str, list[str]]:
         if path in seen or not path.is_file():
             continue
         seen.add(path)
-        for entry in _stage_doc(path).get("figures") or []:
+        doc = _stage_doc(path)
+        digests = doc.get("sha256") or {}
+        for entry in doc.get("figures") or []:
             fig = entry if isinstance(entry, dict) else {"file": str(entry)}
             name = str(fig.get("file", ""))
             target = _inside(run_dir, run_dir / section.stage, name)
             if target is None:
                 html_fig = (
                     f'<p class="error">figure {html.escape(name)} lies outside the run folder; not shown</p>'
+                )
+            elif name in digests and target.is_file() and file_digest(target) != digests[name]:
+                # the file on disk is not the one this JSON's run wrote (another run, or edited)
+                html_fig = (
+                    f'<p class="error">figure {html.escape(name)} is not the one {section.result_file} '
+                    "recorded (changed since, or from another run); not shown — rerun the stage</p>"
                 )
             else:
                 html_fig = _figure(target, str(fig.get("title", name)), str(fig.get("caption", "")))
