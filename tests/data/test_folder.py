@@ -205,3 +205,35 @@ def test_dark_sixteen_bit_image_is_not_stretched(tmp_path: Path) -> None:
     _save(tmp_path / "a" / "x.png", Image.fromarray(np.full((2, 2), 200, np.uint16)))
     _save(tmp_path / "b" / "y.png", Image.fromarray(np.zeros((2, 2), np.uint16)))
     assert float(load_image_folder(tmp_path, image_size=2).images.max()) < 2 / 255
+
+
+def test_a_folder_checkpoint_works_from_any_working_folder(tmp_path: Path, monkeypatch) -> None:
+    """Trained on ``imagefolder:imgs`` (relative) at 12×12, the checkpoint records the folder
+    absolute and its input size; naming the folder again in another spelling, or another folder,
+    reuses the recorded size instead of the default 64."""
+    from qxai.models import load_checkpoint
+    from qxai.pipeline.common import load_model_and_data
+    from qxai.pipeline.train import run_train, train_config
+
+    rng = np.random.default_rng(1)
+    for cls in ("a", "b"):
+        for i in range(6):
+            _save(tmp_path / "work" / "imgs" / cls / f"{i}.png", _random_rgb(rng, 20, 20))
+    monkeypatch.chdir(tmp_path / "work")
+    config = train_config("imagefolder:imgs", "reduced-cnn", maps=4, epochs=1, seed=0, batch_size=8, lr=1e-3,
+                          dataset_options={"image_size": 12})  # fmt: skip
+    run_train(config, tmp_path / "m.pt")
+    recorded = load_checkpoint(tmp_path / "m.pt").config
+    assert recorded["dataset"] == f"imagefolder:{tmp_path / 'work' / 'imgs'}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for spec in (None, "imagefolder:../work/imgs", f"imagefolder:{tmp_path}/work/./imgs"):
+        md = load_model_and_data(str(tmp_path / "m.pt"), dataset=spec)
+        assert md.split.test.image_shape == (3, 12, 12)
+    other = tmp_path / "other"
+    for cls in ("a", "b"):
+        for i in range(3):
+            _save(other / cls / f"{i}.png", _random_rgb(rng, 30, 30))
+    md = load_model_and_data(str(tmp_path / "m.pt"), dataset=f"imagefolder:{other}")
+    assert md.split.test.image_shape == (3, 12, 12)

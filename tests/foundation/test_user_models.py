@@ -146,3 +146,18 @@ def test_train_settings_are_validated(field, value, fragment):
 
     with pytest.raises(QxaiError, match=fragment):
         TrainSettings(**{field: value})
+
+
+def test_two_model_files_with_same_named_sibling_modules_each_import_their_own(tmp_path):
+    for name, width in (("one", 3), ("two", 5)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "blocks.py").write_text(f"WIDTH = {width}\n")
+        (tmp_path / name / "net.py").write_text(
+            "import torch\nfrom blocks import WIDTH\n"
+            "class Net(torch.nn.Module):\n"
+            "    def __init__(self):\n        super().__init__()\n"
+            "        self.head = torch.nn.Linear(WIDTH, 2)\n"
+        )
+    first = load_user_model(f"{tmp_path / 'one' / 'net.py'}:Net")
+    second = load_user_model(f"{tmp_path / 'two' / 'net.py'}:Net")
+    assert (first.head.in_features, second.head.in_features) == (3, 5)

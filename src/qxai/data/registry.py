@@ -25,6 +25,7 @@ Adding a data set is one entry (see docs/ARCHITECTURE.md, "Extension points"):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,6 +142,36 @@ def check_spec(spec: str) -> tuple[DatasetSpec, str]:
     if entry is None or (entry.argument is not None) != bool(argument) or (colon and entry.argument is None):
         raise unknown_name("dataset", spec, [s.usage for s in DATASETS.values()])
     return entry, argument
+
+
+def canonical_spec(spec: str | None) -> str | None:
+    """``spec`` with a folder argument made absolute, so a checkpoint names its data from anywhere.
+
+    >>> canonical_spec("digits"), canonical_spec("imagefolder:/data/cells/../cells")
+    ('digits', 'imagefolder:/data/cells')
+    """
+    if not spec or ":" not in spec:
+        return spec
+    name, _, argument = spec.partition(":")
+    entry = DATASETS.get(name)
+    if entry is None or entry.argument not in ("PATH", "ROOT"):
+        return spec
+    return f"{name}:{os.path.abspath(os.path.expanduser(argument))}"
+
+
+def data_options_for(spec: str, config: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The seed and loader options to load ``spec`` for a model trained with ``config``.
+
+    The data set it was trained on (however its folder is spelled now): the training seed and
+    options, so "test" is the same held-out split. Another image folder: the recorded input size
+    and channels, so its images fit the model.
+    """
+    if canonical_spec(spec) == canonical_spec(config.get("dataset")):
+        return int(config.get("seed", 0)), dict(config.get("dataset_options") or {})
+    expected = tuple(config.get("input_shape") or ())
+    if spec.startswith("imagefolder:") and len(expected) == 3 and expected[1] == expected[2]:
+        return 0, {"image_size": int(expected[1]), "channels": int(expected[0])}
+    return 0, {}
 
 
 def load_dataset(spec: str, *, seed: int = 0, test_fraction: float = 0.2, **options: Any) -> DatasetSplit:

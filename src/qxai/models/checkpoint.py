@@ -57,11 +57,13 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, config: dict
 
 def read_checkpoint_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw payload, checked: our format, complete, and free of arbitrary objects."""
+    from qxai.models.user import check_model_path
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise QxaiError(f"checkpoint {path} does not exist; train one with `qxai train --out {path}`")
-    if path.stat().st_size == 0:
-        raise QxaiError(f"checkpoint {path} is empty (0 bytes); train it again with `qxai train --out PATH`")
+    check_model_path(path, "checkpoint")
+    _check_looks_like_a_checkpoint(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -77,6 +79,22 @@ def read_checkpoint_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
     if payload.get("version") != VERSION:
         raise QxaiError(f"{path} has checkpoint version {payload.get('version')}, this qxai reads {VERSION}")
     return payload
+
+
+def _check_looks_like_a_checkpoint(path: Path) -> None:
+    """A file that is not a torch archive (zip) or pickle stream is named for what it is."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return  # torch's zip format, or the legacy pickle format (weights_only checks the contents)
+    if path.suffix == ".py":
+        raise QxaiError(f"{path} is Python code, not a checkpoint; pass it as --model {path}:ClassName")
+    try:
+        text = b"\0" not in head and bool(head.decode("utf-8"))
+    except UnicodeDecodeError:
+        text = False
+    what = "a text file" if text else f"not a PyTorch file (it starts with bytes {head[:4].hex()})"
+    raise QxaiError(f"{path} is {what}, not a checkpoint; pass a file written by `qxai train`")
 
 
 def read_checkpoint_config(path: str | os.PathLike[str], payload: dict[str, Any]) -> dict[str, Any]:
@@ -202,12 +220,15 @@ def model_code_config(spec: str, checkpoint: str | os.PathLike[str]) -> dict[str
     >>> model_code_config(f"{root}/code/net.py:Net", root / "runs" / "m.pt")["arch"]
     'file:../code/net.py:Net'
     """
-    from qxai.models.user import file_sha256, split_model_spec
+    from qxai.models.user import code_files, file_sha256, split_model_spec
 
     path, class_name = split_model_spec(spec)
     folder = Path(checkpoint).resolve().parent
     relative = Path(os.path.relpath(path.resolve(), folder)).as_posix()
-    return {"arch": f"file:{relative}:{class_name}", "model_sha256": file_sha256(path)}
+    return {
+        "arch": f"file:{relative}:{class_name}", "model_sha256": file_sha256(path),
+        "model_code": code_files(path),  # the file and the user's modules it imports
+    }  # fmt: skip
 
 
 def resolve_model_code(
@@ -234,6 +255,13 @@ def resolve_model_code(
             raise QxaiError(
                 f"{checkpoint} records no SHA-256 of its model code (older qxai); pass --model-file {shown}"
             )
+        folder = Path(checkpoint).resolve().parent
+        if recorded_path.is_absolute() or folder not in named.resolve().parents:
+            # trust imports only code that travels with the checkpoint; anything else must be named
+            raise QxaiError(
+                f"{checkpoint} names model code outside its own folder ({recorded_path}), which "
+                f"--trust-model-code never imports; pass --model-file {shown} to name it yourself"
+            )
         path, class_name = named, recorded_class
     else:
         raise QxaiError(
@@ -248,6 +276,18 @@ def resolve_model_code(
             raise QxaiError(
                 f"{path} differs from the code {checkpoint} was trained with (SHA-256 {actual[:12]}… "
                 f"≠ recorded {recorded_sha[:12]}…); pass the original file or retrain"
+            )
+    recorded_code = config.get("model_code")
+    if isinstance(recorded_code, dict):
+        from qxai.models.user import code_files
+
+        actual_code = code_files(path)
+        names = set(recorded_code) | set(actual_code)
+        changed = sorted(k for k in names if recorded_code.get(k) != actual_code.get(k))
+        if changed:
+            raise QxaiError(
+                f"{', '.join(changed)} (imported by {path.name}) differs from the code {checkpoint} was "
+                "trained with (SHA-256); restore the original module or retrain"
             )
     return f"{path}:{class_name}"
 

@@ -48,6 +48,63 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def code_files(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The model file and every module of the user's own it imports, ``{relative path: SHA-256}``.
+
+    Follows ``import x`` / ``from x import y`` / ``from . import y`` (anywhere in the file, function
+    bodies included) to ``.py`` files under the model file's folder, recursively; installed
+    packages are not the user's code and are left out. What ``--trust-model-code`` checks: a
+    sibling module edited after training is as much a change of the model as an edit of the file.
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "net.py").write_text("import torch\nfrom blocks import trunk\n")
+    >>> _ = (root / "blocks.py").write_text("def trunk(): pass\n")
+    >>> sorted(code_files(root / "net.py"))
+    ['blocks.py', 'net.py']
+    """
+    import ast
+
+    main = Path(path).resolve()
+    root = main.parent
+    found: dict[str, str] = {}
+    todo = [main]
+    while todo:
+        file = todo.pop()
+        rel = file.relative_to(root).as_posix()
+        if rel in found:
+            continue
+        found[rel] = file_sha256(file)
+        try:
+            tree = ast.parse(file.read_bytes(), filename=str(file))
+        except (SyntaxError, ValueError):
+            continue  # importing it will report the error
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [(root, a.name) for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = root if node.level == 0 else file.parents[min(node.level, len(file.parents)) - 1]
+                stem = node.module or ""
+                names = [(base, stem)] + [(base, f"{stem}.{a.name}" if stem else a.name) for a in node.names]
+            else:
+                continue
+            for base, dotted in names:
+                todo.extend(_module_files(root, base, dotted))
+    return dict(sorted(found.items()))
+
+
+def _module_files(root: Path, base: Path, dotted: str) -> list[Path]:
+    """The ``.py`` files under ``root`` that importing ``dotted`` from ``base`` runs."""
+    parts = [p for p in dotted.split(".") if p]
+    out: list[Path] = []
+    for depth in range(1, len(parts) + 1):
+        stem = base.joinpath(*parts[:depth])
+        for candidate in (stem.with_suffix(".py"), stem / "__init__.py"):
+            if candidate.is_file() and root in candidate.resolve().parents:
+                out.append(candidate.resolve())
+    return out
+
+
 def load_user_model(spec: str, weights: str | None = None) -> nn.Module:
     """Instantiate the model named by ``spec``; load ``weights`` (a state_dict) safely if given.
 
@@ -55,10 +112,11 @@ def load_user_model(spec: str, weights: str | None = None) -> nn.Module:
     TorchScript archive. Only call this with a file the user named: importing it runs its code.
     """
     path, class_name = split_model_spec(spec)
-    if not path.is_file():
+    if not path.exists():
         raise QxaiError(
             f"model file {path} does not exist; pass --model-file path.py:ClassName or a TorchScript file"
         )
+    check_model_path(path, "model file")
     if path.suffix == ".py":
         model = _from_python_file(path, class_name)
     else:
@@ -77,6 +135,40 @@ def load_user_model(spec: str, weights: str | None = None) -> nn.Module:
                 f"cannot load weights {weights} ({type(err).__name__}); give a plain state_dict"
             ) from None
     return model.eval()
+
+
+def check_model_path(path: str | os.PathLike[str], option: str = "--model") -> Path:
+    """Refuse, without opening it, a model path that is not a readable regular file (one line each).
+
+    A folder, a pipe (reading one would wait forever), a device such as ``/dev/null`` and an empty
+    file each get their own message; a missing file says how to make one.
+
+    >>> check_model_path("/dev/null")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    qxai.errors.QxaiError: --model /dev/null is not a regular file (a device); pass a checkpoint ...
+    """
+    import stat
+
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise QxaiError(
+            f"{option} {p} does not exist; train a checkpoint with `qxai train --out {p}` or pass "
+            "path.py:ClassName"
+        ) from None
+    except OSError as err:
+        raise QxaiError(f"{option} {p} cannot be read ({err.strerror}); check its permissions") from None
+    fix = "pass a checkpoint written by `qxai train` or path.py:ClassName"
+    if stat.S_ISDIR(mode):
+        raise QxaiError(f"{option} {p} is a folder; {fix}")
+    if not stat.S_ISREG(mode):
+        kind = "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise QxaiError(f"{option} {p} is not a regular file ({kind}); {fix}")
+    if p.stat().st_size == 0:
+        raise QxaiError(f"{option} {p} is empty (0 bytes); {fix}")
+    return p
 
 
 def is_torchscript(path: str | Path) -> bool:
@@ -156,6 +248,7 @@ def _from_python_file(path: Path, class_name: str) -> nn.Module:
     sys.modules[module_name] = module
     # the file's folder is importable while the file runs (``from blocks import trunk``), then removed
     sys.path.insert(0, folder)
+    before = set(sys.modules)
     try:
         spec.loader.exec_module(module)
     except Exception as err:
@@ -163,6 +256,12 @@ def _from_python_file(path: Path, class_name: str) -> nn.Module:
         raise QxaiError(f"importing {path} failed: {type(err).__name__}: {err}".splitlines()[0]) from None
     finally:
         sys.path.remove(folder)
+        # the user's own modules are not cached: another model file's ``blocks.py`` (or this one's,
+        # edited and re-hashed) must be imported afresh, not served from sys.modules
+        for name in set(sys.modules) - before - {module_name}:
+            file = getattr(sys.modules[name], "__file__", None)
+            if file and Path(folder) in Path(file).resolve().parents:
+                sys.modules.pop(name, None)
     cls = getattr(module, class_name, None)
     if cls is None or not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise QxaiError(f"{path} has no nn.Module class named '{class_name}'")

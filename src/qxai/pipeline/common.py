@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from qxai.data import DatasetSplit, ImageDataset, load_dataset
+from qxai.data.registry import data_options_for
 from qxai.errors import QxaiError
 from qxai.models import Checkpoint, default_layer, load_checkpoint, predict
 from qxai.seeding import numpy_rng
@@ -29,11 +31,6 @@ class ModelAndData:
         return self.split.class_names
 
 
-def dataset_options(config: dict[str, Any]) -> dict[str, Any]:
-    """The loader options recorded at training time (so the test split is the same one)."""
-    return dict(config.get("dataset_options") or {})
-
-
 def _load_any_model(
     spec: str, model_file: str | None = None, trust_model_code: bool | None = None
 ) -> Checkpoint:
@@ -42,8 +39,10 @@ def _load_any_model(
     A checkpoint of a user's model imports its code only from ``model_file`` or, with
     ``trust_model_code``, the file it names, SHA-256 checked (the trust rule, docs/ARCHITECTURE.md).
     """
-    from qxai.models.user import is_torchscript, load_user_model
+    from qxai.models.user import check_model_path, is_torchscript, load_user_model
 
+    if ".py:" not in spec and os.path.lexists(spec):
+        check_model_path(spec)  # before anything opens it: a pipe would block, a folder mislead
     if ".py:" in spec or is_torchscript(spec):  # the user named the code itself
         return Checkpoint(load_user_model(spec), {"arch": f"file:{spec}"})
     return load_checkpoint(spec, model_file=model_file, trust_model_code=trust_model_code)
@@ -68,10 +67,8 @@ def load_model_and_data(
     name = dataset or cfg.get("dataset")
     if not name:
         raise QxaiError("the model does not record its data set; pass --dataset NAME")
-    same = name == cfg.get("dataset")
-    split = load_dataset(
-        name, seed=cfg.get("seed", 0) if same else 0, **(dataset_options(cfg) if same else {})
-    )
+    seed, options = data_options_for(name, cfg)  # the trained-on split, or the recorded input size
+    split = load_dataset(name, seed=seed, **options)
     expected = tuple(cfg.get("input_shape") or ())
     if expected and split.test.image_shape != expected:
         raise QxaiError(

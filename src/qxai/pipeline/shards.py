@@ -179,9 +179,10 @@ def open_stream(
     """``(checkpoint, source, data set name, layer)`` for a streamed run, every check done before
     any work: the Ray address answers, the data set's images have the model's input shape, a user
     model's forward works, the layer exists."""
+    from qxai.data.registry import data_options_for
     from qxai.data.stream import ImageSource
     from qxai.models import default_layer
-    from qxai.pipeline.common import _load_any_model, dataset_options
+    from qxai.pipeline.common import _load_any_model
     from qxai.probe import resolve_layer
 
     if stream.ray_address is not None:
@@ -193,12 +194,11 @@ def open_stream(
     name = dataset or cfg.get("dataset")
     if not name:
         raise QxaiError("the model does not record its data set; pass --dataset NAME")
-    same = name == cfg.get("dataset")
     expected = tuple(cfg.get("input_shape") or ())
-    options = dataset_options(cfg) if same else {}
+    seed, options = data_options_for(name, cfg)
     if name.startswith("imagefolder:") and expected and "channels" not in options:
         options["channels"] = expected[0]  # the stream cannot look at every image to decide
-    source = ImageSource.from_spec(name, seed=cfg.get("seed", 0) if same else 0, **options)
+    source = ImageSource.from_spec(name, seed=seed, **options)
     if expected and source.image_shape != expected:
         raise QxaiError(
             f"data set '{name}' has images {source.image_shape}, the model expects {expected}; "

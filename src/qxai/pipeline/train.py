@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from qxai.data import load_dataset
+from qxai.data.registry import canonical_spec
 from qxai.io import check_output_file
 from qxai.models import TrainSettings, save_checkpoint, train_model
 from qxai.models.checkpoint import model_code_config, model_from_config
@@ -43,6 +44,8 @@ def run_train(config: dict[str, Any], out: str | os.PathLike[str]) -> dict[str, 
         epochs=config["epochs"], batch_size=config["batch_size"], lr=config["lr"], seed=config["seed"]
     )
     check_output_file(out)
+    # a folder's path is recorded absolute: the checkpoint finds its data from any working folder
+    config = {**config, "dataset": canonical_spec(config["dataset"])}
     split = load_dataset(config["dataset"], seed=config["seed"], **config.get("dataset_options", {}))
     c, h, w = split.train.image_shape
     shape = {"in_channels": c, "num_classes": split.train.num_classes, "image_size": [h, w]}
