@@ -97,7 +97,7 @@ def test_builtin_lstm(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [
-        ({"samples": 4}, "at least 8"),
+        ({"samples": 1}, "at least 2"),
         ({"analyses": ("spectrum", "mii")}, "did you mean 'mi'"),
         ({"fdr": 1.5}, "--fdr"),
         ({"mi_method": "ksg"}, "MI method"),

@@ -233,3 +233,34 @@ def test_the_lock_of_a_refused_run_is_not_left_behind(tmp_path, capsys):
     assert code == 2
     one_line_error(capsys)
     assert not (tmp_path / "new").exists()
+
+
+def test_a_read_only_shards_folder_is_refused_before_compute(
+    digits_checkpoint, tmp_path, capsys, monkeypatch
+):
+    import qxai.io as io_module
+
+    out = tmp_path / "run"
+    (out / "shards").mkdir(parents=True)
+    real = io_module.tempfile.TemporaryFile
+
+    def read_only_shards(*a, dir=None, **k):  # root ignores permission bits: simulate EROFS there
+        if dir is not None and Path(dir).name == "shards":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real(*a, dir=dir, **k)
+
+    monkeypatch.setattr(io_module.tempfile, "TemporaryFile", read_only_shards)
+    code, _ = run(["explain", "--model", digits_checkpoint, "--dataset", "digits", "--stream", "--out", out])
+    assert code == 2 and "cannot write in" in one_line_error(capsys)
+
+
+def test_a_full_disk_while_training_is_one_line_and_leaves_no_temporary(tmp_path, capsys, monkeypatch):
+    import torch
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / ".m.pt.tmp"))
+
+    monkeypatch.setattr(torch, "save", full)
+    code, _ = run(["train", "--dataset", "digits", "--epochs", "1", "--out", tmp_path / "m.pt"])
+    assert code == 2 and "No space left on device — free space" in one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

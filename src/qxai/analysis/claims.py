@@ -70,6 +70,17 @@ def _top5(doc: dict[str, Any]) -> dict[str, Any]:
             claim, None, None, paper, UNTESTABLE, "no dense layer was analysed (run the spectrum on one)"
         )
     entry = doc["spectra"][name]
+    width = int(entry.get("width") or 0)
+    live = width - int(entry.get("dead_units") or 0)
+    if entry.get("constant") or (width and live <= 2 * 5):
+        # five components of ten or fewer live units hold most variance whatever the network learned
+        # (a logit layer, or a layer mostly dead): the claim cannot fail there, so it is not tested
+        why = (
+            f"layer '{name}' is constant on these inputs"
+            if entry.get("constant")
+            else f"layer '{name}' has {live} live units of {width}; a top-5 share needs more than 10"
+        )
+        return _row(claim, None, None, paper, UNTESTABLE, why + " (pick a wider hidden layer)")
     if "top5_share" in entry:
         share = float(entry["top5_share"])
     else:
@@ -92,11 +103,15 @@ def _mi(doc: dict[str, Any]) -> dict[str, Any]:
     mi = doc.get("mutual_information")
     if not mi or "significant_pairs" not in mi:
         return _row(claim, None, None, paper, UNTESTABLE, "no MI analysis with analytic p-values in this run")
+    on = str(mi.get("fdr_on", "analytic p-values"))
+    if mi["significant_pairs"] is None:  # no valid null at this sample size
+        return _row(claim, None, None, paper, UNTESTABLE, f"MI significance {on}")
     count = int(mi["significant_pairs"])
     a, b = mi["layers"]
     level = mi.get("fdr_level", 0.05)
     if count == 0:
-        why = f"no pair of {mi.get('pairs', '?')} significant after BH at {level:g} on the analytic p-values"
+        pairs = mi.get("pairs", "?")
+        why = f"no pair of {pairs} significant after BH at {level:g} on the {on.split(' (')[0]}"
         return _row(claim, 0, None, paper, FAILS, why)
     top = next((p for p in mi.get("top_pairs", []) if p.get("significant")), None)
     if top:
@@ -105,7 +120,8 @@ def _mi(doc: dict[str, Any]) -> dict[str, Any]:
         named = f"top: {a} {top[a]} – {b} {top[b]}, {top['mi']:.3f} nats, {shown}"
     else:
         named = "the top pairs listed are not among them"
-    why = f"{count} of {mi.get('pairs', '?')} pairs significant after BH at {level:g} (χ² null); {named}"
+    null = "χ² null" if on.startswith("analytic") else "permutation null"
+    why = f"{count} of {mi.get('pairs', '?')} pairs significant after BH at {level:g} ({null}); {named}"
     return _row(claim, count, None, paper, HOLDS, why)
 
 

@@ -28,6 +28,12 @@ independence (one parameter, the correlation); for ``"binned"`` ``2N·Î`` is th
 (needs roughly five samples per cell: ``N ≥ 5·bins²``). ``p = P(χ²_df ≥ 2N·Î)``. Benjamini–Hochberg
 is applied to these by default (:func:`fdr_significant`).
 
+Both nulls are asymptotic: :func:`analytic_null_valid` says where they hold (gcmi: N ≥
+:data:`GCMI_ANALYTIC_MIN_SAMPLES`; binned: N ≥ 5·bins²). Below that only the permutation test is a
+valid test. No estimate from N samples is reported above ``ln N`` nats, the entropy of N distinct
+values: a larger number would be an artefact of the estimator (gcmi's ``−½ log(1 − r²)`` grows
+without bound as ``r → 1``, which a handful of samples reaches by chance or through ties).
+
 A constant feature carries no information: its MI is 0 (p-value 1) and it is listed in
 ``constant_x`` / ``constant_y``.
 """
@@ -45,6 +51,23 @@ from qxai.errors import QxaiError, unknown_name
 from qxai.seeding import numpy_rng
 
 METHODS = ("gcmi", "binned")
+#: fewest samples at which the χ²₁ null of gcmi's likelihood-ratio statistic is used (a common rule
+#: for the LR test of a correlation; below it the tail probabilities are off by orders of magnitude)
+GCMI_ANALYTIC_MIN_SAMPLES = 30
+#: fewest samples mutual information is estimated from at all
+MI_MIN_SAMPLES = 8
+
+
+def analytic_null_valid(method: str, samples: int, bins: int = 8) -> str | None:
+    """None where the asymptotic χ² null of :func:`analytic_pvalues` holds, else why not.
+
+    >>> analytic_null_valid("gcmi", 500) is None, analytic_null_valid("gcmi", 8)
+    (True, 'the χ² null of gcmi needs N ≥ 30 samples, got 8')
+    """
+    need = GCMI_ANALYTIC_MIN_SAMPLES if method == "gcmi" else 5 * bins * bins
+    if samples >= need:
+        return None
+    return f"the χ² null of {method} needs N ≥ {need} samples, got {samples}"
 
 
 @dataclass
@@ -60,6 +83,8 @@ class MutualInfo:
         analytic_pvalues: ``(Dx, Dy)`` ``P(χ²_df ≥ 2N·MI)`` under independence (1 for constant features).
         df: degrees of freedom of that χ² null (1 for gcmi, ``(bins − 1)²`` for binned).
         samples: N.
+        at_ceiling: how many pairs' estimates reached ``ln N`` and were capped there.
+        analytic_invalid: why the analytic null does not hold at this N (None where it does).
     """
 
     mi: np.ndarray
@@ -71,6 +96,8 @@ class MutualInfo:
     analytic_pvalues: np.ndarray | None = None
     df: int = 1
     samples: int = 0
+    at_ceiling: int = 0
+    analytic_invalid: str | None = None
 
     def top_pairs(self, k: int = 10, names: tuple[str, str] = ("x", "y")) -> list[dict[str, Any]]:
         """The ``k`` pairs of highest MI, highest first, as JSON-able dicts.
@@ -194,10 +221,15 @@ def mutual_information_matrix(
     x, y = _as_features(x, "x"), _as_features(y, "y")
     if len(x) != len(y):
         raise QxaiError(f"x has {len(x)} samples and y has {len(y)}; give activations of the same inputs")
-    if len(x) < 8:
-        raise QxaiError(f"mutual information needs at least 8 samples, got {len(x)}; use more inputs")
+    if len(x) < MI_MIN_SAMPLES:
+        raise QxaiError(
+            f"mutual information needs at least {MI_MIN_SAMPLES} samples, got {len(x)}; use more inputs"
+        )
     if method == "binned" and not 2 <= bins <= len(x) // 2:
-        raise QxaiError(f"bins must be between 2 and N/2 = {len(x) // 2}, got {bins}")
+        raise QxaiError(
+            f"binned MI with {bins} bins needs at least {2 * bins} samples (two per bin), got {len(x)}; "
+            "use more inputs or the gcmi method"
+        )
     if permutations < 0:
         raise QxaiError(f"permutations must be ≥ 0, got {permutations}")
     if method == "gcmi":
@@ -211,7 +243,10 @@ def mutual_information_matrix(
         def estimate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             return _binned_from_onehot(a, b, bins)
 
+    ceiling = float(np.log(len(x)))  # no estimate from N samples can carry more than ln N nats
     mi = estimate(fx, fy)
+    at_ceiling = int((mi >= ceiling).sum())
+    mi = np.minimum(mi, ceiling)
     cx, cy = np.flatnonzero(_constant(x)), np.flatnonzero(_constant(y))
     mi[cx, :] = 0.0
     mi[:, cy] = 0.0
@@ -224,11 +259,14 @@ def mutual_information_matrix(
         # both transforms commute with shuffling the samples, so permuting the transformed rows of y
         # is the same as transforming a permuted y, and costs one product per permutation
         for _ in range(permutations):
-            exceed += estimate(fx, fy[rng.permutation(len(fy))]) >= mi - 1e-12
+            exceed += np.minimum(estimate(fx, fy[rng.permutation(len(fy))]), ceiling) >= mi - 1e-12
         pvalues = (1.0 + exceed) / (1.0 + permutations)
         pvalues[cx, :] = 1.0
         pvalues[:, cy] = 1.0
-    return MutualInfo(mi, pvalues, method, permutations, cx.tolist(), cy.tolist(), analytic, df, len(x))
+    return MutualInfo(
+        mi, pvalues, method, permutations, cx.tolist(), cy.tolist(), analytic, df, len(x), at_ceiling,
+        analytic_null_valid(method, len(x), bins),
+    )  # fmt: skip
 
 
 def gaussian_mi(rho: float) -> float:

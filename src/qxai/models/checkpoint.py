@@ -152,8 +152,22 @@ def load_checkpoint(
     except (RuntimeError, KeyError, TypeError) as err:
         detail = (str(err).splitlines() or [type(err).__name__])[0][:80]
         raise QxaiError(f"{path}: weights do not fit the '{config.get('arch')}' model ({detail})") from None
+    _check_finite_weights(path, model)
     model.eval()
     return Checkpoint(model, config)
+
+
+def _check_finite_weights(path: str | os.PathLike[str], model: nn.Module) -> None:
+    """Refuse weights that are NaN (parameters or buffers) or infinite (parameters; a buffer may
+    hold −inf on purpose, e.g. an attention mask): every output would be NaN, silently."""
+    bad = [n for n, p in model.named_parameters() if p.is_floating_point() and not torch.isfinite(p).all()]
+    bad += [n for n, b in model.named_buffers() if b.is_floating_point() and torch.isnan(b).any()]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise QxaiError(
+            f"{path}: weights {shown} are NaN or infinite (training diverged or the file is damaged); "
+            "retrain, e.g. with a lower --lr"
+        )
 
 
 def model_from_config(config: dict[str, Any]) -> nn.Module:

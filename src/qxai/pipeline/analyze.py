@@ -40,7 +40,8 @@ class AnalyzeSettings:
 
     ``mi_layers`` None picks the first two captured layers (LSTM: its input gate and output;
     Transformers: the second and last hidden layers). ``fdr`` is the Benjamini–Hochberg level applied
-    to the analytic MI p-values. ``bootstrap`` resamples give the top-k share's interval (0: none).
+    to the MI p-values. ``bootstrap`` resamples give the top-k share's interval (0: none). An analysis
+    the input cannot support (MI on fewer than 8 inputs) is skipped with its reason in ``skipped``.
     ``quantum`` runs the quantum-layer analysis when the model has quantum layers.
     """
 
@@ -69,10 +70,10 @@ class AnalyzeSettings:
             from qxai.errors import unknown_name
 
             raise unknown_name("analysis", unknown[0], ANALYSES)
-        if self.samples < 8:
-            raise QxaiError(
-                f"--samples must be at least 8 for the statistics to mean anything, got {self.samples}"
-            )
+        if self.samples < 2:
+            # each analysis states what it needs beyond this (MI: 8 inputs); it is skipped with its
+            # reason when the input gives less, and the others run
+            raise QxaiError(f"--samples must be at least 2 (a spectrum needs two inputs), got {self.samples}")
         if self.mi_method not in MI_METHODS:
             from qxai.errors import unknown_name
 
@@ -225,11 +226,21 @@ def analyze(subject: Subject, settings: AnalyzeSettings | None = None) -> Analys
     ctx = AnalysisContext(
         subject, settings, acts, spectra, settings.mi_layers or _default_mi_pair(acts, subject.kind), doc
     )
+    doc["skipped"] = {}
     with make_progress() as bar:
         task = bar.add_task("analyses", total=len(settings.analyses) + 1)
         for name in settings.analyses:
             bar.update(task, advance=1, description=f"analysis: {name}")
-            STEPS[name](ctx)
+            try:
+                STEPS[name](ctx)
+            except QxaiError as err:  # run what can run: this one is skipped with its reason
+                reason = str(err).splitlines()[0]
+                doc["skipped"][name] = reason
+                doc["summary"][f"skipped: {name}"] = reason
+                ctx.note(f"{name} skipped: {reason}")
+        if doc["skipped"] and len(doc["skipped"]) == len(settings.analyses):
+            reasons = "; ".join(f"{k}: {v}" for k, v in doc["skipped"].items())
+            raise QxaiError(f"no analysis can run on these {acts.samples} inputs ({reasons})")
         if settings.quantum and subject.kind == "image" and _quantum_layers(subject.model):
             bar.update(task, description="analysis: quantum layers")
             _quantum_step(ctx)

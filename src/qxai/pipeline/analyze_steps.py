@@ -110,7 +110,15 @@ def mi_step(ctx: AnalysisContext) -> None:
     )
     unit = "map" if acts.kinds[a] == "conv" else "unit"
     top = r.top_pairs(settings.mi_top, (a, b))
-    significant = fdr_significant(r.analytic_pvalues, settings.fdr)
+    # the false-discovery control runs on p-values valid at this N: the analytic null where its
+    # asymptotics hold, else the permutation test, else none (significance is then not testable)
+    if r.analytic_invalid is None:
+        tested, tested_on = r.analytic_pvalues, "analytic p-values (Benjamini–Hochberg)"
+    elif r.pvalues is not None:
+        tested, tested_on = r.pvalues, f"permutation p-values (Benjamini–Hochberg; {r.analytic_invalid})"
+    else:
+        tested, tested_on = None, f"not testable: {r.analytic_invalid}; add --mi-permutations"
+    significant = fdr_significant(tested, settings.fdr) if tested is not None else np.zeros_like(r.mi, bool)
     entry: dict = {
         "layers": [a, b],
         "method": r.method,
@@ -125,14 +133,26 @@ def mi_step(ctx: AnalysisContext) -> None:
         "analytic_null": f"2N·MI ~ chi2(df={r.df}) under independence",
         "df": r.df,
         "fdr_level": settings.fdr,
-        "fdr_on": "analytic p-values (Benjamini–Hochberg)",
-        "significant_pairs": int(significant.sum()),
+        "fdr_on": tested_on,
+        "analytic_null_valid": r.analytic_invalid is None,
+        "significant_pairs": int(significant.sum()) if tested is not None else None,
+        "ceiling_nats": float(np.log(r.samples)),
+        "pairs_at_ceiling": r.at_ceiling,
     }
+    if r.at_ceiling:
+        ctx.note(
+            f"{r.at_ceiling} MI pairs reached ln N = {np.log(r.samples):.3g} nats, the most {r.samples} "
+            "samples can show, and were capped there; use more --samples"
+        )
     for pair in top:
         pair["significant"] = bool(significant[pair[a], pair[b]])
     ctx.arrays["mi/values"] = r.mi
     ctx.arrays["mi/pvalues_analytic"] = r.analytic_pvalues
-    ctx.summary["MI pairs significant (BH on analytic p)"] = int(significant.sum())
+    if tested is None:
+        ctx.summary["MI pairs significant"] = tested_on
+    else:
+        on = "analytic" if r.analytic_invalid is None else "permutation"
+        ctx.summary[f"MI pairs significant (BH on {on} p)"] = int(significant.sum())
     if r.pvalues is not None:
         ctx.arrays["mi/pvalues"] = r.pvalues
         entry["significant_pairs_permutation"] = int(fdr_significant(r.pvalues, settings.fdr).sum())
@@ -146,7 +166,7 @@ def mi_step(ctx: AnalysisContext) -> None:
         f"Mutual information {a} × {b}",
         f"MI ({r.method}, nats) between every {unit} of {a} and of {b} over {acts.samples} inputs; the top "
         f"pairs are circled. p χ²: analytic null 2N·MI ~ χ²({r.df}); {int(significant.sum())} of {r.mi.size} "
-        f"pairs significant after Benjamini–Hochberg at {settings.fdr:g}"
+        f"pairs significant after Benjamini–Hochberg at {settings.fdr:g} on {tested_on.split(' (')[0]}"
         + (
             f"; p perm: {r.permutations} permutations (floor {1 / (1 + r.permutations):.3g})."
             if r.permutations

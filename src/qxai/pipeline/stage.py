@@ -36,7 +36,16 @@ from typing import Any
 import numpy as np
 
 from qxai.errors import QxaiError
-from qxai.io import file_digest, pid_alive, temporary_owner, write_figure, write_json, write_npz, write_text
+from qxai.io import (
+    check_output_folder,
+    file_digest,
+    pid_alive,
+    temporary_owner,
+    write_figure,
+    write_json,
+    write_npz,
+    write_text,
+)
 
 #: Prefix of the hidden folder a stage is assembled in before its files are moved into place
 #: (followed by the writing process's id, so that clean-up can tell a live run's from a dead one's).
@@ -99,6 +108,9 @@ def check_stage_folder(out: str | os.PathLike[str], command: str, option: str = 
                 f"{option} {folder / name} is a folder where {command} writes its file {name}; "
                 f"move it away or choose another {option}"
             )
+    shards = folder / "shards"  # a resumed stream writes here: it must be writable too
+    if shards.is_dir():
+        check_output_folder(shards, option)
     for other in STAGES.values():
         if other.command == command or not (folder / other.main).is_file():
             continue
