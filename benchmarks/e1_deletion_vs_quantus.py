@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def model_and_images(n: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
-    from qxai.pipeline.common import load_model_and_data
+    from qxai.models.loading import load_model_and_data
     from qxai.pipeline.train import run_train, train_config
 
     ckpt = ROOT / "runs" / "results" / "mnist-reduced-cnn.pt"

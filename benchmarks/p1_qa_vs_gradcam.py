@@ -50,7 +50,8 @@ def main() -> None:
     from pytorch_grad_cam import GradCAM
 
     from qxai.explain.qa import QAFeatureMapExplainer
-    from qxai.pipeline.common import load_model_and_data, select_correct_per_class
+    from qxai.models.loading import load_model_and_data
+    from qxai.pipeline.common import select_correct_per_class
     from qxai.pipeline.train import run_train, train_config
 
     ckpt = args.model

@@ -21,7 +21,7 @@ from scipy.stats import spearmanr
 
 from qxai.analysis.capture import capture_activations
 from qxai.analysis.mutual_info import ksg_mi, mutual_information_matrix
-from qxai.pipeline.common import load_model_and_data
+from qxai.models.loading import load_model_and_data
 
 
 def main() -> None:

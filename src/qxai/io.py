@@ -13,6 +13,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,23 @@ def _check_creatable(target: Path, option: str) -> None:
             f"{option}: cannot write in {ancestor} ({err.strerror or type(err).__name__}); "
             f"choose a writable {option}"
         ) from None
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of a stage: its PNG file (relative to the stage folder), a title and a caption.
+
+    ``section`` optionally routes it to another section of the report than its stage's own.
+    """
+
+    file: str
+    title: str
+    caption: str
+    section: str | None = None
+
+    def record(self) -> dict[str, str]:
+        """The JSON record the report reads (``section`` only when set)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 def cache_dir() -> Path:

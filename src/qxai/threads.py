@@ -146,8 +146,10 @@ def blas_threads(n: int) -> Iterator[int]:
     """Limit BLAS to ``n`` threads inside the block; numba's kernels get one thread meanwhile when
     ``n > 1`` (the mirror of :func:`numba_threads`). Yields ``n``."""
     n = max(1, int(n))
-    with _blas_controller().limit(limits=n, user_api="blas"), numba_threads(1 if n > 1 else
-                                                                             numba.get_num_threads()):
+    with (
+        _blas_controller().limit(limits=n, user_api="blas"),
+        numba_threads(1 if n > 1 else numba.get_num_threads()),
+    ):
         yield n
 
 

@@ -212,7 +212,7 @@ def test_a_folder_checkpoint_works_from_any_working_folder(tmp_path: Path, monke
     absolute and its input size; naming the folder again in another spelling, or another folder,
     reuses the recorded size instead of the default 64."""
     from qxai.models import load_checkpoint
-    from qxai.pipeline.common import load_model_and_data
+    from qxai.models.loading import load_model_and_data
     from qxai.pipeline.train import run_train, train_config
 
     rng = np.random.default_rng(1)

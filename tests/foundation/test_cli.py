@@ -34,7 +34,7 @@ def test_bad_checkpoint_via_cli_is_one_line(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     from qxai.errors import QxaiError
-    from qxai.pipeline.common import load_model_and_data
+    from qxai.models.loading import load_model_and_data
 
     with pytest.raises(QxaiError):
         load_model_and_data(str(bad))
@@ -47,7 +47,7 @@ def test_train_a_user_model_file(tmp_path, user_model_file):
         "train", "--dataset", "digits", "--epochs", "1", "--model-file", f"{src}:Net", "--out", str(out)
     )
     assert done.returncode == 0, done.stderr
-    from qxai.pipeline.common import load_model_and_data
+    from qxai.models.loading import load_model_and_data
 
     md = load_model_and_data(str(out), model_file=f"{src}:Net")
     assert md.layer == "features" and md.config["arch"] == "file:net.py:Net"  # relative to the checkpoint

@@ -173,7 +173,7 @@ def test_pretrained_resnet_without_local_weights_is_a_clear_error(tmp_path, monk
 
 def test_user_model_file_and_torchscript_through_the_pipeline(tmp_path, user_model_file):
     src = user_model_file
-    from qxai.pipeline.common import load_model_and_data
+    from qxai.models.loading import load_model_and_data
 
     md = load_model_and_data(f"{src}:Net", dataset="digits")
     assert md.layer == "features" and md.class_names[0] == "0"

@@ -158,7 +158,7 @@ def test_crafted_config_pointing_at_any_file_runs_nothing(tmp_path):
     path = save_checkpoint(tmp_path / "crafted.pt", torch.nn.Linear(1, 1), config)
     with pytest.raises(QxaiError, match="never imports code"):
         load_checkpoint(path)
-    from qxai.pipeline.common import load_model_and_data
+    from qxai.models.loading import load_model_and_data
 
     with pytest.raises(QxaiError, match="never imports code"):
         load_model_and_data(str(path))
@@ -167,7 +167,7 @@ def test_crafted_config_pointing_at_any_file_runs_nothing(tmp_path):
 
 def test_load_model_and_data_takes_the_model_file(trained, tmp_path):
     from qxai.models import test_accuracy
-    from qxai.pipeline.common import load_model_and_data
+    from qxai.models.loading import load_model_and_data
 
     root = _copy(trained, tmp_path)
     md = load_model_and_data(str(root / "m.pt"), model_file=str(root / "code" / "net.py"))

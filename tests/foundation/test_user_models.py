@@ -53,7 +53,7 @@ def test_a_model_file_may_import_a_sibling_module(sibling_model):
 
 
 def test_train_and_reload_a_model_with_a_sibling_import(sibling_model, tmp_path):
-    from qxai.pipeline.common import load_model_and_data
+    from qxai.models.loading import load_model_and_data
     from qxai.pipeline.train import run_train, train_config
 
     arch = f"file:{sibling_model}:Net"
@@ -66,7 +66,7 @@ def test_train_and_reload_a_model_with_a_sibling_import(sibling_model, tmp_path)
 
 def test_torchscript_models_are_recognised_and_get_a_default_layer(tmp_path, user_model_file):
     from qxai.models import default_layer
-    from qxai.pipeline.common import load_model_and_data
+    from qxai.models.loading import load_model_and_data
 
     python_model = load_user_model(f"{user_model_file}:Net")
     scripted = tmp_path / "net.pt"
@@ -78,7 +78,7 @@ def test_torchscript_models_are_recognised_and_get_a_default_layer(tmp_path, use
 
 def test_test_accuracy_matches_a_direct_count_and_keeps_the_mode(user_model_file):
     from qxai.models import test_accuracy
-    from qxai.pipeline.common import load_model_and_data
+    from qxai.models.loading import load_model_and_data
 
     md = load_model_and_data(f"{user_model_file}:Net", dataset="digits")
     md.model.train()

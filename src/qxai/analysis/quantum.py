@@ -461,7 +461,7 @@ def quantum_figures(doc: dict[str, Any]) -> list[tuple[Any, Any]]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from qxai.pipeline.stage import Figure
+    from qxai.io import Figure
 
     layers = doc["layers"]
     steps = np.arange(len(layers))

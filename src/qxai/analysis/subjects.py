@@ -124,7 +124,7 @@ def default_analysis_layers(model: nn.Module, limit: int = MAX_DEFAULT_LAYERS) -
 
 
 def _image_subject(source: SubjectSource, samples: int, seed: int) -> Subject:
-    from qxai.pipeline.common import load_model_and_data
+    from qxai.models.loading import load_model_and_data
 
     md = load_model_and_data(source.checkpoint, source.dataset)  # type: ignore[arg-type]
     # test images first (never seen in training), then training images if more are asked for

@@ -63,7 +63,7 @@ def _random_loop(adj: list[set[int]], rng: np.random.Generator) -> list[int]:
             options = sorted(adj[path[-1]] - {prev})
             nxt = options[int(rng.integers(len(options)))]
             if nxt in seen:
-                loop = path[seen[nxt]:]
+                loop = path[seen[nxt] :]
                 if len(loop) >= 3:
                     return loop
                 break

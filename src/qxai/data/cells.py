@@ -46,8 +46,6 @@ _OD_PLATELET = np.array([0.85, 1.25, 0.50]).astype(
 _OD_SPECK = np.array([0.9, 0.9, 0.75]).astype(np.float32)  # dust and stain precipitate: grey-blue
 
 
-
-
 def load_cells(count: int = 2000, image_size: int = 48, seed: int = 0, cache: bool = True) -> ImageDataset:
     """The ``cells`` data set: ``count`` RGB images, half of them parasitized, with parasite masks.
 

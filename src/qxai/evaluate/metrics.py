@@ -284,8 +284,10 @@ def _nanmean_rows(stack: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- the catalogue
 
 _SIZE_NOTE = "k = |S_QA| of the same image for every method, so set size cannot decide the ranking"
-_MODEL_NAN = ("the model's output is NaN or infinite on the perturbed image (pixels replaced by the "
-              "fill); check the model on such inputs or choose another --fill")
+_MODEL_NAN = (
+    "the model's output is NaN or infinite on the perturbed image (pixels replaced by the "
+    "fill); check the model on such inputs or choose another --fill"
+)
 _ALL: list[Metric] = [
     Metric("overlap_mean", "disentanglement", "lower",
            "mean off-diagonal Bhattacharyya coefficient between the per-class histograms of each "

@@ -233,7 +233,9 @@ class Evaluation:
             values = {n: r.scores.get(m.name, np.nan) for n, r in usable.items()}
             intervals = {n: r.intervals.get(m.name, (np.nan, np.nan)) for n, r in usable.items()}
             counts = [self._count(r, m) for n, r in usable.items() if n in scored]
-            reasons = sorted({r.not_applicable[m.name] for r in self.ok().values() if m.name in r.not_applicable})  # noqa: E501
+            reasons = sorted(
+                {r.not_applicable[m.name] for r in self.ok().values() if m.name in r.not_applicable}
+            )
             if not scored and reasons:
                 # nothing to compare: say why rather than leave the column empty
                 out[m.name] = Verdict(None, None, (), True, untestable="; ".join(reasons))

@@ -45,8 +45,7 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "over_solver_limit": (
         "the QUBO has more variables than the solver's size limit, so it was not solved",
-        "use a solver without a size limit (e.g. --solver batch-sa or exact-mip), or a layer with "
-        "fewer maps",
+        "use a solver without a size limit (e.g. --solver batch-sa or exact-mip), or a layer with fewer maps",
     ),
     "empty_selection": (
         "the QUBO's optimum selects no map",

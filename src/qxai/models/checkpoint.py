@@ -181,7 +181,7 @@ def model_from_config(config: dict[str, Any]) -> nn.Module:
     arch = config.get("arch")
     if isinstance(arch, str) and arch.startswith("file:"):
         raise QxaiError(
-            f"the model code {arch[len('file:'):]} is imported only when you name it; "
+            f"the model code {arch[len('file:') :]} is imported only when you name it; "
             "pass --model-file path.py:Class"
         )
     try:

@@ -23,7 +23,7 @@ from torch import nn
 
 from qxai.data.sequences import SequenceDataset, SequenceSplit
 from qxai.errors import QxaiError
-from qxai.probe import eval_mode
+from qxai.models.modes import eval_mode
 from qxai.seeding import seed_everything, torch_generator
 
 
@@ -172,9 +172,7 @@ def special_token_ids(config: Any, tokenizer: Any | None = None) -> dict[str, An
 def tokenise(tokenizer: Any, texts: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids and attention mask ``(N, T)`` of ``texts`` by the model's own tokenizer (padded,
     truncated to ``max_length``)."""
-    enc = tokenizer(
-        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-    )
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     return enc["input_ids"].long(), enc["attention_mask"].long()
 
 

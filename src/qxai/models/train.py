@@ -15,7 +15,7 @@ from torch import nn
 
 from qxai.data.base import DatasetSplit, ImageDataset
 from qxai.errors import QxaiError
-from qxai.probe import eval_mode
+from qxai.models.modes import eval_mode
 from qxai.progress import make_progress
 from qxai.seeding import seed_everything, torch_generator
 

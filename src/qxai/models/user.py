@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from qxai.errors import QxaiError
-from qxai.probe import eval_mode
+from qxai.models.modes import eval_mode
 
 
 def split_model_spec(spec: str) -> tuple[Path, str]:
@@ -49,7 +49,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def code_files(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The model file and every module of the user's own it imports, ``{relative path: SHA-256}``.
+    r"""The model file and every module of the user's own it imports, ``{relative path: SHA-256}``.
 
     Follows ``import x`` / ``from x import y`` / ``from . import y`` (anywhere in the file, function
     bodies included) to ``.py`` files under the model file's folder, recursively; installed

@@ -388,7 +388,8 @@ def model_qubos(
     """``(meta, bqm)`` for the explanation QUBO of each selected correctly classified test image, and
     what they came from (``{"kind", "checkpoint", "dataset", "layer", "num_maps"}``)."""
     from qxai.explain.qa import QAFeatureMapExplainer
-    from qxai.pipeline.common import batches, load_model_and_data, select_correct_per_class
+    from qxai.models.loading import load_model_and_data
+    from qxai.pipeline.common import batches, select_correct_per_class
 
     md = load_model_and_data(str(checkpoint), settings.dataset, settings.layer)
     images = select_correct_per_class(md.model, md.split.test, settings.per_class, seed=settings.seed)

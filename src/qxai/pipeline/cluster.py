@@ -8,7 +8,7 @@
 * :func:`ray_runtime` owns the runtime for the body of a ``with`` block (a runtime this process
   already has is used and left running);
 * :func:`run_shards_on_ray` sends shards of test images through a Ray Data ``map_batches`` actor
-  pool. Each actor builds one *shard job* once (``SHARD_JOBS``: the explain or the evaluate
+  pool. Each actor builds one *shard job* once (the function the explain or the evaluate
   worker; it loads the model and the data source from a few bytes of recipe), then computes whole
   shards by number: exactly the shard the single-process run computes, so the files are equal.
   A shard's result travels back as one ``.npz`` blob plus one JSON string (arrays of any shape,
@@ -113,34 +113,18 @@ def unpack(blob: bytes, records: str) -> ShardResult:
         return {k: saved[k] for k in saved.files}, json.loads(records)
 
 
-def _explain_job(**kwargs: Any) -> Callable[[np.ndarray], ShardResult]:
-    from qxai.pipeline.explain import explain_shard_job
-
-    return explain_shard_job(**kwargs)
-
-
-def _evaluate_job(**kwargs: Any) -> Callable[[np.ndarray], ShardResult]:
-    from qxai.pipeline.evaluate import evaluate_shard_job
-
-    return evaluate_shard_job(**kwargs)
-
-
-#: Shard jobs an actor may build, by name: ``job(**kwargs)`` returns ``rows -> (arrays, records)``.
-#: Adding a sharded stage on Ray is one entry here.
-SHARD_JOBS: dict[str, Callable[..., Callable[[np.ndarray], ShardResult]]] = {
-    "explain": _explain_job,
-    "evaluate": _evaluate_job,
-}
+#: A stage's shard-job factory: ``job(**kwargs)`` returns ``rows -> (arrays, records)``.
+ShardJob = Callable[..., Callable[[np.ndarray], ShardResult]]
 
 
 class _ShardActor:
     """One Ray actor: builds its shard job once (the model is loaded once), then computes shards."""
 
-    def __init__(self, job: str, kwargs: dict[str, Any]) -> None:
+    def __init__(self, job: ShardJob, kwargs: dict[str, Any]) -> None:
         import torch
 
         torch.set_num_threads(1)  # the actor holds one CPU (see ONE_THREAD_ENV)
-        self.compute = SHARD_JOBS[job](**kwargs)
+        self.compute = job(**kwargs)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         blobs, texts = [], []
@@ -155,10 +139,14 @@ class _ShardActor:
 
 
 def run_shards_on_ray(
-    shards: Mapping[int, np.ndarray], *, job: str, kwargs: dict[str, Any], address: str | None, workers: int
-) -> Iterator[tuple[int, dict[str, np.ndarray], Any]]:
+    shards: Mapping[int, np.ndarray], *, job: ShardJob, kwargs: dict[str, Any], address: str | None,
+    workers: int,
+) -> Iterator[tuple[int, dict[str, np.ndarray], Any]]:  # fmt: skip
     """Compute ``shards`` (``{shard number: test positions}``) with the shard job ``job`` on Ray;
     yields ``(shard number, arrays, records)`` in shard order as soon as each is back.
+
+    ``job(**kwargs)`` returns ``rows -> (arrays, records)``; it is a module-level function of the
+    calling stage (pickled by reference), so this module never imports the stages that use it.
 
     ``kwargs`` build the job in each actor (small values only: names, settings, recipes; the
     job also receives ``model_file`` and ``trust``, what the CLI allowed the model to import);
@@ -169,8 +157,6 @@ def run_shards_on_ray(
 
     from qxai.models.checkpoint import _ALLOWED_CODE, AllowedCode
 
-    if job not in SHARD_JOBS:
-        raise QxaiError(f"unknown shard job '{job}'; one of {', '.join(SHARD_JOBS)}")
     allowed = _ALLOWED_CODE.get() or AllowedCode()
     numbers = sorted(shards)
     if not numbers:
@@ -200,6 +186,6 @@ def run_shards_on_ray(
 
 
 __all__ = [
-    "CONNECT_TIMEOUT", "ONE_THREAD_ENV", "SHARD_JOBS", "check_ray_address", "pack", "ray_runtime",
+    "CONNECT_TIMEOUT", "ONE_THREAD_ENV", "check_ray_address", "pack", "ray_runtime",
     "run_shards_on_ray", "unpack",
 ]  # fmt: skip

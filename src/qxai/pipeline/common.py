@@ -1,89 +1,15 @@
-"""What every stage needs: a model with its data, and the images to explain."""
+"""What every stage needs besides its model (:mod:`qxai.models.loading`): the images to explain."""
 
 from __future__ import annotations
-
-import os
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from qxai.data import DatasetSplit, ImageDataset, load_dataset
-from qxai.data.registry import data_options_for
+from qxai.data import ImageDataset
 from qxai.errors import QxaiError
-from qxai.models import Checkpoint, default_layer, load_checkpoint, predict
+from qxai.models import predict
 from qxai.seeding import numpy_rng
-
-
-@dataclass
-class ModelAndData:
-    """A trained model, the layer to explain, and the data split it was trained on."""
-
-    model: nn.Module
-    config: dict[str, Any]
-    split: DatasetSplit
-    layer: str
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.split.class_names
-
-
-def _load_any_model(
-    spec: str, model_file: str | None = None, trust_model_code: bool | None = None
-) -> Checkpoint:
-    """A qxai checkpoint, a user's ``file.py:ClassName``, or a TorchScript archive.
-
-    A checkpoint of a user's model imports its code only from ``model_file`` or, with
-    ``trust_model_code``, the file it names, SHA-256 checked (the trust rule, docs/ARCHITECTURE.md).
-    """
-    from qxai.models.user import check_model_path, is_torchscript, load_user_model
-
-    if ".py:" not in spec and os.path.lexists(spec):
-        check_model_path(spec)  # before anything opens it: a pipe would block, a folder mislead
-    if ".py:" in spec or is_torchscript(spec):  # the user named the code itself
-        return Checkpoint(load_user_model(spec), {"arch": f"file:{spec}"})
-    return load_checkpoint(spec, model_file=model_file, trust_model_code=trust_model_code)
-
-
-def load_model_and_data(
-    checkpoint: str, dataset: str | None = None, layer: str | None = None, *,
-    model_file: str | None = None, trust_model_code: bool | None = None,
-) -> ModelAndData:  # fmt: skip
-    """Load a model and the data set it was trained on (or ``dataset`` when given).
-
-    ``checkpoint`` is a checkpoint written by ``qxai train``, a ``file.py:ClassName`` or a
-    TorchScript archive (these two need ``dataset``, and ``layer`` unless their last Conv2d is
-    meant). For checkpoints the split is re-drawn with the training seed, so "test" means the
-    images the model never saw. A checkpoint of a user's own model needs its code named:
-    ``model_file="net.py:Net"`` or ``trust_model_code=True`` (default: the CLI's ``--model-file``
-    / ``--trust-model-code``). A user's model is run once on two test images first, so a forward
-    that fails or returns anything but logits ``(B, classes)`` is refused before any work.
-    """
-    ckpt: Checkpoint = _load_any_model(str(checkpoint), model_file, trust_model_code)
-    cfg = ckpt.config
-    name = dataset or cfg.get("dataset")
-    if not name:
-        raise QxaiError("the model does not record its data set; pass --dataset NAME")
-    seed, options = data_options_for(name, cfg)  # the trained-on split, or the recorded input size
-    split = load_dataset(name, seed=seed, **options)
-    expected = tuple(cfg.get("input_shape") or ())
-    if expected and split.test.image_shape != expected:
-        raise QxaiError(
-            f"data set '{name}' has images {split.test.image_shape}, the model expects {expected}; "
-            "use the data set the model was trained on"
-        )
-    if str(cfg.get("arch", "")).startswith("file:"):
-        from qxai.models.user import check_model_output
-
-        check_model_output(ckpt.model, split.test.images[:2], split.test.num_classes, source=str(checkpoint))
-    chosen = layer or default_layer(ckpt.model)
-    from qxai.probe import resolve_layer
-
-    resolve_layer(ckpt.model, chosen)
-    return ModelAndData(ckpt.model, cfg, split, chosen)
 
 
 def select_correct_per_class(

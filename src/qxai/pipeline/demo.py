@@ -28,7 +28,7 @@ from rich.console import Console
 from qxai import __version__
 from qxai.errors import QxaiError
 from qxai.io import cache_dir, read_json, write_json
-from qxai.pipeline.common import ModelAndData
+from qxai.models.loading import ModelAndData
 from qxai.pipeline.stage import Figure, write_stage
 
 _console = Console(stderr=True)
@@ -127,7 +127,7 @@ def model_stage(settings: DemoSettings, out: Path) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached, folder / "model.pt")
     metrics = saved["metrics"]
-    from qxai.pipeline.common import load_model_and_data
+    from qxai.models.loading import load_model_and_data
     from qxai.probe import LayerProbe
 
     md = load_model_and_data(str(folder / "model.pt"))

@@ -39,8 +39,9 @@ from qxai.evaluate import EvalSettings, Evaluation, evaluate_methods, select_met
 from qxai.evaluate import figures as figs
 from qxai.evaluate.claims import qa_claims
 from qxai.explain.registry import parse_methods
+from qxai.models.loading import load_model_and_data
 from qxai.models.train import test_accuracy
-from qxai.pipeline.common import check_finite_outputs, load_model_and_data, select_correct_per_class
+from qxai.pipeline.common import check_finite_outputs, select_correct_per_class
 from qxai.pipeline.shards import ShardStore, StreamSettings, compute_shards, job_inputs
 from qxai.pipeline.stage import Figure, write_stage
 from qxai.seeding import numpy_rng, seed_everything
@@ -103,7 +104,10 @@ class EvaluateSettings:
 
 
 def run_evaluate(
-    out: str | os.PathLike[str], *, model: str | os.PathLike[str], settings: EvaluateSettings | None = None,
+    out: str | os.PathLike[str],
+    *,
+    model: str | os.PathLike[str],
+    settings: EvaluateSettings | None = None,
     stream: StreamSettings | None = None,
 ) -> dict[str, Any]:
     """Score ``settings.methods`` on correctly classified test images of ``model``; returns the
@@ -324,10 +328,17 @@ def run_evaluate_stream(
         local_job=lambda module, source, layer: evaluate_shard_job(
             module, layer=layer, settings=settings, source=source
         ),
+        shard_job=evaluate_shard_job,
         write=lambda *shard: _write_shard(*shard),  # looked up per call: tests interrupt it
     )  # fmt: skip
     ckpt, source, name, layer, store, rows, seed = (
-        run.checkpoint, run.source, run.dataset, run.layer, run.store, run.rows, settings.seed
+        run.checkpoint,
+        run.source,
+        run.dataset,
+        run.layer,
+        run.store,
+        run.rows,
+        settings.seed,
     )
     shards = range(run.count)
     scratch = Path(tempfile.mkdtemp(prefix=".merge-", dir=store.folder))

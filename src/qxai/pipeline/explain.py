@@ -28,7 +28,8 @@ from qxai.errors import QxaiError
 from qxai.explain.figures import grid_figure
 from qxai.explain.qa import GROUND_TIME_LIMIT, GROUND_TRUTH_MODES, QAFeatureMapExplainer
 from qxai.explain.quality import diagnose, image_flags, nothing_meaningful
-from qxai.pipeline.common import batches, load_model_and_data, select_correct_per_class
+from qxai.models.loading import load_model_and_data
+from qxai.pipeline.common import batches, select_correct_per_class
 from qxai.pipeline.shards import ShardStore, StreamSettings, compute_shards, job_inputs
 from qxai.pipeline.stage import Figure, write_stage
 from qxai.progress import track
@@ -189,11 +190,10 @@ def run_explain_stream(
         local_job=lambda module, source, layer: explain_shard_job(
             module, layer=layer, settings=settings, source=source, loader_workers=stream.loader_workers
         ),
+        shard_job=explain_shard_job,
         write=lambda *shard: _write_shard(*shard),  # looked up per call: tests interrupt it
     )  # fmt: skip
-    return _merge_shards(
-        out, run.store, run.count, run.rows, run.source, model, settings, run.layer, stream
-    )
+    return _merge_shards(out, run.store, run.count, run.rows, run.source, model, settings, run.layer, stream)
 
 
 def explain_shard_job(

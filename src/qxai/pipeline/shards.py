@@ -182,14 +182,14 @@ def open_stream(
     from qxai.data.registry import data_options_for
     from qxai.data.stream import ImageSource
     from qxai.models import default_layer
-    from qxai.pipeline.common import _load_any_model
+    from qxai.models.loading import load_any_model
     from qxai.probe import resolve_layer
 
     if stream.ray_address is not None:
         from qxai.pipeline.cluster import check_ray_address
 
         check_ray_address(stream.ray_address)  # before any model work
-    ckpt = _load_any_model(str(model))
+    ckpt = load_any_model(str(model))
     cfg = ckpt.config
     name = dataset or cfg.get("dataset")
     if not name:
@@ -230,12 +230,13 @@ class ShardedRun:
 def compute_shards(
     out: Path, *, command: str, model: str | os.PathLike[str], settings: Any, stream: StreamSettings,
     batch_size: int, local_job: Callable[[Any, Any, str], Callable[[np.ndarray], tuple[Any, Any]]],
+    shard_job: Callable[..., Callable[[np.ndarray], tuple[Any, Any]]],
     write: Callable[[ShardStore, int, Any, Any], None],
 ) -> ShardedRun:  # fmt: skip
     """The shard loop shared by the streamed stages: check the options, open the source, choose the
     images once (``settings.per_class``/``seed``, or ``--limit``/``--all``), then compute every
-    shard not yet complete — on Ray with the shard job ``command`` (:data:`qxai.pipeline.cluster.SHARD_JOBS`)
-    or here with ``local_job(model, source, layer)`` — and ``write`` each as it comes.
+    shard not yet complete — on Ray, where each actor builds ``shard_job(**kwargs)`` once, or here
+    with ``local_job(model, source, layer)`` — and ``write`` each as it comes.
 
     ``settings`` is the stage's settings dataclass (``dataset``, ``layer``, ``per_class``, ``seed``,
     ``to_dict()``); it enters the shard manifest with the command, the streaming identity, the data
@@ -266,7 +267,7 @@ def compute_shards(
         job = {"model": str(model), "layer": layer, "settings": settings, "dataset": source.name,
                "recipe": source.recipe}  # fmt: skip
         for k, arrays, records in track(
-            run_shards_on_ray({k: shards[k] for k in todo}, job=command, kwargs=job,
+            run_shards_on_ray({k: shards[k] for k in todo}, job=shard_job, kwargs=job,
                               address=stream.ray_address, workers=stream.workers),
             f"{command}: {len(todo)} shard(s) on Ray", total=len(todo),
         ):  # fmt: skip
@@ -285,10 +286,10 @@ def job_inputs(
     """A shard job's model module and :class:`ImageSource`: passed in (one process), or built from a
     checkpoint path (with what the CLI allowed it to import) and the source's recipe (a Ray actor)."""
     from qxai.data.stream import ImageSource
-    from qxai.pipeline.common import _load_any_model
+    from qxai.models.loading import load_any_model
 
     if isinstance(model, str):
-        model = _load_any_model(model, model_file, trust).model
+        model = load_any_model(model, model_file, trust).model
     if source is None:
         source = ImageSource.from_spec(str(dataset), **(recipe or {}))
     return model, source

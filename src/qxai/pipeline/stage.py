@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import numpy as np
 
 from qxai.errors import QxaiError
 from qxai.io import (
+    Figure,
     check_output_folder,
     file_digest,
     pid_alive,
@@ -161,23 +162,6 @@ def hold(folder: str | os.PathLike[str], option: str = "--out", lock_name: str =
         os.close(fd)  # releases the lock
 
 
-@dataclass(frozen=True)
-class Figure:
-    """A figure of a stage: its PNG file (relative to the stage folder), a title and a caption.
-
-    ``section`` optionally routes it to another section of the report than its stage's own.
-    """
-
-    file: str
-    title: str
-    caption: str
-    section: str | None = None
-
-    def record(self) -> dict[str, str]:
-        """The JSON record the report reads (``section`` only when set)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
 def clean_stale(out: str | os.PathLike[str]) -> list[str]:
     """Remove what a killed run left in ``out``: hidden assembly folders and atomic-write temp files.
 
@@ -192,12 +176,15 @@ def clean_stale(out: str | os.PathLike[str]) -> list[str]:
     for entry in folder.iterdir():
         name = entry.name
         if name.startswith(PARTIAL_PREFIX) and entry.is_dir():
-            owner = name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+            owner = name[len(PARTIAL_PREFIX) :].split("-", 1)[0]
             if not pid_alive(int(owner) if owner.isdigit() else None):
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(name)
-        elif name.endswith(".tmp") and name.startswith(".") and entry.is_file() and not pid_alive(
-            temporary_owner(name)
+        elif (
+            name.endswith(".tmp")
+            and name.startswith(".")
+            and entry.is_file()
+            and not pid_alive(temporary_owner(name))
         ):
             entry.unlink(missing_ok=True)
             removed.append(name)

@@ -13,7 +13,7 @@ from types import TracebackType
 import torch
 
 from qxai.errors import QxaiError
-from qxai.probe.layers import resolve_layer
+from qxai.models.layers import resolve_layer
 from qxai.probe.targets import Target, target_classes
 
 

@@ -413,7 +413,9 @@ def anneal_claims(doc: dict[str, Any]) -> list[dict[str, Any]]:
     end = gaps.get("share_at_end")
     where = (
         f"; Δ_min lies at s* ≥ {END_S} — the classical gap of H_P, not an avoided crossing — on "
-        f"{end:.0%} of problems" if end is not None else ""
+        f"{end:.0%} of problems"
+        if end is not None
+        else ""
     )
     claim, paper = "Δ_min median ≈ 0.095", "0.095 (196 images, N_f = 16)"
     if blockers or not gaps:

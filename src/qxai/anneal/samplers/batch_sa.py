@@ -111,8 +111,15 @@ def flatten(bqms: Sequence[dimod.BinaryQuadraticModel]) -> Problems:
     parts = [binary_vectors(bqm) for bqm in bqms]
     if not parts:
         empty = np.zeros(0)
-        return Problems(np.zeros(0, np.int64), empty, np.zeros(0, np.int64), np.zeros(0, np.int64),
-                        empty, np.zeros(0, np.int64), empty)
+        return Problems(
+            np.zeros(0, np.int64),
+            empty,
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            empty,
+            np.zeros(0, np.int64),
+            empty,
+        )
     linear = [np.asarray(v[0], dtype=np.float64) for v in parts]
     return Problems(
         sizes=np.array([len(v) for v in linear], dtype=np.int64),
@@ -376,8 +383,9 @@ def _samplesets(
     for d in np.unique(shapes[:, 1]):
         members = np.flatnonzero(shapes[:, 1] == d)
         reads = int(shapes[members[0], 0])  # every model of one d has the same number of reads
-        dtype = np.dtype((np.record, [("sample", np.int8, (d,)), ("energy", np.float64),
-                                      ("num_occurrences", np.int64)]))
+        dtype = np.dtype(
+            (np.record, [("sample", np.int8, (d,)), ("energy", np.float64), ("num_occurrences", np.int64)])
+        )
         record = np.empty(len(members) * reads, dtype=dtype)
         x = np.stack([samples[i] for i in members]).reshape(len(members) * reads, d)  # type: ignore[misc]
         spin = np.repeat([bqms[i].vartype is dimod.SPIN for i in members], reads)
@@ -406,8 +414,9 @@ def _direct_sampleset(record: np.recarray, variables: Any, vartype: dimod.Vartyp
 def _choose_sampleset_builder() -> Any:
     """The direct builder when it gives exactly what dimod's constructor gives on this dimod
     version (same instance attributes, same values), else the public constructor."""
-    dtype = np.dtype((np.record, [("sample", np.int8, (2,)), ("energy", np.float64),
-                                  ("num_occurrences", np.int64)]))
+    dtype = np.dtype(
+        (np.record, [("sample", np.int8, (2,)), ("energy", np.float64), ("num_occurrences", np.int64)])
+    )
     record = np.zeros(1, dtype=dtype).view(np.recarray)
     public = _public_sampleset(record, ["a", 1], dimod.SPIN)
     direct = _direct_sampleset(record, ["a", 1], dimod.SPIN)

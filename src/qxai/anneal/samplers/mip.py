@@ -101,10 +101,12 @@ class _CardinalityModel:
         below_i, below_j = np.stack([y, self.iu], 1).ravel(), np.stack([y, self.ju], 1).ravel()
         above = np.stack([y, self.iu, self.ju], 1).ravel()
         self.fixed_index = np.concatenate([below_i, below_j, above])
-        self.fixed_value = np.concatenate([np.tile([1.0, -1.0], 2 * pairs),
-                                           np.tile([1.0, -1.0, -1.0], pairs)])
-        self.fixed_starts = np.concatenate([np.arange(0, 4 * pairs, 2),
-                                            4 * pairs + np.arange(0, 3 * pairs, 3)])
+        self.fixed_value = np.concatenate(
+            [np.tile([1.0, -1.0], 2 * pairs), np.tile([1.0, -1.0, -1.0], pairs)]
+        )
+        self.fixed_starts = np.concatenate(
+            [np.arange(0, 4 * pairs, 2), 4 * pairs + np.arange(0, 3 * pairs, 3)]
+        )
         # RLT row i: Σ_{j≠i} y_ij − (k − 1) x_i = 0; the y of row i, grouped
         owner = np.concatenate([self.iu, self.ju])
         ys = np.concatenate([y, y])
@@ -327,5 +329,10 @@ class ExactMIPSampler(dimod.Sampler):
         return best_x, proven, status, solved
 
 
-__all__ = ["DEFAULT_TIME_LIMIT", "GAP_TOLERANCE", "OPTIMAL_TOLERANCE", "ExactMIPSampler",
-           "cardinality_bounds"]
+__all__ = [
+    "DEFAULT_TIME_LIMIT",
+    "GAP_TOLERANCE",
+    "OPTIMAL_TOLERANCE",
+    "ExactMIPSampler",
+    "cardinality_bounds",
+]
