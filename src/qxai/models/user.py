@@ -9,7 +9,6 @@ the explainers which models these are.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import sys
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from qxai.errors import QxaiError
+from qxai.io import file_digest
 from qxai.models.modes import eval_mode
 
 
@@ -45,7 +45,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     >>> file_sha256(p)[:12]
     'e3b0c44298fc'
     """
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_digest(path)
 
 
 def code_files(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -152,7 +152,7 @@ def check_model_path(path: str | os.PathLike[str], option: str = "--model") -> P
 
     p = Path(path)
     try:
-        mode = p.stat().st_mode
+        info = p.stat()
     except FileNotFoundError:
         raise QxaiError(
             f"{option} {p} does not exist; train a checkpoint with `qxai train --out {p}` or pass "
@@ -161,12 +161,13 @@ def check_model_path(path: str | os.PathLike[str], option: str = "--model") -> P
     except OSError as err:
         raise QxaiError(f"{option} {p} cannot be read ({err.strerror}); check its permissions") from None
     fix = "pass a checkpoint written by `qxai train` or path.py:ClassName"
+    mode = info.st_mode
     if stat.S_ISDIR(mode):
         raise QxaiError(f"{option} {p} is a folder; {fix}")
     if not stat.S_ISREG(mode):
         kind = "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
         raise QxaiError(f"{option} {p} is not a regular file ({kind}); {fix}")
-    if p.stat().st_size == 0:
+    if info.st_size == 0:
         raise QxaiError(f"{option} {p} is empty (0 bytes); {fix}")
     return p
 

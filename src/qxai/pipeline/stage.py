@@ -212,12 +212,13 @@ def write_stage(
         files: other outputs: ``{"details.json": obj}`` (JSON) or ``{"metrics.csv": "text"}``.
     """
     out = Path(out)
+    figures = list(figures)  # read twice: here and when written
     stage = _BY_MAIN.get(name)
-    undeclared = sorted(
-        {*(arrays or {}), *(f.file for f, _ in figures), *(files or {})} - set(stage.files if stage else ())
-    ) if stage else []  # fmt: skip
-    if undeclared:  # a programming error: the table in STAGES must name every file a stage writes
-        raise RuntimeError(f"{name}: files {undeclared} are not declared in qxai.pipeline.stage.STAGES")
+    if stage is not None:  # a programming error: the table in STAGES must name every file a stage writes
+        names = {*(arrays or {}), *(f.file for f, _ in figures), *(files or {})}
+        undeclared = sorted(names - set(stage.files))
+        if undeclared:
+            raise RuntimeError(f"{name}: files {undeclared} are not declared in qxai.pipeline.stage.STAGES")
     out.mkdir(parents=True, exist_ok=True)
     clean_stale(out)
     run_id = uuid.uuid4().hex[:12]
