@@ -123,8 +123,10 @@ def test_toy_data_set_through_qxai_train(toys, tmp_path: Path, capsys: pytest.Ca
     assert load_checkpoint(out).config["dataset"] == "stripes"
 
 
-def test_unknown_toy_names_get_suggestions_from_the_registries(toys, capsys: pytest.CaptureFixture[str]):
-    assert run_cli("train", "--dataset", "stripe", "--out", "unused.pt") == 2
+def test_unknown_toy_names_get_suggestions_from_the_registries(
+    toys, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    assert run_cli("train", "--dataset", "stripe", "--out", tmp_path / "unused.pt") == 2
     assert "did you mean 'stripes'" in capsys.readouterr().err
 
 
