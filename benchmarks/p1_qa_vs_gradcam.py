@@ -51,7 +51,7 @@ def main() -> None:
 
     from qxai.explain.qa import QAFeatureMapExplainer
     from qxai.models.loading import load_model_and_data
-    from qxai.pipeline.common import select_correct_per_class
+    from qxai.models.selection import select_correct_per_class
     from qxai.pipeline.train import run_train, train_config
 
     ckpt = args.model

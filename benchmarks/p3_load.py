@@ -35,15 +35,15 @@ CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {bench!r})
 from p3_statevector import problem
-from qxai.anneal.physics import anneal, minimum_gap
+from qxai.anneal.physics import AnnealProtocol, anneal, minimum_gap
 kind, d, steps = {kind!r}, {d}, {steps}
-anneal(problem(6), 0.5, dt=0.01, driver="authors")  # compile / load the kernels' cache
+anneal(problem(6), 0.5, AnnealProtocol(dt=0.01, driver="authors"))  # compile / load the kernels' cache
 if kind == "gap":
     minimum_gap(problem(8), grid=5)
 p = problem(d)
 t0 = time.perf_counter()
 if kind == "anneal":
-    anneal(p, steps * 0.01, dt=0.01, driver="authors")
+    anneal(p, steps * 0.01, AnnealProtocol(dt=0.01, driver="authors"))
 else:
     minimum_gap(p, grid=21, refine=1, xtol=1e-4)
 print(json.dumps({{"seconds": time.perf_counter() - t0}}))

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import eigsh, expm_multiply
 
-from qxai.anneal.physics import AnnealProblem, anneal, evolve, minimum_gap
+from qxai.anneal.physics import AnnealProblem, AnnealProtocol, anneal, evolve, minimum_gap
 from qxai.anneal.physics.model import driver_ground_state, make_schedule
 from qxai.anneal.physics.spectrum import LevelSolver
 from qxai.anneal.qubo import explanation_qubo
@@ -44,8 +44,13 @@ def reference(p: AnnealProblem, steps: int | None, with_eigsh: bool = True) -> t
     """
     d, n = p.num_qubits, 1 << p.num_qubits
     idx = np.arange(n)
-    h_d = sp.csr_matrix((np.full(n * d, 1.0 / d, dtype=complex),
-                         (np.tile(idx, d), np.concatenate([idx ^ (1 << q) for q in range(d)]))), shape=(n, n))
+    h_d = sp.csr_matrix(
+        (
+            np.full(n * d, 1.0 / d, dtype=complex),
+            (np.tile(idx, d), np.concatenate([idx ^ (1 << q) for q in range(d)])),
+        ),
+        shape=(n, n),
+    )
     h_p = sp.diags(p.energies.astype(complex)).tocsr()
     psi = driver_ground_state("authors", d)
     total = round(TAU / DT)
@@ -83,9 +88,9 @@ def main() -> None:
     print(f"{'d':>3} {'ref s':>10} {'ours s':>8} {'ratio':>9} {'F ours':>10} {'F ref':>10} {'|dF|':>9}  note")
     for d in [int(x) for x in args.sizes.split(",") if x]:
         p = problem(d)
-        anneal(p, 0.1, dt=DT, driver="authors")  # compile outside the timing
+        anneal(p, 0.1, AnnealProtocol(dt=DT, driver="authors"))  # compile outside the timing
         t0 = time.perf_counter()
-        ours = anneal(p, TAU, dt=DT, driver="authors")
+        ours = anneal(p, TAU, AnnealProtocol(dt=DT, driver="authors"))
         t_ours = time.perf_counter() - t0
         sec, f_ref, run = reference(p, None if d in full else args.slice)
         projected = sec * (int(TAU / DT) / run)
@@ -94,18 +99,25 @@ def main() -> None:
             f_ref = reference(p, None, with_eigsh=False)[1]
             note += "; F_ref from the full reference propagation (no eigsh)"
         df = abs(ours.fidelity - f_ref)
-        print(f"{d:>3} {projected:>10.1f} {t_ours:>8.3f} {projected / t_ours:>9.0f} {ours.fidelity:>10.6f} "
-              f"{f_ref:>10.6f} {df:>9.2e}  {note}")
+        print(
+            f"{d:>3} {projected:>10.1f} {t_ours:>8.3f} {projected / t_ours:>9.0f} {ours.fidelity:>10.6f} "
+            f"{f_ref:>10.6f} {df:>9.2e}  {note}"
+        )
     print("reach (10-minute budget):")
     evaluations = 29
     for d in [int(x) for x in args.reach_gap.split(",") if x]:
         p = problem(d)
         t0 = time.perf_counter()
-        g = minimum_gap(p, driver="authors", grid=21, refine=1, xtol=1e-4, tol=1e-8, method="arpack")
+        g = minimum_gap(
+            p, AnnealProtocol(driver="authors"), grid=21, refine=1, xtol=1e-4, tol=1e-8, method="arpack"
+        )
         sec = time.perf_counter() - t0
         evaluations = g.evaluations
-        print(f"  gap      d={d:>2}: {sec:8.1f} s measured (grid 21 + refine, {g.evaluations} points), "
-              f"delta_min={g.delta_min:.4g} s*={g.s_star:.4f}", flush=True)
+        print(
+            f"  gap      d={d:>2}: {sec:8.1f} s measured (grid 21 + refine, {g.evaluations} points), "
+            f"delta_min={g.delta_min:.4g} s*={g.s_star:.4f}",
+            flush=True,
+        )
     for d in [int(x) for x in args.gap_slice.split(",") if x]:
         p = problem(d)
         solver = LevelSolver(p, p.degeneracy + 1, "authors", make_schedule("linear"), 1e-8, "arpack")
@@ -115,25 +127,34 @@ def main() -> None:
         for s in s_points:
             solver.levels(float(s))
         sec = (time.perf_counter() - t0) / len(s_points)
-        print(f"  gap      d={d:>2}: {sec:8.1f} s per level solve measured ({len(s_points)} solves at "
-              f"s={', '.join(f'{s:.2f}' for s in s_points)}); x{evaluations} evaluations -> "
-              f"{sec * evaluations:.0f} s projected", flush=True)
+        print(
+            f"  gap      d={d:>2}: {sec:8.1f} s per level solve measured ({len(s_points)} solves at "
+            f"s={', '.join(f'{s:.2f}' for s in s_points)}); x{evaluations} evaluations -> "
+            f"{sec * evaluations:.0f} s projected",
+            flush=True,
+        )
     for d in [int(x) for x in args.dyn_full.split(",") if x]:
         p = problem(d)
-        evolve(p, DT, dt=DT, driver="authors")
+        evolve(p, DT, AnnealProtocol(dt=DT, driver="authors"))
         t0 = time.perf_counter()
-        r = anneal(p, TAU, dt=DT, driver="authors")
-        print(f"  dynamics d={d:>2}: {time.perf_counter() - t0:8.1f} s measured for tau=50 dt=0.01 "
-              f"(5000 steps), F={r.fidelity:.6f} norm-1={r.norm - 1:.1e}", flush=True)
+        r = anneal(p, TAU, AnnealProtocol(dt=DT, driver="authors"))
+        print(
+            f"  dynamics d={d:>2}: {time.perf_counter() - t0:8.1f} s measured for tau=50 dt=0.01 "
+            f"(5000 steps), F={r.fidelity:.6f} norm-1={r.norm - 1:.1e}",
+            flush=True,
+        )
     for d in [int(x) for x in args.reach_dyn.split(",") if x]:
         p = problem(d)
         steps = 100
-        evolve(p, DT, dt=DT, driver="authors")  # load the compiled kernels outside the timing
+        evolve(p, DT, AnnealProtocol(dt=DT, driver="authors"))  # load the compiled kernels outside the timing
         t0 = time.perf_counter()
-        evolve(p, steps * DT, dt=DT, driver="authors")
+        evolve(p, steps * DT, AnnealProtocol(dt=DT, driver="authors"))
         sec = (time.perf_counter() - t0) * int(TAU / DT) / steps
-        print(f"  dynamics d={d:>2}: {sec:8.1f} s projected for tau=50 dt=0.01 (from {steps} steps); "
-              f"dt=0.05: {sec / 5:.1f} s", flush=True)
+        print(
+            f"  dynamics d={d:>2}: {sec:8.1f} s projected for tau=50 dt=0.01 (from {steps} steps); "
+            f"dt=0.05: {sec / 5:.1f} s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

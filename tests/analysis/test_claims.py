@@ -34,8 +34,9 @@ def test_rows_have_the_contract_fields() -> None:
     rows = analysis_claims(_doc(0.27, [0.25, 0.29], 3, 0.05))
     assert len(rows) == 4
     for row in rows:
-        assert set(row) == {"claim", "ours", "interval", "paper", "verdict", "why"}
+        assert set(row) == {"claim", "ours", "interval", "paper", "verdict", "why", "source"}
         assert row["verdict"] in ("holds", "does not hold", "not testable") and row["why"]
+        assert row["source"] == "analyze"
     assert _verdicts(_doc(0.27, [0.25, 0.29], 3, 0.05)) == ["holds", "holds", "holds", "not testable"]
     assert "conv1 22 – conv2 46" in rows[1]["why"]
 

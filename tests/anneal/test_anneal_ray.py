@@ -10,10 +10,12 @@ import dimod
 import pytest
 
 from qxai.anneal.physics import AnnealProtocol
+from qxai.anneal.physics.study import AnnealSettings
 from qxai.anneal.qubo import QuboOptions
 from qxai.cli.main import main
 from qxai.errors import QxaiError
-from qxai.pipeline.anneal import TASK_OPTIONS, AnnealSettings, ClusterOptions, run_anneal
+from qxai.pipeline.anneal import ClusterOptions, run_anneal
+from qxai.pipeline.cluster import TASK_OPTIONS
 
 ray = pytest.importorskip("ray")
 

@@ -179,7 +179,8 @@ def test_claims_verdicts() -> None:
     assert rows["F at τ = 100 stays ≈ 0.3–0.85"]["verdict"] == "holds"
     assert rows["≈ 5 % of Δ_min below 0.01"]["verdict"] == "holds"  # 0 of 40: Wilson CI reaches 8.8 %
     for r in rows.values():
-        assert set(r) == {"claim", "ours", "interval", "paper", "verdict", "why"} and "\n" not in r["why"]
+        assert set(r) == {"claim", "ours", "interval", "paper", "verdict", "why", "source"}
+        assert "\n" not in r["why"] and r["source"] == "anneal"
     low = {r["claim"]: r for r in anneal_claims(_doc(_problems(0.02)))}
     assert low["Δ_min median ≈ 0.095"]["verdict"] == "does not hold"
     flat = {r["claim"]: r for r in anneal_claims(_doc(_problems(0.09, rate=0.0)))}

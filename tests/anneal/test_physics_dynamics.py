@@ -6,7 +6,7 @@ import dimod
 import numpy as np
 import pytest
 
-from qxai.anneal.physics import AnnealProblem, anneal, evolve, evolve_krylov, make_schedule
+from qxai.anneal.physics import AnnealProblem, AnnealProtocol, anneal, evolve, evolve_krylov, make_schedule
 from qxai.anneal.physics.spectrum import dense_hamiltonian
 from qxai.errors import QxaiError
 
@@ -24,7 +24,7 @@ def test_landau_zener_matches_closed_form() -> None:
     h0 = dense_hamiltonian(problem, 0.0, "transverse", sched)
     psi0 = np.linalg.eigh(h0)[1][:, 0]
     for tau in (40.0, 120.0):
-        r = anneal(problem, tau, dt=0.002, schedule=sched, psi0=psi0)
+        r = anneal(problem, tau, AnnealProtocol(dt=0.002, schedule=sched), psi0=psi0)
         expected = np.exp(-np.pi * amp**2 * tau / big)
         # finite sweep (|ε| ≤ L) adds oscillations of order Δ/L ≈ 0.02 around the asymptotic value
         assert abs((1 - r.fidelity) - expected) < 0.02, (tau, 1 - r.fidelity, expected)
@@ -39,12 +39,14 @@ def test_few_qubits_match_qutip_sesolve(driver: str, schedule: str) -> None:
     h_d = qutip.Qobj(dense_hamiltonian(problem, 0.0, driver, (lambda s: 1.0, lambda s: 0.0)))
     h_p = qutip.Qobj(np.diag(problem.energies))
     ham = [[h_d, lambda t: sched.A(t / tau)], [h_p, lambda t: sched.B(t / tau)]]
-    psi0 = evolve(problem, 1e-9, dt=1e-9, driver=driver)  # the driver ground state (after ~no time)
+    psi0 = evolve(
+        problem, 1e-9, AnnealProtocol(dt=1e-9, driver=driver)
+    )  # the driver ground state (after ~no time)
     opts = {"atol": 1e-12, "rtol": 1e-10, "nsteps": 100000}
     out = qutip.sesolve(ham, qutip.Qobj(psi0), [0.0, tau], options=opts)
     ref = out.states[-1].full().ravel()
-    krylov = evolve_krylov(problem, tau, dt=0.04, driver=driver, schedule=schedule)
-    split = evolve(problem, tau, dt=5e-4, driver=driver, schedule=schedule)
+    krylov = evolve_krylov(problem, tau, AnnealProtocol(dt=0.04, driver=driver, schedule=schedule))
+    split = evolve(problem, tau, AnnealProtocol(dt=5e-4, driver=driver, schedule=schedule))
     assert np.max(np.abs(krylov - ref)) < 1e-6
     assert np.max(np.abs(split - ref)) < 1e-6
     assert d == problem.num_qubits
@@ -52,7 +54,7 @@ def test_few_qubits_match_qutip_sesolve(driver: str, schedule: str) -> None:
 
 def test_norm_is_preserved_and_energy_is_bounded() -> None:
     problem = _random_problem(10, seed=1)
-    r = anneal(problem, 10.0, dt=0.05, keep_state=True)
+    r = anneal(problem, 10.0, AnnealProtocol(dt=0.05), keep_state=True)
     assert abs(r.norm - 1.0) < 1e-12
     assert abs(np.linalg.norm(r.state) - 1.0) < 1e-12
     assert problem.ground_energy - 1e-12 <= r.energy <= problem.energies.max()
@@ -60,17 +62,17 @@ def test_norm_is_preserved_and_energy_is_bounded() -> None:
 
 def test_split_operator_is_second_order_and_error_estimate_is_honest() -> None:
     problem = _random_problem(6, seed=2)
-    ref = evolve_krylov(problem, 6.0, dt=0.03)  # 4th order: ~1e-9 here
-    errs = [np.linalg.norm(evolve(problem, 6.0, dt=dt) - ref) for dt in (0.04, 0.02)]
+    ref = evolve_krylov(problem, 6.0, AnnealProtocol(dt=0.03))  # 4th order: ~1e-9 here
+    errs = [np.linalg.norm(evolve(problem, 6.0, AnnealProtocol(dt=dt)) - ref) for dt in (0.04, 0.02)]
     assert 3.5 < errs[0] / errs[1] < 4.5
-    r = anneal(problem, 6.0, dt=0.02, error_check=True)
+    r = anneal(problem, 6.0, AnnealProtocol(dt=0.02), error_check=True)
     assert 0.5 < r.error_estimate / errs[1] < 2.0
 
 
 def test_split_operator_matches_krylov_fidelity_at_d10() -> None:
     problem = _random_problem(10, seed=7)
-    ref = evolve_krylov(problem, 3.0, dt=0.05, driver="authors")
-    r = anneal(problem, 3.0, dt=0.01, driver="authors")
+    ref = evolve_krylov(problem, 3.0, AnnealProtocol(dt=0.05, driver="authors"))
+    r = anneal(problem, 3.0, AnnealProtocol(dt=0.01, driver="authors"))
     f_ref = float(np.sum(np.abs(ref[problem.ground_indices]) ** 2))
     assert abs(r.fidelity - f_ref) < 1e-4
 
@@ -79,7 +81,7 @@ def test_degenerate_ground_manifold_fidelity_and_levels() -> None:
     ring = dimod.BinaryQuadraticModel({}, {(i, (i + 1) % 6): -1.0 for i in range(6)}, 0.0, "SPIN")
     problem = AnnealProblem.from_bqm(ring)
     assert problem.degeneracy == 2
-    r = anneal(problem, 30.0, dt=0.02, levels=3, keep_state=True)
+    r = anneal(problem, 30.0, AnnealProtocol(dt=0.02), levels=3, keep_state=True)
     ground = np.abs(r.state[problem.ground_indices]) ** 2
     assert r.fidelity == pytest.approx(ground.sum())
     # the Z2 symmetry keeps both ground states equally populated
@@ -92,9 +94,9 @@ def test_degenerate_ground_manifold_fidelity_and_levels() -> None:
 
 def test_shots_are_seeded_and_readout_is_the_lowest() -> None:
     problem = _random_problem(8, seed=3)
-    a = anneal(problem, 20.0, dt=0.05, num_reads=None, seed=5)
-    b = anneal(problem, 20.0, dt=0.05, num_reads=None, seed=5)
-    c = anneal(problem, 20.0, dt=0.05, num_reads=None, seed=6)
+    a = anneal(problem, 20.0, AnnealProtocol(dt=0.05), num_reads=None, seed=5)
+    b = anneal(problem, 20.0, AnnealProtocol(dt=0.05), num_reads=None, seed=5)
+    c = anneal(problem, 20.0, AnnealProtocol(dt=0.05), num_reads=None, seed=6)
     assert a.shots.shape == (64,)
     assert np.array_equal(a.shots, b.shots) and not np.array_equal(a.shots, c.shots)
     assert a.best_energy == pytest.approx(problem.energies[a.shots].min())
@@ -118,9 +120,9 @@ def test_user_errors() -> None:
     with pytest.raises(QxaiError, match="positive"):
         anneal(problem, -1.0)
     with pytest.raises(QxaiError, match="driver"):
-        anneal(problem, 1.0, driver="sideways")
+        anneal(problem, 1.0, AnnealProtocol(driver="sideways"))
     with pytest.raises(QxaiError, match="schedule"):
-        anneal(problem, 1.0, schedule="cubic")
+        anneal(problem, 1.0, AnnealProtocol(schedule="cubic"))
 
 
 def test_fast_phase_matches_numpy_exp() -> None:

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from qxai.anneal.physics import AnnealProtocol
 from qxai.anneal.physics.figures import anneal_figures
 from qxai.anneal.physics.statistics import headline, summarise
+from qxai.anneal.physics.study import AnnealSettings, load_bqm
 from qxai.anneal.qubo import QuboOptions
 from qxai.errors import QxaiError
-from qxai.pipeline.anneal import AnnealSettings, load_bqm, run_anneal
+from qxai.pipeline.anneal import run_anneal
 
 
 def test_bqm_file_formats_round_trip(tmp_path: Path) -> None:

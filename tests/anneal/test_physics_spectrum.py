@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from qxai.anneal.physics import AnnealProblem, minimum_gap
+from qxai.anneal.physics import AnnealProblem, AnnealProtocol, minimum_gap
 from qxai.anneal.physics.model import make_schedule
 from qxai.anneal.physics.spectrum import DENSE_MAX_QUBITS, LevelSolver, dense_hamiltonian
 
@@ -46,7 +46,7 @@ def test_anti_crossing_generators_match_dense(name: str, driver: str) -> None:
     make = {"clique": gen.anti_crossing_clique, "loops": gen.anti_crossing_loops}[name]
     problem = AnnealProblem.from_bqm(make(8))
     assert problem.num_qubits > DENSE_MAX_QUBITS  # the Lanczos path, not the dense shortcut
-    r = minimum_gap(problem, driver=driver)
+    r = minimum_gap(problem, AnnealProtocol(driver=driver))
     delta, s_star = dense_minimum_gap(problem, driver, level=problem.degeneracy)
     assert r.delta_min == pytest.approx(delta, rel=1e-6, abs=1e-9)
     assert r.s_star == pytest.approx(s_star, abs=2e-3)
@@ -64,7 +64,7 @@ def test_random_bqms_match_dense(seed: int) -> None:
     bqm = dimod.generators.gnp_random_bqm(d, 0.6, "BINARY", random_state=seed,
                                           bias_generator=lambda n: rng.uniform(-1, 1, n))  # fmt: skip
     problem = AnnealProblem.from_bqm(bqm)
-    r = minimum_gap(problem, driver="authors", grid=31)
+    r = minimum_gap(problem, AnnealProtocol(driver="authors"), grid=31)
     delta, _ = dense_minimum_gap(problem, "authors", level=problem.degeneracy, points=101)
     assert r.delta_min == pytest.approx(delta, rel=1e-6)
 

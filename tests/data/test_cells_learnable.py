@@ -18,7 +18,7 @@ def test_cells_learnable_with_defaults(arch: str, cache_dir: Path) -> None:
     split = load_dataset("cells", seed=0)
     seed_everything(0)
     model = build_model(arch, in_channels=3, num_classes=2, image_size=(48, 48))
-    result = train_model(model, split, TrainSettings())
+    result = train_model(model, split, TrainSettings(epochs=3))
     assert result["test_accuracy"] >= 0.95, result
 
 

@@ -153,7 +153,7 @@ def test_every_method_failing_is_an_error_not_exit_zero(digits_checkpoint, tmp_p
 
 
 def test_a_model_with_nan_outputs_is_refused(tmp_path):
-    from qxai.pipeline.common import check_finite_outputs
+    from qxai.models.selection import check_finite_outputs
 
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 2))
     with torch.no_grad():

@@ -60,12 +60,12 @@ def test_a_one_map_layer_is_refused_with_the_reason(tmp_path, capsys):
 def test_partly_degenerate_run_says_how_many_and_why(digits_checkpoint, tmp_path, capsys):
     # a cardinality penalty asking for k = 0 maps: the optimum selects nothing on every image …
     args = ["explain", "--model", str(digits_checkpoint), "--dataset", "digits", "--layer", "reduce",
-            "--per-class", "1", "--penalty-lambda", "50", "--penalty-k", "0", "--out", str(tmp_path / "e")]
+            "--per-class", "1", "--penalty", "50,0", "--out", str(tmp_path / "e")]
     assert run(args) == 2  # … so nothing meaningful is left: refused, with that cause
     assert "the QUBO's optimum selects no map" in capsys.readouterr().err
     # k = 1 gives one map each: meaningful unless that map's ReLU(α A) is zero everywhere
     ok = ["explain", "--model", str(digits_checkpoint), "--dataset", "digits", "--layer", "reduce",
-          "--per-class", "1", "--penalty-lambda", "5", "--penalty-k", "1", "--out", str(tmp_path / "k")]
+          "--per-class", "1", "--penalty", "5,1", "--out", str(tmp_path / "k")]
     assert run(ok) == 0
     doc = json.loads((tmp_path / "k" / "explanations.json").read_text())
     assert all(len(r["selected"]) == 1 for r in doc["images"])

@@ -49,7 +49,7 @@ def test_explain_writes_json_npz_and_grid(digits_checkpoint, tmp_path, capsys):
 def test_explain_penalty_and_exact_solver(digits_checkpoint, tmp_path, capsys):
     out = tmp_path / "penalty"
     args = ["explain", "--model", str(digits_checkpoint), "--solver", "exact", "--per-class", "1"]
-    code = run_cli([*args, "--penalty-lambda", "5", "--penalty-k", "2", "--out", str(out)])
+    code = run_cli([*args, "--penalty", "5,2", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     doc = json.loads((out / "explanations.json").read_text())
     assert doc["qubo"]["penalty"] == [5.0, 2]
@@ -61,7 +61,7 @@ def test_explain_penalty_and_exact_solver(digits_checkpoint, tmp_path, capsys):
     ("extra", "message"),
     [
         (["--solver", "batch_sa"], "unknown solver 'batch_sa'; did you mean 'batch-sa'"),
-        (["--penalty-lambda", "5"], "--penalty-lambda and --penalty-k go together"),
+        (["--penalty", "5"], "--penalty expects 'λ,k'"),
         (["--layer", "classifier"], "not B×N×H×W"),
         (["--beta", "2"], "beta must lie in [0, 1]"),
     ],

@@ -167,3 +167,60 @@ def test_a_prefixed_data_set_entry_owns_its_prefix(toys, monkeypatch: pytest.Mon
         assert "stripes-n:COUNT" in str(err.value)
     with pytest.raises(QxaiError, match="does not take option"):
         load_dataset("stripes", image_size=8)
+
+
+class Blurred(Explainer):
+    """A toy explainer with a budget: the brightness averaged over ``passes`` box blurs."""
+
+    name = "blurred"
+
+    def __init__(self, model: torch.nn.Module, passes: int) -> None:
+        super().__init__(model)
+        self.passes = passes
+
+    def _explain(self, inputs: torch.Tensor, targets: torch.Tensor) -> Explanation:
+        maps = inputs.sum(dim=1, keepdim=True)
+        for _ in range(self.passes):
+            maps = torch.nn.functional.avg_pool2d(maps, 3, stride=1, padding=1)
+        return Explanation(normalise_maps(maps[:, 0]), targets.numpy(), self.name)
+
+
+def test_an_explainer_with_a_budget_and_a_metric_with_a_setting_are_one_entry_each(
+    digits_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Each declares its option with its default in its entry; ``--method-option`` and
+    ``--metric-option`` reach them with no other change (no settings field, no CLI flag)."""
+    from qxai.evaluate.metrics import METRICS, Metric
+
+    def build(model: torch.nn.Module, layer: str, seed: int = 0, passes: int = 1) -> Blurred:
+        return Blurred(model, passes)
+
+    def quantile(ctx, r):
+        return np.quantile(r.saliency.reshape(len(r.saliency), -1), ctx.setting("quantile", "q"), axis=1)
+
+    monkeypatch.setitem(EXPLAINERS, "blurred", ExplainerSpec("blurred", build, False, options={"passes": 1}))
+    monkeypatch.setitem(METRICS, "quantile", Metric(
+        "quantile", "toy", "higher", "the q-quantile of each map's values", "image", quantile,
+        settings={"q": 0.5},
+    ))  # fmt: skip
+    docs = {}
+    for name, extra in (("default", []), ("set", ["--method-option", "blurred.passes=3", "--metric-option",
+                                                  "quantile.q=0.9"])):  # fmt: skip
+        out = tmp_path / name
+        code = run_cli("evaluate", "--model", digits_checkpoint, "--methods", "blurred", "--metrics",
+                       "quantile", "--per-class", 1, "--out", out, "--resamples", 100, *extra)  # fmt: skip
+        assert code == 0
+        doc = json.loads((out / "metrics.json").read_text())
+        maps = np.load(out / "method_saliency.npz")["blurred"]
+        docs[name] = (doc, maps)
+    for name, q in (("default", 0.5), ("set", 0.9)):
+        doc, maps = docs[name]
+        want = np.quantile(maps.reshape(len(maps), -1).astype(np.float64), q, axis=1).mean()
+        # maps are float32: the mean of ten values in one order or another differs by a few eps
+        assert doc["blurred"]["quantile"] == pytest.approx(want, rel=16 * float(np.finfo(np.float32).eps))
+    # three blurs give a different map than one: the budget reached the explainer
+    assert not np.allclose(docs["default"][1], docs["set"][1])
+    # an undeclared key is refused in one line
+    code = run_cli("evaluate", "--model", digits_checkpoint, "--methods", "blurred", "--method-option",
+                   "blurred.steps=3", "--out", tmp_path / "bad")  # fmt: skip
+    assert code == 2

@@ -15,8 +15,8 @@ from qxai.data import load_dataset
 from qxai.data.stream import ImageSource, select_from_stream
 from qxai.errors import QxaiError
 from qxai.models import load_checkpoint
+from qxai.models.selection import select_correct_per_class
 from qxai.pipeline import explain as explain_stage
-from qxai.pipeline.common import select_correct_per_class
 from qxai.pipeline.explain import ExplainSettings, StreamSettings, run_explain
 
 #: Fields that measure time, so differ between two runs of the same command.

@@ -57,7 +57,9 @@ def run_dir(tmp_path: Path) -> Path:
                         "why": "interval below 0",
                     }
                 ],
-                "figures": figs("overlap_matrices", "example_grid"),
+                # each figure names the section it belongs in (Figure.section), as the evaluate stage writes
+                "figures": [{**figs("overlap_matrices")[0], "section": "disentanglement"},
+                            {**figs("example_grid")[0], "section": "explanations"}],
             },
         ),
         "analyze": ("analysis.json", {"summary": {"dense top-5 share": 0.27}, "figures": figs("spectra")}),

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from qxai.errors import QxaiError
 from qxai.explain.baselines import IG_STEPS
 from qxai.probe import eval_mode
+from qxai.probe.targets import target_classes
 
 
 @dataclass
@@ -48,18 +48,8 @@ class IGResult:
 
 
 def _targets(logits: torch.Tensor, target: int | torch.Tensor | None) -> torch.Tensor:
-    if target is None:
-        return logits.argmax(dim=1)
-    t = torch.as_tensor(target, dtype=torch.long).flatten()
-    if t.numel() == 1:
-        t = t.expand(len(logits)).clone()
-    if t.numel() != len(logits):
-        raise QxaiError(
-            f"got {t.numel()} targets for {len(logits)} inputs; give one per input or one for all"
-        )
-    if int(t.min()) < 0 or int(t.max()) >= logits.shape[1]:
-        raise QxaiError(f"target out of range 0..{logits.shape[1] - 1}; pick an existing class")
-    return t
+    """The classes to explain, by the one resolver every explainer uses (:func:`target_classes`)."""
+    return target_classes(target, len(logits), logits)
 
 
 def _result(attr: torch.Tensor, targets: torch.Tensor, delta: torch.Tensor, gap: torch.Tensor) -> IGResult:

@@ -35,22 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from qxai.claims import FAILS, HOLDS, UNTESTABLE, Claim
+
 PAPER_TOP5 = 0.27
 TOP5_BAND = 0.05
 ORTHOGONAL_BELOW = 0.1
 
-HOLDS, FAILS, UNTESTABLE = "holds", "does not hold", "not testable"
-
-
 def _row(claim: str, ours: Any, interval: Any, paper: str, verdict: str, why: str) -> dict[str, Any]:
-    return {
-        "claim": claim,
-        "ours": ours,
-        "interval": interval,
-        "paper": paper,
-        "verdict": verdict,
-        "why": why,
-    }
+    return Claim(claim, ours, interval, paper, verdict, why, "analyze").to_dict()
 
 
 def _dense_layer(doc: dict[str, Any]) -> str | None:

@@ -20,7 +20,9 @@ The result is a BINARY :class:`dimod.BinaryQuadraticModel` whose variables are t
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 import dimod
@@ -29,6 +31,8 @@ import numpy as np
 from qxai.errors import QxaiError
 
 NORMALISATIONS = ("max", "minmax")
+#: the authors' importance vs redundancy strength β (SPEC §1), the default
+AUTHORS_BETA = 0.7
 
 
 def _as_array(value: Any, name: str) -> np.ndarray:
@@ -89,7 +93,7 @@ class QuboOptions:
     qxai.errors.QxaiError: beta must lie in [0, 1], got 2.0; the authors use 0.7
     """
 
-    beta: float = 0.7
+    beta: float = AUTHORS_BETA
     normalise: str = "max"
     penalty: tuple[float, int] | None = None
     dead_eps: float = 1e-6
@@ -97,7 +101,7 @@ class QuboOptions:
     def __post_init__(self) -> None:
         beta = float(self.beta)
         if not np.isfinite(beta) or not 0.0 <= beta <= 1.0:
-            raise QxaiError(f"beta must lie in [0, 1], got {self.beta}; the authors use 0.7")
+            raise QxaiError(f"beta must lie in [0, 1], got {self.beta}; the authors use {AUTHORS_BETA}")
         if self.normalise not in NORMALISATIONS:
             raise QxaiError(f"normalise must be one of {', '.join(NORMALISATIONS)}, got '{self.normalise}'")
         if self.penalty is not None:
@@ -139,6 +143,65 @@ class QuboOptions:
         out = asdict(self)
         out["penalty"] = list(self.penalty) if self.penalty is not None else None
         return out
+
+    @classmethod
+    def resolve(
+        cls, source: str | Path | None = None, *, beta: float | None = None, normalise: str | None = None,
+        penalty: str | tuple[float, int] | None = None, dead_eps: float | None = None,
+    ) -> QuboOptions:  # fmt: skip
+        """The QUBO options of a command line, read the same way by every command that builds QUBOs:
+        the defaults, or those of an earlier run's JSON ``source`` (``--qubo-from``), with each option
+        the user gave (not None) applied on top. ``penalty`` may be the CLI text ``"λ,k"``.
+
+        >>> QuboOptions.resolve() == QuboOptions()
+        True
+        >>> QuboOptions.resolve(beta=0.5, penalty="5,3").penalty
+        (5.0, 3)
+        """
+        if isinstance(penalty, str):
+            penalty = parse_penalty(penalty)
+        base = qubo_from_run(source) if source is not None else None
+        return cls.of(base, beta=beta, normalise=normalise, penalty=penalty, dead_eps=dead_eps)
+
+
+def qubo_from_run(path: str | Path) -> QuboOptions:
+    """The QUBO options stored under ``"qubo"`` in an earlier run's JSON (explanations.json, metrics.json,
+    anneal.json), so the same problems are rebuilt.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "m.json"
+    >>> _ = p.write_text('{"qubo": {"beta": 0.6, "normalise": "minmax", "penalty": null}}')
+    >>> qubo_from_run(p).beta, qubo_from_run(p).normalise
+    (0.6, 'minmax')
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise QxaiError(
+            f"cannot read {path} ({err.strerror}); pass an explanations.json or metrics.json"
+        ) from None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        raise QxaiError(f"{path} is not JSON; pass the explanations.json or metrics.json of a run") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("qubo"), dict):
+        raise QxaiError(
+            f'{path} has no "qubo" settings; pass the explanations.json or metrics.json of a qxai run'
+        )
+    return QuboOptions.of(doc["qubo"])
+
+
+def parse_penalty(text: str | None) -> tuple[float, int] | None:
+    """``"5,3"`` → ``(5.0, 3)``; None stays None.
+
+    >>> parse_penalty("5, 3")
+    (5.0, 3)
+    """
+    if text is None:
+        return None
+    try:
+        lam, k = (t.strip() for t in text.split(","))
+        return float(lam), int(k)
+    except ValueError:
+        raise QxaiError(f"--penalty expects 'λ,k', e.g. --penalty 5,3; got '{text}'") from None
 
 
 def live_maps(maps: Any, dead_eps: float) -> np.ndarray:

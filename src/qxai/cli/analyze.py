@@ -14,14 +14,18 @@ def _split(text: str | None) -> list[str] | None:
 
 def register(app: typer.Typer) -> None:
     """Add the ``analyze`` command to ``app``."""
-    from qxai.pipeline.analyze import ANALYSES, AnalyzeSettings
+    from qxai.cli import options
+    from qxai.cli.options import setting
+    from qxai.pipeline.analyze import AnalyzeSettings
 
-    default = AnalyzeSettings.field_default  # the defaults, written once in the settings class
+    A = AnalyzeSettings  # the defaults, written once in the settings class
 
     @app.command()
     def analyze(
         model: str = typer.Option(None, help="qxai checkpoint, file.py:Class or TorchScript (image model)."),
-        dataset: str = typer.Option(None, help="Data set for --model (default: the one it was trained on)."),
+        model_file: str = options.model_file(),
+        trust_model_code: bool = options.trust_model_code(),
+        dataset: str = options.dataset(),
         builtin: str = typer.Option(None, help="lstm | transformer: train a built-in sequence model here."),
         hf_model: Path = typer.Option(None, help="Local Hugging Face model directory (never downloads)."),
         texts: Path = typer.Option(
@@ -30,41 +34,34 @@ def register(app: typer.Typer) -> None:
         layers: str = typer.Option(
             None, help="Comma-separated layers (default: the model's analysis layers, else its conv/linear)."
         ),
-        samples: int = typer.Option(default("samples"), help="Inputs whose activations are analysed."),
-        analyses: str = typer.Option(",".join(ANALYSES), help="Which analyses to run."),
-        top_k: int = typer.Option(
-            default("top_k"), help="Report the cumulative variance share of the top k components."
+        samples: int = setting(A, "samples", help="Inputs whose activations are analysed."),
+        analyses: str = setting(A, "analyses", help="Which analyses to run."),
+        top_k: int = setting(
+            A, "top_k", help="Report the cumulative variance share of the top k components."
         ),
-        bootstrap: int = typer.Option(
-            default("bootstrap"), help="Bootstrap resamples of the top-k share's interval (0: none)."
+        bootstrap: int = setting(
+            A, "bootstrap", help="Bootstrap resamples of the top-k share's interval (0: none)."
         ),
         mi_layers: str = typer.Option(
             None, help="Two layers A,B for mutual information (default: first two)."
         ),
-        mi_method: str = typer.Option(default("mi_method"), help="gcmi | binned"),
-        mi_permutations: int = typer.Option(
-            default("mi_permutations"), help="Permutations for MI p-values (0: none; analytic ones always)."
+        mi_method: str = setting(A, "mi_method", help="gcmi | binned"),
+        mi_permutations: int = setting(
+            A, "mi_permutations", help="Permutations for MI p-values (0: none; analytic ones always)."
         ),
-        fdr: float = typer.Option(
-            default("fdr"), help="Benjamini–Hochberg level on the analytic MI p-values."
-        ),
-        ig_examples: int = typer.Option(
-            default("ig_examples"), help="Inputs shown with Integrated Gradients."
-        ),
-        ig_steps: int = typer.Option(default("ig_steps"), help="Integration steps of IG."),
-        spatial: bool = typer.Option(
-            default("spatial"), help="Keep conv maps spatially instead of average pooling."
-        ),
-        time: str = typer.Option(
-            default("time"), help="Pool sequences over time: mean | last | first | steps."
-        ),
-        quantum: bool = typer.Option(
-            default("quantum"),
+        fdr: float = setting(A, "fdr", help="Benjamini–Hochberg level on the analytic MI p-values."),
+        ig_examples: int = setting(A, "ig_examples", help="Inputs shown with Integrated Gradients."),
+        ig_steps: int = setting(A, "ig_steps", help="Integration steps of IG."),
+        spatial: bool = setting(A, "spatial", help="Keep conv maps spatially instead of average pooling."),
+        time: str = setting(A, "time", help="Pool sequences over time: mean | last | first | steps."),
+        quantum: bool = setting(
+            A,
+            "quantum",
             help="Analyse the model's quantum layers (states, entanglement) when it has any.",
         ),
-        memory_mb: float = typer.Option(default("memory_mb"), help="Memory budget for captured activations."),
+        memory_mb: float = setting(A, "memory_mb", help="Memory budget for captured activations."),
         epochs: int = typer.Option(None, help="Training epochs of a --builtin model (default: its own)."),
-        seed: int = typer.Option(default("seed")),
+        seed: int = setting(A, "seed"),
         out: Path = typer.Option(Path("runs/analyze"), help="Output folder."),
     ) -> None:
         """Spectra, entropy, layer similarity, mutual information between maps, and Integrated Gradients."""

@@ -26,71 +26,63 @@ def parse_taus(text: str) -> list[float]:
 def register(app: typer.Typer) -> None:
     """Add the ``anneal`` command to ``app``; every default is read from the settings dataclasses."""
     from qxai.anneal.physics import AnnealProtocol
-    from qxai.anneal.qubo import QuboOptions
-    from qxai.pipeline.anneal import AnnealSettings, ClusterOptions
+    from qxai.anneal.physics.study import AnnealSettings
+    from qxai.cli import options
+    from qxai.cli.options import setting
+    from qxai.pipeline.anneal import ClusterOptions
 
-    default = AnnealSettings.default
-    cluster = ClusterOptions()
-    proto = AnnealProtocol()
-    qubo = QuboOptions()
-    taus = ",".join(f"{t:g}" for t in default("taus"))
+    A, P, C = AnnealSettings, AnnealProtocol, ClusterOptions
 
     @app.command()
     def anneal(
         model: str = typer.Option(None, help="Checkpoint: anneal the explanation QUBOs of its test images."),
+        model_file: str = options.model_file(),
+        trust_model_code: bool = options.trust_model_code(),
         bqm: Path = typer.Option(None, help="One BQM file (dimod to_file() bytes or to_serializable() JSON)"),
-        dataset: str = typer.Option(None, help="Data set (default: the one the model was trained on)."),
-        layer: str = typer.Option(None, help="Layer to explain (default: the model's default layer)."),
-        per_class: int = typer.Option(
-            default("per_class"), help="Correctly classified test images per class."
+        dataset: str = options.dataset(),
+        layer: str = setting(A, "layer", help="Layer to explain (default: the model's default layer)."),
+        per_class: int = setting(A, "per_class", help="Correctly classified test images per class."),
+        max_problems: int = setting(A, "max_problems", help="Stop after this many problems."),
+        tau: str = setting(A, "taus", help="Total anneal times, comma-separated."),
+        max_qubits: int = setting(A, "max_qubits", help="Skip QUBOs with more variables than this."),
+        dt: float = setting(P, "dt", help="Split-operator time step."),
+        driver: str = setting(P, "driver", help="transverse (−Σσx) | authors (+(1/d)Σσx)."),
+        schedule: str = setting(P, "schedule", help="linear | quadratic."),
+        energy_convention: str = setting(
+            A, "energy_convention", help="spec (H_P = E(x)) | authors ((I − σz) per qubit: x → 2x)."
         ),
-        max_problems: int = typer.Option(default("max_problems"), help="Stop after this many problems."),
-        tau: str = typer.Option(taus, help="Total anneal times, comma-separated."),
-        max_qubits: int = typer.Option(
-            default("max_qubits"), help="Skip QUBOs with more variables than this."
-        ),
-        dt: float = typer.Option(proto.dt, help="Split-operator time step."),
-        driver: str = typer.Option(proto.driver, help="transverse (−Σσx) | authors (+(1/d)Σσx)."),
-        schedule: str = typer.Option(proto.schedule, help="linear | quadratic."),
-        energy_convention: str = typer.Option(
-            default("energy_convention"), help="spec (H_P = E(x)) | authors ((I − σz) per qubit: x → 2x)."
-        ),
-        memory_mb: float = typer.Option(
-            default("memory_mb"), help="Memory budget (MiB); larger problems are refused."
-        ),
-        beta: float = typer.Option(None, help=f"QUBO strength β (default {qubo.beta}, or --qubo-from's)."),
-        normalise: str = typer.Option(None, help=f"α normalisation max | minmax (default {qubo.normalise})."),
-        penalty: str = typer.Option(None, help="Cardinality penalty 'λ,k' adding λ(Σx − k)² (default none)."),
-        dead_eps: float = typer.Option(None, help=f"Dead-map threshold (default {qubo.dead_eps:g})."),
-        qubo_from: Path = typer.Option(
-            None, help="Take the QUBO settings from an earlier run's explanations.json or metrics.json."
-        ),
-        grid: int = typer.Option(default("grid"), help="Coarse s grid of the gap search (then refined)."),
-        seed: int = typer.Option(default("seed")),
+        memory_mb: float = setting(A, "memory_mb", help="Memory budget (MiB); larger problems are refused."),
+        beta: float = options.beta(),
+        normalise: str = options.normalise(),
+        penalty: str = options.penalty(),
+        dead_eps: float = options.dead_eps(),
+        qubo_from: Path = options.qubo_from(),
+        grid: int = setting(A, "grid", help="Coarse s grid of the gap search (then refined)."),
+        seed: int = setting(A, "seed"),
         out: Path = typer.Option(Path("runs/anneal"), help="Output folder (anneal.json and figures)."),
         as_json: bool = typer.Option(False, "--json", help="Print anneal.json to stdout."),
-        ray: bool = typer.Option(cluster.ray, "--ray", help="Solve each problem as a local Ray task."),
-        ray_address: str = typer.Option(
-            cluster.ray_address, help="Join the Ray cluster at HOST:PORT (its head node); docs/annealing.md."
+        ray: bool = setting(C, "ray", "--ray", help="Solve each problem as a local Ray task."),
+        ray_address: str = setting(
+            C, "ray_address", help="Join the Ray cluster at HOST:PORT (its head node); docs/annealing.md."
         ),
-        workers: int = typer.Option(
-            cluster.workers, help="Ray only: problems solved at once (default: one per CPU of the cluster)."
+        workers: int = setting(
+            C, "workers", help="Ray only: problems solved at once (default: one per CPU of the cluster)."
         ),
     ) -> None:
         """Δ_min, s* and the fidelity F(τ) by exact state-vector annealing."""
-        from qxai.pipeline.anneal import parse_penalty, qubo_from_run, run_anneal
+        from qxai.anneal.qubo import QuboOptions
+        from qxai.pipeline.anneal import run_anneal
 
         where = ClusterOptions(ray=ray, ray_address=ray_address, workers=workers)
         if qubo_from is not None and bqm is not None:
             raise QxaiError("--qubo-from applies to --model runs (a --bqm file is its own problem); drop one")
-        options = QuboOptions.of(
-            qubo_from_run(qubo_from) if qubo_from is not None else None,
-            beta=beta, normalise=normalise, penalty=parse_penalty(penalty), dead_eps=dead_eps,
-        )  # fmt: skip
+        qubo = QuboOptions.resolve(
+            qubo_from, beta=beta, normalise=normalise, penalty=penalty, dead_eps=dead_eps
+        )
         settings = AnnealSettings(
             taus=tuple(parse_taus(tau)), max_qubits=max_qubits, grid=grid, max_problems=max_problems,
             per_class=per_class, seed=seed, energy_convention=energy_convention, memory_mb=memory_mb,
-            protocol=AnnealProtocol(dt=dt, driver=driver, schedule=schedule), qubo=options, dataset=dataset,
+            protocol=AnnealProtocol(dt=dt, driver=driver, schedule=schedule), qubo=qubo, dataset=dataset,
             layer=layer,
         )  # fmt: skip
         summary = run_anneal(out, model=model, bqm=bqm, settings=settings, cluster=where)

@@ -13,38 +13,45 @@ from rich.table import Table
 
 def register(app: typer.Typer) -> None:
     """Add the ``demo`` command to ``app``."""
+    from qxai.cli.options import setting
     from qxai.data.registry import help_text as dataset_help
     from qxai.models.registry import ARCHITECTURES
+    from qxai.pipeline.demo import DemoSettings
+
+    D = DemoSettings  # the defaults, written once in the settings class
 
     @app.command()
     def demo(
         out: Path = typer.Option(
             Path("demo-out"), help="Run folder: stage results, figures and report.html."
         ),
-        dataset: str = typer.Option("mnist", help=f"Data set: {dataset_help()}."),
-        arch: str = typer.Option("reduced-cnn", help=f"Architecture: {' | '.join(ARCHITECTURES)}."),
-        maps: int = typer.Option(16, help="Feature maps N_f of the `reduce` block."),
-        epochs: int = typer.Option(5, min=1),
-        per_class: int = typer.Option(
-            20, min=1, help="Correctly classified test images explained per class."
+        dataset: str = setting(D, "dataset", help=f"Data set: {dataset_help()}."),
+        arch: str = setting(D, "arch", help=f"Architecture: {' | '.join(ARCHITECTURES)}."),
+        maps: int = setting(D, "maps", help="Feature maps N_f of the `reduce` block."),
+        epochs: int = setting(D, "epochs", min=1),
+        per_class: int = setting(
+            D, "per_class", min=1, help="Correctly classified test images explained per class."
         ),
-        methods: str = typer.Option(
-            "qa,gradcam,gradcam++,eigencam,ig,shap,lime,lrp", help="Comma-separated."
+        methods: str = setting(D, "methods", help="Comma-separated."),
+        taus: str = setting(D, "taus", help="Annealing times τ for the fidelity study."),
+        max_qubits: int = setting(
+            D, "max_qubits", help="Largest explanation QUBO simulated as a state vector."
         ),
-        taus: str = typer.Option("10,50,100", help="Annealing times τ for the fidelity study."),
-        max_qubits: int = typer.Option(12, help="Largest explanation QUBO simulated as a state vector."),
-        anneal_per_class: int = typer.Option(
-            4, min=1, help="Explanation QUBOs per class for the physics stage."
+        anneal_per_class: int = setting(
+            D, "anneal_per_class", min=1, help="Explanation QUBOs per class for the physics stage."
         ),
-        stages: str = typer.Option("model,explain,evaluate,anneal,analyze", help="Which stages to run."),
-        quantum: bool = typer.Option(
-            False, "--quantum", help="Also train and analyse the hybrid quantum–classical model (hybrid-vqc)."
+        stages: str = setting(D, "stages", help="Which stages to run."),
+        quantum: bool = setting(
+            D,
+            "quantum",
+            "--quantum",
+            help="Also train and analyse the hybrid quantum–classical model (hybrid-vqc).",
         ),
-        seed: int = typer.Option(0),
+        seed: int = setting(D, "seed"),
     ) -> None:
         """Train, explain, evaluate, anneal and analyse; then write report.html."""
         from qxai.errors import QxaiError
-        from qxai.pipeline.demo import DemoSettings, run_demo
+        from qxai.pipeline.demo import run_demo
 
         try:
             tau_values = tuple(float(t) for t in taus.split(","))

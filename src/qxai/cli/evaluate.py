@@ -11,12 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from qxai.anneal.qubo import QuboOptions
+from qxai.cli import options
+from qxai.cli.options import setting
 from qxai.evaluate import EvalSettings
-from qxai.pipeline.evaluate import DEFAULT_METHODS, EvaluateSettings
+from qxai.pipeline.evaluate import EvaluateSettings
 from qxai.pipeline.shards import StreamSettings
-
-# the defaults, written once in each class
-_E, _S, _Q, _R = EvaluateSettings(), EvalSettings(), QuboOptions(), StreamSettings()
 
 
 def _ints(text: str | None) -> tuple[int, ...]:
@@ -36,79 +35,89 @@ def register(app: typer.Typer) -> None:
     from qxai.evaluate.metrics import metric_help
     from qxai.explain.registry import METHOD_NAMES
 
+    E, S = EvaluateSettings, EvalSettings  # the defaults, written once in each class
+
     @app.command()
     def evaluate(
         model: Path = typer.Option(
             ..., "--model", help="Checkpoint written by `qxai train` (or file.py:Class)."
         ),
-        dataset: str = typer.Option(None, help="Data set (default: the one the model was trained on)."),
-        methods: str = typer.Option(
-            ",".join(DEFAULT_METHODS), help=f"Comma-separated: {' '.join(METHOD_NAMES)}."
-        ),
-        per_class: int = typer.Option(_E.per_class, help="Correctly classified test images per class."),
+        model_file: str = options.model_file(),
+        trust_model_code: bool = options.trust_model_code(),
+        dataset: str = options.dataset(),
+        methods: str = setting(E, "methods", help=f"Comma-separated: {' '.join(METHOD_NAMES)}."),
+        per_class: int = setting(E, "per_class", help="Correctly classified test images per class."),
         out: Path = typer.Option(Path("runs/evaluate"), help="Output folder."),
         layer: str = typer.Option(None, help="Conv layer for qa and the CAMs (default: the model's)."),
-        metrics: str = typer.Option(None, help=f"Metric names or groups, default all. {metric_help()}."),
-        solver: str = typer.Option(_E.solver, help=f"QUBO solver of the qa method: {solver_help()}."),
-        beta: float = typer.Option(_Q.beta, help="QA's QUBO strength β in [0, 1]."),
-        normalise: str = typer.Option(_Q.normalise, help="QA's α normalisation: max | minmax."),
-        dead_eps: float = typer.Option(
-            _Q.dead_eps, help="Maps with norm ≤ dead_eps · max norm are not variables."
+        metrics: str = setting(E, "metrics", help=f"Metric names or groups, default all. {metric_help()}."),
+        solver: str = setting(E, "solver", help=f"QUBO solver of the qa method: {solver_help()}."),
+        beta: float = options.beta(),
+        normalise: str = options.normalise(),
+        penalty: str = options.penalty(),
+        dead_eps: float = options.dead_eps(),
+        qubo_from: Path = options.qubo_from(),
+        lime_samples: int = setting(E, "lime_samples", help="LIME perturbations per image."),
+        ig_steps: int = setting(E, "ig_steps", help="Integrated Gradients steps."),
+        shap_samples: int = setting(E, "shap_samples", help="GradientShap samples per image."),
+        steps: int = setting(S, "steps", help="Points − 1 of the deletion/insertion curves."),
+        sanity_images: int = setting(S, "sanity_images", help="Images the sanity checks re-explain."),
+        randomisation: str = setting(S, "randomisation", help="Parameter randomisation: full | cascading."),
+        fill: str = setting(S, "deletion_fill", help="Deleted pixels become: zero | blur | mean."),
+        resamples: int = setting(S, "resamples", help="Bootstrap resamples of every interval and test."),
+        null_draws: int = setting(S, "null_draws", help="Label shuffles of the overlap's permutation null."),
+        batch_size: int = setting(S, "batch_size"),
+        seed: int = setting(E, "seed", help="Seed of every random component."),
+        seeds: str = setting(E, "seeds", help="Repeat over model-training seeds, e.g. 0,1,2 (retrains)."),
+        stream: bool = options.stream("score"),
+        limit: int = options.limit("evaluate"),
+        all_images: bool = options.all_images("evaluate"),
+        selection: str = options.selection(),
+        shard_size: int = options.shard_size(),
+        loader_workers: int = options.loader_workers(),
+        ray: bool = options.ray(),
+        ray_address: str = options.ray_address(),
+        workers: int = options.workers(),
+        method_option: list[str] = typer.Option(
+            None,
+            "--method-option",
+            metavar="METHOD.KEY=VALUE",
+            help="A method's own budget option (its registry entry declares it); repeatable.",
         ),
-        qubo_from: Path = typer.Option(None, help="Take the QUBO settings from an earlier run's JSON."),
-        lime_samples: int = typer.Option(_E.lime_samples, help="LIME perturbations per image."),
-        ig_steps: int = typer.Option(_E.ig_steps, help="Integrated Gradients steps."),
-        shap_samples: int = typer.Option(_E.shap_samples, help="GradientShap samples per image."),
-        steps: int = typer.Option(_S.steps, help="Points − 1 of the deletion/insertion curves."),
-        sanity_images: int = typer.Option(_S.sanity_images, help="Images the sanity checks re-explain."),
-        randomisation: str = typer.Option(
-            _S.randomisation, help="Parameter randomisation: full | cascading."
+        metric_option: list[str] = typer.Option(
+            None,
+            "--metric-option",
+            metavar="METRIC.KEY=VALUE",
+            help="A metric's own setting (its registry entry declares it); repeatable.",
         ),
-        fill: str = typer.Option(_S.deletion_fill, help="Deleted pixels become: zero | blur | mean."),
-        resamples: int = typer.Option(_S.resamples, help="Bootstrap resamples of every interval and test."),
-        null_draws: int = typer.Option(
-            _S.null_draws, help="Label shuffles of the overlap's permutation null."
-        ),
-        batch_size: int = typer.Option(_S.batch_size),
-        seed: int = typer.Option(_E.seed, help="Seed of every random component."),
-        seeds: str = typer.Option(None, help="Repeat over model-training seeds, e.g. 0,1,2 (retrains)."),
-        stream: bool = typer.Option(
-            False, help="Stream the data set and score it in resumable shards under OUT/shards."
-        ),
-        limit: int = typer.Option(None, help="Evaluate the first N test images (implies --stream)."),
-        all_images: bool = typer.Option(
-            _R.all_images, "--all", help="Evaluate every test image (implies --stream)."
-        ),
-        selection: str = typer.Option(
-            _R.selection, help="Streamed per-class choice: same (as in memory) | first (stop early)."
-        ),
-        shard_size: int = typer.Option(_R.shard_size, help="Images per shard (multiple of --batch-size)."),
-        ray: bool = typer.Option(_R.ray, "--ray", help="Run on a local Ray runtime (implies --stream)."),
-        ray_address: str = typer.Option(
-            None, help="Join the Ray cluster at HOST:PORT (implies --stream); see docs/scale.md."
-        ),
-        workers: int = typer.Option(_R.workers, help="Ray actors, each loading the model once."),
     ) -> None:
         """Explain the same images with every method and print methods × metrics with 95 % intervals."""
-        from qxai.io import read_json
+        from qxai.evaluate.metrics import METRICS
+        from qxai.explain.registry import EXPLAINERS
         from qxai.pipeline.evaluate import run_evaluate
+        from qxai.settings import parse_assignments
 
-        qubo = QuboOptions.of(read_json(qubo_from).get("qubo") if qubo_from else None)
-        if not qubo_from:
-            qubo = QuboOptions.of(qubo, beta=beta, normalise=normalise, dead_eps=dead_eps)
+        qubo = QuboOptions.resolve(
+            qubo_from, beta=beta, normalise=normalise, penalty=penalty, dead_eps=dead_eps
+        )
         scoring = EvalSettings(
             batch_size=batch_size, steps=steps, deletion_fill=fill, randomisation=randomisation,
             sanity_images=sanity_images, resamples=resamples, null_draws=null_draws,
+            metric_settings=parse_assignments(
+                metric_option, {n: m.settings for n, m in METRICS.items()}, "--metric-option"
+            ),
         )  # fmt: skip
         settings = EvaluateSettings(
             methods=tuple(methods.split(",")), metrics=tuple(metrics.split(",")) if metrics else None,
             dataset=dataset, layer=layer, per_class=per_class, seed=seed, seeds=_ints(seeds),
             solver=solver, qubo=qubo, lime_samples=lime_samples, ig_steps=ig_steps,
             shap_samples=shap_samples, scoring=scoring,
+            method_options=parse_assignments(
+                method_option, {n: s.options for n, s in EXPLAINERS.items()}, "--method-option"
+            ),
         )  # fmt: skip
         streamed = StreamSettings.from_options(
             stream=stream, limit=limit, all_images=all_images, selection=selection, shard_size=shard_size,
-            ray=ray, ray_address=ray_address, workers=workers,
+            loader_workers=loader_workers, ray=ray, ray_address=ray_address, workers=workers,
         )  # fmt: skip
         doc = run_evaluate(out, model=model, settings=settings, stream=streamed)
         console = Console(width=max(Console().width, 120))

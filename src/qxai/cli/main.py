@@ -10,9 +10,10 @@ Every way a command can end is one line on stderr with a fixed exit code:
 
 Options every command shares are checked here, once, while the command line is parsed — before any
 data is loaded or any model trained: ``--out`` must be writable (a file for ``train``, a folder for
-the others) and ``--seed`` in ``[0, 2**32)``. Every command that loads a model (``--model``) gets
-``--model-file path.py:Class`` and ``--trust-model-code``, the two ways to let a checkpoint of a
-user's own model import its code (see :func:`qxai.models.checkpoint.load_checkpoint`).
+the others) and ``--seed`` in ``[0, 2**32)``. Every command that loads a model (``--model``)
+declares ``--model-file path.py:Class`` and ``--trust-model-code`` (:mod:`qxai.cli.options`), the
+two ways to let a checkpoint of a user's own model import its code (see
+:func:`qxai.models.checkpoint.load_checkpoint`); they apply here, around the command's body.
 """
 
 from __future__ import annotations
@@ -69,29 +70,13 @@ def _root(
 
 
 def _with_shared_checks(body: Callable[..., Any], name: str) -> Callable[..., Any]:
-    """``body`` (a command's function) preceded by the shared checks of ``--out`` and ``--seed``,
-    and, when it loads a model and has no ``--model-file`` of its own, given ``--model-file`` and
-    ``--trust-model-code`` (its body then runs inside :func:`allow_model_code`)."""
+    """``body`` (a command's function) preceded by the shared checks of ``--out`` and ``--seed``;
+    a command that declares ``--trust-model-code`` (see :mod:`qxai.cli.options`) runs inside
+    :func:`allow_model_code`, which its ``--model-file`` and ``--trust-model-code`` configure."""
+    hints = typing.get_type_hints(body)  # resolved here: typer reads them from the wrapper below
     signature = inspect.signature(body)
-    hints = typing.get_type_hints(body)
     params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
-    adds_code_options = "model" in signature.parameters and "model_file" not in signature.parameters
-    if adds_code_options:
-        params += [
-            inspect.Parameter(
-                "model_file", inspect.Parameter.KEYWORD_ONLY, annotation=str,
-                default=typer.Option(
-                    None, metavar="PATH.py[:CLASS]",
-                    help="Code of a checkpoint of your own model (its SHA-256 must match the recorded one).",
-                ),
-            ),
-            inspect.Parameter(
-                "trust_model_code", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                default=typer.Option(
-                    False, help="Import the model file the checkpoint names (SHA-256 checked); else never."
-                ),
-            ),
-        ]  # fmt: skip
+    code_options = "trust_model_code" in signature.parameters
 
     @functools.wraps(body)
     def command(**kw: Any) -> Any:
@@ -112,11 +97,11 @@ def _with_shared_checks(body: Callable[..., Any], name: str) -> Callable[..., An
                     held.enter_context(hold(out))  # one run per folder, from here to the last write
             if kw.get("seed") is not None:
                 check_seed(kw["seed"])
-            if adds_code_options:
-                held.enter_context(allow_model_code(kw.pop("model_file"), kw.pop("trust_model_code")))
+            if code_options:
+                held.enter_context(allow_model_code(kw["model_file"], kw["trust_model_code"]))
             return body(**kw)
 
-    del command.__wrapped__  # typer must read the signature below, not the body's
+    del command.__wrapped__  # typer must read the resolved signature below, not the body's strings
     command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
     return command

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from qxai.cli.options import setting
 from qxai.data.registry import help_text as dataset_help
 from qxai.errors import QxaiError
 from qxai.models.train import TrainSettings
 from qxai.models.user import split_model_spec
-
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
+from qxai.pipeline.demo import DemoSettings
 
 
 def register(app: typer.Typer) -> None:
@@ -21,16 +20,17 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def train(
-        dataset: str = typer.Option("mnist", help=dataset_help()),
-        arch: str = typer.Option("reduced-cnn", help=f"Architecture: {' | '.join(ARCHITECTURES)}."),
+        # what to train: the demo's model unless told otherwise
+        dataset: str = setting(DemoSettings, "dataset", help=dataset_help()),
+        arch: str = setting(DemoSettings, "arch", help=f"Architecture: {' | '.join(ARCHITECTURES)}."),
         model_file: str = typer.Option(None, help="Train your own model instead: path.py:ClassName."),
-        maps: int = typer.Option(16, help="Feature maps N_f of the `reduce` block."),
+        maps: int = setting(DemoSettings, "maps", help="Feature maps N_f of the `reduce` block."),
         qubits: int = typer.Option(None, help="hybrid-vqc: qubits of the variational circuit (default 8)."),
         qlayers: int = typer.Option(None, help="hybrid-vqc: variational layers (default 4; 0 removes them)."),
-        epochs: int = typer.Option(5, min=1),
-        batch_size: int = typer.Option(_DEFAULTS["batch_size"], min=1),
-        lr: float = typer.Option(_DEFAULTS["lr"], help="Peak learning rate (positive, finite)."),
-        seed: int = typer.Option(_DEFAULTS["seed"], help="Seed of the split, the weights and the shuffling."),
+        epochs: int = setting(TrainSettings, "epochs", min=1),
+        batch_size: int = setting(TrainSettings, "batch_size", min=1),
+        lr: float = setting(TrainSettings, "lr", help="Peak learning rate (positive, finite)."),
+        seed: int = setting(TrainSettings, "seed", help="Seed of the split, the weights and the shuffling."),
         image_size: int = typer.Option(
             None, min=1, help="Resize images (cells, imagefolder, stl10, digits)."
         ),

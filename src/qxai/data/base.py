@@ -111,3 +111,11 @@ def check_classes(data: ImageDataset, source: str) -> None:
     present = np.unique(data.labels.numpy())
     if len(present) < 2:
         raise QxaiError(f"{source} has only {len(present)} class; a classifier needs at least two")
+
+
+def batches(data: ImageDataset, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(images, labels)`` batches of ``data`` in order (the last may be smaller)."""
+    return [
+        (data.images[s : s + batch_size], data.labels[s : s + batch_size])
+        for s in range(0, len(data), batch_size)
+    ]

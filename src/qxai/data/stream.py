@@ -17,7 +17,7 @@ Selection from the stream (:func:`select_from_stream`):
 
 * ``rule="same"`` (default): every test image is predicted, batch by batch (only the labels and
   predictions, ``O(N)`` integers, are kept), then the rule of
-  :func:`qxai.pipeline.common.select_correct_per_class` is applied to them: for each class in
+  :func:`qxai.models.selection.select_correct_per_class` is applied to them: for each class in
   order, ``numpy_rng(seed, "select").permutation(correct)[:per_class]``, sorted. Same images as the
   in-memory path.
 * ``rule="first"``: the test positions are visited in the order of
@@ -261,7 +261,7 @@ def select_from_stream(
 ) -> np.ndarray:
     """Test positions of up to ``per_class`` correctly classified images per class, in class order
     (sorted within a class); ``predict(images) -> (B,)`` classes. The rule is stated in the module
-    docstring; ``"same"`` chooses the images :func:`qxai.pipeline.common.select_correct_per_class`
+    docstring; ``"same"`` chooses the images :func:`qxai.models.selection.select_correct_per_class`
     chooses.
     """
     if per_class < 1:

@@ -1,10 +1,10 @@
 """Do the papers' claims hold here? One row per claim, with our number, its interval and a verdict.
 
-Each row is ``{"claim", "ours", "interval", "paper", "verdict", "why", "source"}`` with ``verdict`` one
-of :data:`VERDICTS`. This module checks the QA paper's disentanglement claims from an evaluation's
+Each row is a :class:`qxai.claims.Claim` as JSON, ``{"claim", "ours", "interval", "paper", "verdict",
+"why", "source"}``. This module checks the QA paper's disentanglement claims from an evaluation's
 ``metrics.json``; the annealing claims come from :func:`qxai.anneal.physics.statistics.anneal_claims`
-and the QIXAI claims from :func:`qxai.analysis.claims.analysis_claims`; :func:`collect_claims`
-gathers all three from a run folder.
+and the QIXAI claims from :func:`qxai.analysis.claims.analysis_claims`; each stage stores its rows in
+its main JSON, and :func:`collect_claims` gathers them from a demo run folder.
 
 Verdict rule for "QA's overlap is below method X's": the paired bootstrap interval of
 ``overlap(QA) − overlap(X)`` (size-matched) lies entirely below 0 → *holds*; it lies above 0 →
@@ -14,14 +14,13 @@ line says it is a tie.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from qxai.claims import UNTESTABLE, Claim
 from qxai.io import read_json
+from qxai.stages import STAGES
 
-VERDICTS = ("holds", "does not hold", "not testable")
 PAPER_QA = "arXiv 2604.25649"
 PAPER_QIXAI = "arXiv 2410.16537"
 
@@ -29,9 +28,7 @@ PAPER_QIXAI = "arXiv 2410.16537"
 def _row(
     claim: str, ours: Any, interval: Any, paper: str, verdict: str, why: str, source: str
 ) -> dict[str, Any]:
-    assert verdict in VERDICTS, verdict
-    return {"claim": claim, "ours": ours, "interval": interval, "paper": paper, "verdict": verdict,
-            "why": why, "source": source}  # fmt: skip
+    return Claim(claim, ours, interval, paper, verdict, why, source).to_dict()
 
 
 def qa_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -126,36 +123,18 @@ def _untestable(blank: dict[str, str], methods: tuple[str, ...], classes: list[i
     return None
 
 
-def _optional(module: str, name: str) -> Callable[[dict[str, Any]], list[dict[str, Any]]] | None:
-    """A claims function of another stage, or None when that module does not provide it."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
-#: stage folder, main JSON, claims function (module, name)
-_SOURCES = (
-    ("evaluate", "metrics.json", ("qxai.evaluate.claims", "qa_claims")),
-    ("anneal", "anneal.json", ("qxai.anneal.physics.statistics", "anneal_claims")),
-    ("analyze", "analysis.json", ("qxai.analysis.claims", "analysis_claims")),
-)
-
-
 def collect_claims(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Every claim row that the stages saved in ``run_dir`` can check; a stage that did not run
-    contributes one "not testable" row saying so."""
+    """Every claim row the stages of the demo run ``run_dir`` stored (``"claims"`` in the main JSON
+    of each stage :data:`qxai.stages.STAGES` marks); a stage that did not run contributes one
+    "not testable" row saying so."""
     run_dir = Path(run_dir)
     rows: list[dict[str, Any]] = []
-    for stage, result, (module, name) in _SOURCES:
-        path = run_dir / stage / result
-        fn = _optional(module, name)
-        if fn is None:
-            continue
+    for stage in (s for s in STAGES.values() if s.claims):
+        path = run_dir / stage.command / stage.main
         if not path.is_file():
-            rows.append(_row(f"claims checked by the {stage} stage", None, None, "", "not testable",
-                             f"the {stage} stage did not run or failed in this run", stage))  # fmt: skip
+            name = stage.command
+            why = f"the {name} stage did not run or failed in this run"
+            rows.append(_row(f"claims checked by the {name} stage", None, None, "", UNTESTABLE, why, name))
             continue
-        for row in fn(read_json(path)):
-            rows.append({"source": stage, **row})
+        rows.extend(read_json(path).get("claims") or [])
     return rows

@@ -94,3 +94,22 @@ def example_grid(ev: Evaluation, images: np.ndarray, labels: np.ndarray, class_n
     axes[0, 0].set_title("image", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def confusion_figure(labels: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> Any:
+    """The confusion matrix of ``predicted`` against ``labels`` (both ``(N,)`` class indices),
+    counts written in the cells, rows the true class."""
+    from sklearn.metrics import confusion_matrix
+
+    plt = _plt()
+    matrix = confusion_matrix(labels, predicted, labels=range(len(class_names)))
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, fontsize=8)
+    ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
+    for (i, j), v in np.ndenumerate(matrix):
+        colour = "white" if v > matrix.max() / 2 else "black"
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return fig

@@ -25,7 +25,7 @@ Adding a metric is one :func:`register_metric` call (docs/ARCHITECTURE.md shows 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,9 @@ class Metric:
     sample: bool = False
     #: why the metric can be undefined (NaN) on an image, said when it is
     nan_cause: str = ""
+    #: its settings and their defaults; ``compute`` reads one with ``ctx.setting(name, key)`` and
+    #: ``qxai evaluate --metric-option NAME.KEY=VALUE`` sets it
+    settings: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:

@@ -57,7 +57,8 @@ class EvalSettings:
     the sanity checks re-explain; ``batch_size``: images per explainer call; ``resamples``:
     bootstrap resamples of every interval and paired test; ``null_draws``: label shuffles of the
     permutation null and draws of the random-k reference; ``silhouette_images``: the silhouette's
-    distance matrix is quadratic in N, so above this many images it uses a seeded sample of them.
+    distance matrix is quadratic in N, so above this many images it uses a seeded sample of them;
+    ``metric_settings``: values of the metrics' own settings (read with :meth:`EvalContext.setting`).
     """
 
     batch_size: int = 32
@@ -70,6 +71,8 @@ class EvalSettings:
     resamples: int = RESAMPLES
     null_draws: int = 200
     silhouette_images: int = 1000
+    #: values of the metrics' own settings (``Metric.settings``), ``{metric: {key: value}}``
+    metric_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("deletion_fill", "insertion_fill"):
@@ -150,6 +153,14 @@ class EvalContext:
     def image_ids(self) -> np.ndarray:
         """``(N,)`` the images' data-set indices (per-image random draws are keyed by them)."""
         return np.arange(len(self.targets)) if self.ids is None else np.asarray(self.ids)
+
+    def setting(self, metric: str, key: str) -> Any:
+        """The value of setting ``key`` of metric ``metric``: the run's (``--metric-option``), else
+        the default the metric's entry declares (``Metric.settings``)."""
+        from qxai.evaluate.metrics import METRICS
+
+        given = self.settings.metric_settings.get(metric, {})
+        return given[key] if key in given else METRICS[metric].settings[key]
 
     def reference(self) -> MethodResult | None:
         """The map-selecting method every other is size-matched to (the first with ``selected``)."""

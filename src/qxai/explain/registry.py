@@ -22,7 +22,7 @@ Adding an explainer is one entry (see docs/ARCHITECTURE.md, "Extension points"):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,8 @@ class ExplainerSpec:
         help: one line for ``--help`` and docs.
         torchscript: the method runs on a TorchScript model (``torch.jit.ScriptModule``, which has
             no hooks); by default, exactly the methods that need no layer.
+        options: its budget options and their defaults (``{"samples": 50}``), passed to ``build``
+            as keywords; ``qxai evaluate --method-option NAME.KEY=VALUE`` sets one.
     """
 
     name: str
@@ -52,6 +54,7 @@ class ExplainerSpec:
     needs_layer: bool
     help: str = ""
     torchscript: bool | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def runs_on_torchscript(self) -> bool:

@@ -34,7 +34,7 @@ class TrainSettings:
     qxai.errors.QxaiError: --lr must be a positive finite number, got nan; pass e.g. --lr 0.002
     """
 
-    epochs: int = 3
+    epochs: int = 5
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4

@@ -16,13 +16,14 @@ Cost is set by :class:`AnalyzeSettings`: ``samples`` (inputs captured), ``mi_per
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qxai.analysis.capture import TIME_MODES, Activations, capture_activations, capture_transformer
+from qxai.analysis.claims import analysis_claims
 from qxai.analysis.mutual_info import METHODS as MI_METHODS
 from qxai.analysis.spectrum import LayerSpectrum, layer_spectrum
 from qxai.analysis.subjects import Subject, SubjectSource, load_subject
@@ -30,6 +31,7 @@ from qxai.errors import QxaiError
 from qxai.pipeline.stage import Figure, write_stage
 from qxai.progress import make_progress
 from qxai.seeding import seed_everything
+from qxai.stages import STAGES
 
 ANALYSES = ("spectrum", "similarity", "mi", "ig")
 
@@ -102,18 +104,6 @@ class AnalyzeSettings:
             raise QxaiError(f"--fdr must be between 0 and 1, got {self.fdr}")
         if not np.isfinite(self.memory_mb) or self.memory_mb <= 0:
             raise QxaiError(f"--memory-mb must be a positive number, got {self.memory_mb}")
-
-    @staticmethod
-    def field_default(name: str) -> Any:
-        """The default of field ``name`` (the CLI reads its defaults here).
-
-        >>> AnalyzeSettings.field_default("top_k")
-        5
-        """
-        for f in fields(AnalyzeSettings):
-            if f.name == name:
-                return f.default
-        raise KeyError(name)
 
 
 @dataclass
@@ -275,6 +265,7 @@ def run_analyze(
     else:
         subject = load_subject(model, samples=settings.samples, seed=settings.seed)  # type: ignore[arg-type]
     ctx = analyze(subject, settings)
+    ctx.doc["claims"] = analysis_claims(ctx.doc)
     return write_stage(
-        Path(out), "analysis.json", ctx.doc, arrays={"analysis.npz": ctx.arrays}, figures=ctx.figures
+        Path(out), STAGES["analyze"].main, ctx.doc, arrays={"analysis.npz": ctx.arrays}, figures=ctx.figures
     )

@@ -7,6 +7,8 @@
   line (before any model work);
 * :func:`ray_runtime` owns the runtime for the body of a ``with`` block (a runtime this process
   already has is used and left running);
+* :func:`run_tasks_on_ray` runs one function over a list of plain-data items as Ray tasks (one CPU
+  each, a bounded number in flight, retried when a worker dies), results in item order;
 * :func:`run_shards_on_ray` sends shards of test images through a Ray Data ``map_batches`` actor
   pool. Each actor builds one *shard job* once (the function the explain or the evaluate
   worker; it loads the model and the data source from a few bytes of recipe), then computes whole
@@ -27,7 +29,7 @@ import io
 import json
 import logging
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -138,6 +140,63 @@ class _ShardActor:
                 "records": np.array(texts, dtype=object)}  # fmt: skip
 
 
+#: ``ray.remote`` options of one task of :func:`run_tasks_on_ray` (Ray retries a task whose worker
+#: process died; one numeric thread, as the task holds one CPU).
+TASK_OPTIONS: dict[str, Any] = {"num_cpus": 1, "max_retries": 3, "runtime_env": {"env_vars": ONE_THREAD_ENV}}
+
+
+def run_tasks_on_ray(
+    fn: Callable[[Any, Any], Any], items: Sequence[Any], shared: Any, *, address: str | None,
+    workers: int | None, label: str,
+) -> tuple[list[Any], dict[str, Any]]:  # fmt: skip
+    """``[fn(item, shared) for item in items]`` as Ray tasks (:data:`TASK_OPTIONS`), at most
+    ``workers`` in flight (None: one per CPU of the cluster); returns the results in item order and
+    what ran them (``{"engine", "address", "workers", "nodes"}``). A progress bar labelled ``label``
+    advances as tasks complete.
+
+    ``fn`` is a module-level function of the caller (pickled by reference: this module imports none
+    of its callers); ``items`` and ``shared`` are plain data (``shared`` goes into the object store
+    once, not once per task). A :class:`QxaiError` raised in a task is re-raised here as the user's
+    one-line error. Uses the Ray runtime this process has, else starts a local one or joins
+    ``address`` for the call (:func:`ray_runtime`).
+    """
+    import ray
+
+    from qxai.progress import make_progress
+
+    results: list[Any] = [None] * len(items)
+    with ray_runtime(address):
+        task = ray.remote(**TASK_OPTIONS)(fn)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        in_flight = min(workers or cpus, max(1, len(items)))
+        stored = ray.put(shared)
+        waiting = iter(enumerate(items))
+        running: dict[Any, int] = {}
+
+        def submit() -> None:
+            for index, item in waiting:
+                running[task.remote(item, stored)] = index
+                return
+
+        for _ in range(in_flight):
+            submit()
+        with make_progress() as bar:
+            progress = bar.add_task(label, total=len(items))
+            while running:
+                (done,), _ = ray.wait(list(running), num_returns=1)
+                index = running.pop(done)
+                try:
+                    results[index] = ray.get(done)
+                except ray.exceptions.RayTaskError as err:
+                    if isinstance(err.cause, QxaiError):
+                        raise err.cause from None
+                    raise
+                bar.advance(progress)
+                submit()
+        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    return results, {"engine": "ray", "address": address or "local", "workers": in_flight, "nodes": nodes}
+
+
 def run_shards_on_ray(
     shards: Mapping[int, np.ndarray], *, job: ShardJob, kwargs: dict[str, Any], address: str | None,
     workers: int,
@@ -186,6 +245,6 @@ def run_shards_on_ray(
 
 
 __all__ = [
-    "CONNECT_TIMEOUT", "ONE_THREAD_ENV", "check_ray_address", "pack", "ray_runtime",
-    "run_shards_on_ray", "unpack",
+    "CONNECT_TIMEOUT", "ONE_THREAD_ENV", "TASK_OPTIONS", "check_ray_address", "pack", "ray_runtime",
+    "run_shards_on_ray", "run_tasks_on_ray", "unpack",
 ]  # fmt: skip

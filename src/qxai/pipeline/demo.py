@@ -9,8 +9,6 @@ its error in ``stages.json`` and shown as failed in the report; the others still
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import shutil
@@ -25,11 +23,11 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from qxai import __version__
 from qxai.errors import QxaiError
-from qxai.io import cache_dir, read_json, write_json
-from qxai.models.loading import ModelAndData
+from qxai.io import read_json, write_json
 from qxai.pipeline.stage import Figure, write_stage
+from qxai.pipeline.train import cached_training
+from qxai.stages import STAGES
 
 _console = Console(stderr=True)
 
@@ -122,7 +120,7 @@ def model_stage(settings: DemoSettings, out: Path) -> dict[str, Any]:
         settings.dataset, settings.arch, maps=settings.maps, epochs=settings.epochs, seed=settings.seed,
         batch_size=64, lr=2e-3, dataset_options=settings.dataset_options,
     )  # fmt: skip
-    cached, saved, reused, key = _cached_training(config)
+    cached, saved, reused, key = cached_training(config)
     folder = out / "model"
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached, folder / "model.pt")
@@ -140,27 +138,15 @@ def model_stage(settings: DemoSettings, out: Path) -> dict[str, Any]:
         "train accuracy": metrics["train_accuracy"], "test accuracy": metrics["test_accuracy"],
         "training seconds": metrics["train_seconds"], "reused from cache": reused, "config hash": key,
     }  # fmt: skip
-    write_stage(folder, "model.json", {"config": saved, "summary": summary}, figures=[_confusion_figure(md)])
+    doc = {"config": saved, "summary": summary}
+    from qxai.evaluate.figures import confusion_figure
+    from qxai.models import predict
+
+    predicted = predict(md.model, md.split.test.images).numpy()
+    fig = confusion_figure(md.split.test.labels.numpy(), predicted, md.class_names)
+    figure = Figure("confusion.png", "Confusion matrix", "on the held-out test split")
+    write_stage(folder, STAGES["model"].main, doc, figures=[(figure, fig)])
     return summary
-
-
-def _cached_training(config: dict[str, Any]) -> tuple[Path, dict[str, Any], bool, str]:
-    """Train ``config`` once: ``(checkpoint, saved config, reused, hash)``, cached by the config's hash."""
-    from qxai.models import load_checkpoint
-    from qxai.pipeline.train import run_train
-
-    text = json.dumps({**config, "qxai": __version__}, sort_keys=True)
-    key = hashlib.sha256(text.encode()).hexdigest()[:16]
-    cached = cache_dir() / "models" / f"{key}.pt"
-    reused = cached.is_file()
-    if reused:
-        try:
-            saved = load_checkpoint(cached).config
-        except QxaiError:  # a damaged cache entry is rebuilt, not trusted
-            reused = False
-    if not reused:
-        saved = run_train(config, cached)
-    return cached, saved, reused, key
 
 
 def quantum_stage(settings: DemoSettings, out: Path) -> dict[str, Any]:
@@ -174,43 +160,12 @@ def quantum_stage(settings: DemoSettings, out: Path) -> dict[str, Any]:
         settings.dataset, "hybrid-vqc", maps=None, epochs=settings.epochs, seed=settings.seed, batch_size=64,
         lr=2e-3, dataset_options=settings.dataset_options,
     )  # fmt: skip
-    cached, _, _, _ = _cached_training(config)
+    cached, _, _, _ = cached_training(config)
     folder = out / "quantum"
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached, folder / "hybrid.pt")
     analyze_settings = AnalyzeSettings(samples=settings.analysis_images, seed=settings.seed)
     return run_analyze(folder, model=str(folder / "hybrid.pt"), settings=analyze_settings)
-
-
-def _confusion_figure(md: ModelAndData) -> tuple[Figure, Any]:
-    """Draw the test-set confusion matrix of the saved model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import confusion_matrix
-
-    from qxai.models import predict
-
-    predicted = predict(md.model, md.split.test.images).numpy()
-    matrix = confusion_matrix(md.split.test.labels.numpy(), predicted, labels=range(len(md.class_names)))
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(md.class_names)), md.class_names, rotation=45, fontsize=8)
-    ax.set_yticks(range(len(md.class_names)), md.class_names, fontsize=8)
-    for (i, j), v in __import__("numpy").ndenumerate(matrix):
-        ax.text(
-            j,
-            i,
-            str(v),
-            ha="center",
-            va="center",
-            fontsize=7,
-            color="white" if v > matrix.max() / 2 else "black",
-        )
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    return Figure("confusion.png", "Confusion matrix", "on the held-out test split"), fig
 
 
 def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[], dict[str, Any]]]:
@@ -242,7 +197,8 @@ def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[]
         ))  # fmt: skip
 
     def anneal() -> dict[str, Any]:
-        from qxai.pipeline.anneal import AnnealSettings, run_anneal
+        from qxai.anneal.physics.study import AnnealSettings
+        from qxai.pipeline.anneal import run_anneal
 
         # the authors' driver and energy convention, so that the paper's annealing claims are testable
         anneal_settings = AnnealSettings.authors(
@@ -290,7 +246,7 @@ def run_demo(out: str | os.PathLike[str], settings: DemoSettings | None = None,
         start = time.perf_counter()
         # recorded before the stage runs: a run killed now shows this stage as interrupted
         meta["stages"][name] = {"status": "interrupted", "seconds": 0.0}
-        write_json(out / "stages.json", meta)
+        write_json(out / STAGES["demo"].main, meta)
         try:
             if name not in ("model", "quantum") and not (out / "model" / "model.pt").is_file():
                 raise QxaiError("no trained model: the model stage did not complete")
@@ -304,15 +260,14 @@ def run_demo(out: str | os.PathLike[str], settings: DemoSettings | None = None,
             _console.print(f"[red]stage {name} failed:[/] {record['error']}")
         record["seconds"] = round(time.perf_counter() - start, 2)
         meta["stages"][name] = record
-        write_json(out / "stages.json", meta)
+        write_json(out / STAGES["demo"].main, meta)
     # the run's top-level metrics.json: the evaluation's scores and every paper claim checked
     from qxai.evaluate.claims import collect_claims
 
-    top = (
-        read_json(out / "evaluate" / "metrics.json") if (out / "evaluate" / "metrics.json").is_file() else {}
-    )
+    scored = out / "evaluate" / STAGES["evaluate"].main
+    top = read_json(scored) if scored.is_file() else {}
     top = {k: v for k, v in top.items() if k not in ("figures", "files", "run_id")}
-    write_json(out / "metrics.json", {**top, "claims": collect_claims(out)})
+    write_json(out / STAGES["evaluate"].main, {**top, "claims": collect_claims(out)})
     from qxai.report import build_report
 
     build_report(out)

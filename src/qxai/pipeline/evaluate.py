@@ -22,9 +22,7 @@ Writes into ``out`` (through :func:`qxai.pipeline.stage.write_stage`):
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -38,13 +36,14 @@ from qxai.errors import QxaiError
 from qxai.evaluate import EvalSettings, Evaluation, evaluate_methods, select_metrics
 from qxai.evaluate import figures as figs
 from qxai.evaluate.claims import qa_claims
-from qxai.explain.registry import parse_methods
+from qxai.explain.registry import EXPLAINERS, parse_methods
 from qxai.models.loading import load_model_and_data
+from qxai.models.selection import check_finite_outputs, select_correct_per_class
 from qxai.models.train import test_accuracy
-from qxai.pipeline.common import check_finite_outputs, select_correct_per_class
 from qxai.pipeline.shards import ShardStore, StreamSettings, compute_shards, job_inputs
 from qxai.pipeline.stage import Figure, write_stage
 from qxai.seeding import numpy_rng, seed_everything
+from qxai.stages import STAGES
 
 DEFAULT_METHODS = ("qa", "gradcam", "gradcam++", "ig", "shap", "lime", "lrp")
 BACKGROUND = 16  # training images in GradientShap's baseline distribution
@@ -60,7 +59,8 @@ class EvaluateSettings:
     model only); ``solver`` and ``qubo``: the QA method's QUBO solver and settings; ``lime_samples``,
     ``ig_steps``, ``shap_samples``: the baselines' budgets; ``fill``: what deleted pixels become in
     deletion and keep_top_drop (LIME switches segments off with the same substrate);
-    ``scoring``: the runner's knobs (:class:`qxai.evaluate.EvalSettings`).
+    ``scoring``: the runner's knobs (:class:`qxai.evaluate.EvalSettings`); ``method_options``: values
+    of the methods' own budget options (``ExplainerSpec.options``), ``{method: {key: value}}``.
     """
 
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -76,6 +76,7 @@ class EvaluateSettings:
     ig_steps: int = 32
     shap_samples: int = 16
     scoring: EvalSettings = field(default_factory=EvalSettings)
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(parse_methods(self.methods)))
@@ -143,15 +144,14 @@ def run_evaluate(
     # the first seed's figures and arrays stay in its folder; the records point there
     doc["figures"] = [{**f, "file": f"seed-{seeds[0]}/{f['file']}"} for f in first["figures"]]
     owned = ("files", "run_id", "sha256")  # each seed's folder owns its files; this JSON claims none
-    return write_stage(out, "metrics.json", {k: v for k, v in doc.items() if k not in owned})
+    return write_stage(out, STAGES["evaluate"].main, {k: v for k, v in doc.items() if k not in owned})
 
 
 def _model_for_seed(checkpoint: str, seed: int, out: Path) -> str:
     """The checkpoint itself when it was trained with ``seed``; otherwise the same config retrained
     with ``seed`` (cached in the qxai cache by the config's hash)."""
-    from qxai.io import cache_dir
     from qxai.models import load_checkpoint
-    from qxai.pipeline.train import run_train
+    from qxai.pipeline.train import cached_training
 
     config = dict(load_checkpoint(checkpoint).config)
     if str(config.get("arch", "")).startswith("file:") or "epochs" not in config:
@@ -161,11 +161,7 @@ def _model_for_seed(checkpoint: str, seed: int, out: Path) -> str:
         return checkpoint
     keys = ("dataset", "dataset_options", "arch", "hparams", "epochs", "batch_size", "lr")
     train = {k: config[k] for k in keys if k in config} | {"seed": seed}
-    digest = hashlib.sha256(json.dumps(train, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    path = cache_dir() / "models" / f"{digest}.pt"
-    if not path.is_file():
-        run_train(train, path)
-    return str(path)
+    return str(cached_training(train)[0])
 
 
 def _across_seeds(runs: dict[int, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -202,13 +198,24 @@ def _evaluate_one(out: Path, checkpoint: str, settings: EvaluateSettings) -> dic
         class_names=md.class_names, masks=data.masks is not None, images=len(data),
     )  # fmt: skip
     doc["summary"]["model test accuracy"] = round(test_accuracy(md.model, md.split), 4)
-    figures = _figures(ev, data.images.numpy(), data.labels.numpy(), md.class_names)
+    return _write_evaluation(
+        out, ev, doc, data.images.numpy(), data.labels.numpy(), data.indices.numpy(), md.class_names
+    )
+
+
+def _write_evaluation(
+    out: Path, ev: Evaluation, doc: dict[str, Any], images: Any, targets: np.ndarray, indices: np.ndarray,
+    class_names: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """The evaluate folder of an evaluation, in memory or merged from shards alike: the figures, the
+    maps and per-image values, the details, the CSV and ``metrics.json`` (``doc``), last."""
+    figures = _figures(ev, images, targets, class_names)
     maps = {_key(n): r.saliency for n, r in ev.ok().items()}
     per_image = {f"{_key(n)}__{m}": v for n, r in ev.ok().items() for m, v in r.per_image.items()}
     return write_stage(
-        out, "metrics.json", doc, figures=figures,
+        out, STAGES["evaluate"].main, doc, figures=figures,
         arrays={
-            "method_saliency.npz": {"labels": data.labels.numpy(), "indices": data.indices.numpy(), **maps},
+            "method_saliency.npz": {"labels": targets, "indices": indices, **maps},
             "per_image.npz": per_image,
         },
         files={"details.json": {n: r.details for n, r in ev.ok().items()}, "metrics.csv": _csv(ev)},
@@ -218,12 +225,19 @@ def _evaluate_one(out: Path, checkpoint: str, settings: EvaluateSettings) -> dic
 def _method_options(settings: EvaluateSettings, background: torch.Tensor) -> dict[str, dict[str, Any]]:
     """Each method's constructor options from the settings (``background``: SHAP's baselines)."""
     fill = settings.fill
-    return {
+    own = {
         "qa": {"solver": settings.solver, "qubo": settings.qubo},
         "ig": {"steps": settings.ig_steps},
         "lime": {"samples": settings.lime_samples, "baseline": 0.0 if fill == "zero" else fill},
         "shap": {"samples": settings.shap_samples, "baselines": background},
     }  # fmt: skip
+    # an entry's declared budget options (ExplainerSpec.options), then the run's --method-option
+    for name in settings.methods:
+        declared = dict(EXPLAINERS[name].options) if name in EXPLAINERS else {}
+        merged = {**declared, **own.get(name, {}), **settings.method_options.get(name, {})}
+        if merged:
+            own[name] = merged
+    return own
 
 
 def _refuse_all_failed(ev: Evaluation) -> None:
@@ -364,17 +378,9 @@ def run_evaluate_stream(
         if stream.all_images:
             accuracy = float(np.mean(column["targets"] == column["labels"]))
             doc["summary"]["model test accuracy"] = round(accuracy, 4)
-        figures = _figures(ev, source.view(rows), column["targets"], list(source.class_names))
-        maps = {_key(n): r.saliency for n, r in ev.ok().items()}
-        per_image = {f"{_key(n)}__{m}": v for n, r in ev.ok().items() for m, v in r.per_image.items()}
-        return write_stage(
-            out, "metrics.json", doc, figures=figures,
-            arrays={
-                "method_saliency.npz": {"labels": column["targets"], "indices": column["indices"], **maps},
-                "per_image.npz": per_image,
-            },
-            files={"details.json": {n: r.details for n, r in ev.ok().items()}, "metrics.csv": _csv(ev)},
-        )  # fmt: skip
+        return _write_evaluation(
+            out, ev, doc, source.view(rows), column["targets"], column["indices"], list(source.class_names)
+        )
     finally:
         for arrays, _ in parts:
             arrays.close()
@@ -466,7 +472,7 @@ def _figures(ev: Evaluation, images: np.ndarray, labels: np.ndarray, class_names
             "Bhattacharyya coefficient between the per-class histograms of each method's maps. Top row: "
             "size-matched (every method's top-k maps, k = |S_QA| of the same image); bottom row: each "
             "method's own sets (CAMs: weight > 0), which set size confounds. A diagonal matrix is perfect "
-            "disentanglement; lower off-diagonal is better.",
+            "disentanglement; lower off-diagonal is better.", section="disentanglement",
         ), fig))  # fmt: skip
     fig = figs.curves_figure(ev)
     if fig is not None:
@@ -480,6 +486,7 @@ def _figures(ev: Evaluation, images: np.ndarray, labels: np.ndarray, class_names
         made.append((Figure(
             "examples.png", "Every method on the same images",
             "One correctly classified test image per class and each method's map (min–max normalised).",
+            section="explanations",
         ), fig))  # fmt: skip
     return made
 

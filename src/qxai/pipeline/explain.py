@@ -24,15 +24,17 @@ from typing import Any
 import numpy as np
 
 from qxai.anneal.qubo import QuboOptions
+from qxai.data.base import batches
 from qxai.errors import QxaiError
 from qxai.explain.figures import grid_figure
 from qxai.explain.qa import GROUND_TIME_LIMIT, GROUND_TRUTH_MODES, QAFeatureMapExplainer
 from qxai.explain.quality import diagnose, image_flags, nothing_meaningful
 from qxai.models.loading import load_model_and_data
-from qxai.pipeline.common import batches, select_correct_per_class
+from qxai.models.selection import select_correct_per_class
 from qxai.pipeline.shards import ShardStore, StreamSettings, compute_shards, job_inputs
 from qxai.pipeline.stage import Figure, write_stage
 from qxai.progress import track
+from qxai.stages import STAGES
 
 #: Images per class shown in the picture grid (the npz and json hold all of them).
 GRID_PER_CLASS = 2
@@ -165,7 +167,7 @@ def _write_explanations(
         grid_images, np.asarray(arrays["saliency"][grid_rows]), [records[r] for r in grid_rows], shown
     )
     return write_stage(
-        out, "explanations.json", doc, arrays={"saliency.npz": arrays}, figures=[(figure, grid)]
+        out, STAGES["explain"].main, doc, arrays={"saliency.npz": arrays}, figures=[(figure, grid)]
     )
 
 

@@ -29,7 +29,6 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from qxai.io import (
     write_npz,
     write_text,
 )
+from qxai.stages import STAGES
 
 #: Prefix of the hidden folder a stage is assembled in before its files are moved into place
 #: (followed by the writing process's id, so that clean-up can tell a live run's from a dead one's).
@@ -55,35 +55,6 @@ PARTIAL_PREFIX = ".qxai-partial-"
 LOCK_NAME = ".qxai-lock"
 
 
-@dataclass(frozen=True)
-class Stage:
-    """What one command writes into its output folder: the main JSON and every other file."""
-
-    command: str
-    main: str
-    files: tuple[str, ...]
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        return (self.main, *self.files)
-
-
-#: Every command's files, declared once. :func:`write_stage` refuses an undeclared file, and a test
-#: checks that no two single-stage commands share a name (so ``explain`` and ``evaluate`` can write
-#: into one folder without either overwriting the other). ``demo`` writes the root of a run folder.
-STAGES: dict[str, Stage] = {s.command: s for s in (
-    Stage("model", "model.json", ("confusion.png",)),
-    Stage("explain", "explanations.json", ("saliency.npz", "qa_grid.png")),
-    Stage("evaluate", "metrics.json", (
-        "method_saliency.npz", "per_image.npz", "details.json", "metrics.csv", "overlap.png", "curves.png",
-        "examples.png")),
-    Stage("anneal", "anneal.json", ("delta_min.png", "gap_vs_classical.png", "fidelity_vs_d.png")),
-    Stage("analyze", "analysis.json", (
-        "analysis.npz", "attention.png", "spectra.png", "entropy.png", "similarity.png",
-        "mutual_information.png", "integrated_gradients.png", "quantum_entanglement.png", "quantum_mi.png",
-        "quantum_separability.png")),
-    Stage("demo", "stages.json", ("metrics.json", "report.html")),
-)}  # fmt: skip
 _BY_MAIN = {s.main: s for s in STAGES.values() if s.command != "demo"}
 
 

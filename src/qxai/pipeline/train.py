@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import torch
 
 from qxai.data import load_dataset
 from qxai.data.registry import canonical_spec
+from qxai.errors import QxaiError
 from qxai.io import check_output_file
 from qxai.models import TrainSettings, save_checkpoint, train_model
 from qxai.models.checkpoint import model_code_config, model_from_config
@@ -66,3 +69,25 @@ def run_train(config: dict[str, Any], out: str | os.PathLike[str]) -> dict[str, 
     }  # fmt: skip
     save_checkpoint(Path(out), model, saved)
     return saved
+
+
+def cached_training(config: dict[str, Any]) -> tuple[Path, dict[str, Any], bool, str]:
+    """Train ``config`` (:func:`train_config`) once per qxai version: ``(checkpoint, saved config,
+    reused, key)``, the checkpoint in the qxai cache under the hash of the config and the version.
+    The one model cache: the demo's models and ``qxai evaluate --seeds``' retrained ones."""
+    from qxai import __version__
+    from qxai.io import cache_dir
+    from qxai.models import load_checkpoint
+
+    text = json.dumps({**config, "qxai": __version__}, sort_keys=True, default=str)
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    cached = cache_dir() / "models" / f"{key}.pt"
+    reused = cached.is_file()
+    if reused:
+        try:
+            saved = load_checkpoint(cached).config
+        except QxaiError:  # a damaged cache entry is rebuilt, not trusted
+            reused = False
+    if not reused:
+        saved = run_train(config, cached)
+    return cached, saved, reused, key

@@ -9,6 +9,7 @@ from typing import Any
 from qxai.io import read_json
 from qxai.report.html import SECTIONS, flatten_summary, method_scores
 from qxai.report.markdown import claims_markdown, metrics_markdown
+from qxai.stages import STAGES
 
 
 def _fmt(v: Any) -> str:
@@ -19,9 +20,9 @@ def headline_markdown(run_dir: str | os.PathLike[str]) -> str:
     """Markdown: the papers' claims checked, each stage's summary, and the metrics table with
     intervals and verdicts."""
     run_dir = Path(run_dir)
-    meta = read_json(run_dir / "stages.json")
+    meta = read_json(run_dir / STAGES["demo"].main)
     lines = [f"Command: `{meta.get('command', '?')}`", ""]
-    top = run_dir / "metrics.json"
+    top = run_dir / STAGES["evaluate"].main
     claims = read_json(top).get("claims") if top.is_file() else None
     if claims:
         lines += ["**Do the papers' claims hold here?**", "", *claims_markdown(claims), ""]
@@ -36,7 +37,7 @@ def headline_markdown(run_dir: str | os.PathLike[str]) -> str:
             lines.append(f"  - {key}: {_fmt(value)}")
         if record.get("status") == "failed":
             lines.append(f"  - error: {record.get('error')}")
-    metrics_file = run_dir / "evaluate" / "metrics.json"
+    metrics_file = run_dir / "evaluate" / STAGES["evaluate"].main
     if metrics_file.is_file():
         doc = read_json(metrics_file)
         if "config" not in doc:  # a hand-made or foreign metrics.json: list its methods as they are

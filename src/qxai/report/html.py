@@ -18,6 +18,7 @@ from typing import Any
 
 from qxai.errors import QxaiError
 from qxai.io import file_digest, read_json, write_text
+from qxai.stages import STAGES, main_json
 
 
 @dataclass(frozen=True)
@@ -27,55 +28,52 @@ class Section:
     key: str
     title: str
     stage: str
-    result_file: str
     intro: str
+
+    @property
+    def result_file(self) -> str:
+        """The main JSON the section reads (:data:`qxai.stages.STAGES`); the claims section reads the
+        run's top-level ``metrics.json``."""
+        return main_json(self.stage) if self.stage else STAGES["evaluate"].main
 
 
 SECTIONS = (
     Section(
-        "claims", "Do the papers' claims hold here?", "", "metrics.json",
+        "claims", "Do the papers' claims hold here?", "",
         "Each claim of the two source papers, our number with its 95 % interval, and a verdict: holds / "
         "does not hold / not testable here, with one line why.",
     ),
-    Section("model", "The model", "model", "model.json", "The trained network whose predictions we explain."),
+    Section("model", "The model", "model", "The trained network whose predictions we explain."),
     Section(
-        "explanations", "Explanations side by side", "explain", "explanations.json",
+        "explanations", "Explanations side by side", "explain",
         "QA feature-map selection (QA-fGradCAM) on correctly classified test images, and every method's map.",
     ),
     Section(
-        "metrics", "Metrics", "evaluate", "metrics.json",
+        "metrics", "Metrics", "evaluate",
         "Every method scored on the same images, each value with its 95 % bootstrap interval. Arrows give "
         "the better direction; a best is named (bold) only where its interval separates from every "
         "other method's, otherwise the row says tie.",
     ),
     Section(
-        "disentanglement", "Class disentanglement", "evaluate", "metrics.json",
+        "disentanglement", "Class disentanglement", "evaluate",
         "Bhattacharyya overlap of the per-class histograms of selected feature maps (SPEC §1); "
         "a diagonal matrix is perfect disentanglement. The headline compares sets of equal size per "
         "image (k = |S_QA|), beside three references computed by the same code.",
     ),
     Section(
-        "annealing", "Annealing physics", "anneal", "anneal.json",
+        "annealing", "Annealing physics", "anneal",
         "Minimum spectral gap and success probability of quantum annealing on the explanation QUBOs.",
     ),
     Section(
-        "layers", "Layer analyses (QIXAI)", "analyze", "analysis.json",
+        "layers", "Layer analyses (QIXAI)", "analyze",
         "Spectra, similarity and mutual information between layers, and integrated gradients.",
     ),
     Section(
-        "quantum", "Quantum layers", "quantum", "analysis.json",
+        "quantum", "Quantum layers", "quantum",
         "For a hybrid quantum–classical model: entanglement per variational layer, the qubit mutual "
         "information beside the classical MI map, and the Helstrom bound against the model's accuracy.",
     ),
 )  # fmt: skip
-
-#: words in a figure's file name that move it from its stage's default section to another one
-_FIGURE_ROUTES = {
-    "evaluate": [
-        (("overlap", "bhattacharyya", "disentangle", "silhouette"), "disentanglement"),
-        (("grid", "example"), "explanations"),
-    ],
-}
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d232b;background:#f6f7f9}
@@ -303,14 +301,11 @@ def claims_table(claims: list[dict[str, Any]]) -> str:
 
 
 def _route(stage: str, fig: dict[str, Any]) -> str:
-    """The section a stage's figure belongs in: its own ``section`` key, a name route, or the default."""
+    """The section a stage's figure belongs in: its own ``section`` key (``Figure.section``), else its
+    stage's section (:data:`qxai.stages.STAGES`; the demo's ``quantum`` folder has its own)."""
     if fig.get("section"):
         return str(fig["section"])
-    name = str(fig.get("file", "")).lower()
-    for words, dest in _FIGURE_ROUTES.get(stage, []):
-        if any(w in name for w in words):
-            return dest
-    return next(s.key for s in SECTIONS if s.stage == stage)
+    return STAGES[stage].section if stage in STAGES else stage  # type: ignore[return-value]
 
 
 def _inside(run_dir: Path, folder: Path, name: str) -> Path | None:
@@ -393,7 +388,8 @@ def _figures_by_section(run_dir: Path) -> dict[str, list[str]]:
 
 def _claims(run_dir: Path) -> list[dict[str, Any]]:
     """The run's claims: the demo's top-level metrics.json, else the evaluate stage's."""
-    for path in (run_dir / "metrics.json", run_dir / "evaluate" / "metrics.json"):
+    name = STAGES["evaluate"].main
+    for path in (run_dir / name, run_dir / "evaluate" / name):
         if path.is_file():
             claims = _stage_doc(path).get("claims")
             if isinstance(claims, list):
@@ -418,7 +414,7 @@ def _render_section(run_dir: Path, section: Section, stages: dict[str, Any], fig
         )
     path = run_dir / section.stage / section.result_file
     if section.key == "quantum" and not path.is_file():
-        path = run_dir / "analyze" / "analysis.json"  # a hybrid model analysed by the analyze stage
+        path = run_dir / "analyze" / STAGES["analyze"].main  # a hybrid model analysed by the analyze stage
     if not path.is_file():
         if section.key == "quantum":
             return ""
@@ -495,7 +491,7 @@ def render_report(run_dir: str | os.PathLike[str]) -> str:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise QxaiError(f"run folder {run_dir} does not exist; run `qxai demo --out {run_dir}` first")
-    stages_file = run_dir / "stages.json"
+    stages_file = run_dir / STAGES["demo"].main
     meta = _stage_doc(stages_file) if stages_file.is_file() else {}
     stages = meta.get("stages") or {}
     if not isinstance(stages, dict):

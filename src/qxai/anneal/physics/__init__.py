@@ -23,6 +23,7 @@ _HOMES = {
               "anneal_memory_words", "apply_energy_convention", "check_bqm", "check_memory",
               "driver_coefficient", "gap_memory_words", "make_schedule"),
     "spectrum": ("GapResult", "minimum_gap"),
+    "study": ("AnnealSettings", "load_bqm", "sample_per_class", "solve_problem"),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 
@@ -46,6 +47,7 @@ __all__ = [
     "AnnealProblem",
     "AnnealProtocol",
     "AnnealResult",
+    "AnnealSettings",
     "GapResult",
     "Schedule",
     "anneal",
@@ -57,7 +59,10 @@ __all__ = [
     "evolve",
     "evolve_krylov",
     "gap_memory_words",
+    "load_bqm",
     "make_schedule",
     "minimum_gap",
+    "sample_per_class",
     "sample_states",
+    "solve_problem",
 ]

@@ -112,15 +112,12 @@ def evolve(
     protocol: AnnealProtocol | None = None,
     *,
     psi0: np.ndarray | None = None,
-    dt: float | None = None,
-    driver: str | None = None,
-    schedule: str | Schedule | None = None,
 ) -> np.ndarray:
     """``ψ(τ)``, complex ``(2^d,)``, by split operator from ``psi0`` (default: the driver ground state).
 
-    ``dt``, ``driver``, ``schedule`` override fields of ``protocol`` (:meth:`AnnealProtocol.of`).
+    ``protocol``: ``dt``, driver and schedule (default :class:`AnnealProtocol`).
     """
-    run = _setup(problem, tau, AnnealProtocol.of(protocol, dt=dt, driver=driver, schedule=schedule), psi0)
+    run = _setup(problem, tau, AnnealProtocol.of(protocol), psi0)
     a, b = _coefficients(run.schedule, run.steps)
     # merged diagonal phases: θ_0 = h/2·B_0, θ_k = h/2·(B_{k−1} + B_k), and a last h/2·B_{K−1}
     thetas = 0.5 * run.h * (b + np.concatenate([[0.0], b[:-1]]))
@@ -158,19 +155,17 @@ def anneal(
     keep_state: bool = False,
     psi0: np.ndarray | None = None,
     memory_gb: float | None = None,
-    dt: float | None = None,
-    driver: str | None = None,
-    schedule: str | Schedule | None = None,
 ) -> AnnealResult:
     """Anneal ``problem`` for total time ``tau``; see :class:`AnnealResult` for what comes back.
 
     ``num_reads=None`` draws ``d²`` shots (the authors' readout); ``error_check`` reruns at ``2·dt``
     and stores ``‖ψ_dt − ψ_2dt‖ / 3`` in ``error_estimate``; ``levels=m`` reports the final
-    populations of the ``m`` lowest levels of ``H_P``. ``dt``, ``driver``, ``schedule`` override
-    fields of ``protocol``. Memory and step count are checked before anything is allocated.
+    populations of the ``m`` lowest levels of ``H_P``; ``protocol`` gives ``dt``, driver and schedule
+    (e.g. ``AnnealProtocol(dt=0.05, driver="authors")``). Memory and step count are checked before
+    anything is allocated.
     """
     d = problem.num_qubits
-    protocol = AnnealProtocol.of(protocol, dt=dt, driver=driver, schedule=schedule)
+    protocol = AnnealProtocol.of(protocol)
     K = protocol.steps(tau)
     check_memory(d, anneal_memory_words(error_check), "state-vector anneal", memory_gb)
     sched = protocol.schedule_functions
@@ -208,9 +203,6 @@ def evolve_krylov(
     protocol: AnnealProtocol | None = None,
     *,
     psi0: np.ndarray | None = None,
-    dt: float | None = None,
-    driver: str | None = None,
-    schedule: str | Schedule | None = None,
 ) -> np.ndarray:
     """Reference ``ψ(τ)``: 4th-order commutator-free Magnus steps, each exponential by ``expm_multiply``.
 
@@ -222,7 +214,7 @@ def evolve_krylov(
     d = problem.num_qubits
     if d > 16:
         raise QxaiError(f"the Krylov reference stops at d = 16 (sparse H_D), got d = {d}; use evolve")
-    run = _setup(problem, tau, AnnealProtocol.of(protocol, dt=dt, driver=driver, schedule=schedule), psi0)
+    run = _setup(problem, tau, AnnealProtocol.of(protocol), psi0)
     n = 1 << d
     idx = np.arange(n)
     rows = np.tile(idx, d)

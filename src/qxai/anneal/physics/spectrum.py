@@ -213,8 +213,6 @@ def minimum_gap(
     scan_rtol: float = 1e-4,
     method: str = "lobpcg",
     memory_gb: float | None = None,
-    driver: str | None = None,
-    schedule: str | Schedule | None = None,
 ) -> GapResult:
     """``Δ_min``, ``s*`` of ``H(s) = A(s) H_D + B(s) H_P``: gap to the first level outside the ground set.
 
@@ -223,9 +221,9 @@ def minimum_gap(
     accuracy: every level within ``tol · ‖H(s)‖`` and within ``rtol`` of the gap there (LOBPCG's
     error bound, floored at ``64 ε ‖H‖``), so tiny gaps keep their digits; with
     ``method="arpack"``, ``tol`` is ARPACK's relative tolerance and ``rtol``/``scan_rtol`` are unused.
-    Only the driver and schedule of ``protocol`` matter here (``driver``/``schedule`` override them).
+    Only the driver and schedule of ``protocol`` matter here (e.g. ``AnnealProtocol(driver="authors")``).
     """
-    protocol = AnnealProtocol.of(protocol, driver=driver, schedule=schedule)
+    protocol = AnnealProtocol.of(protocol)
     d = problem.num_qubits
     sched = protocol.schedule_functions
     g = problem.degeneracy

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from qxai.anneal.qubo import AUTHORS_BETA
+from qxai.claims import Claim
 from qxai.seeding import numpy_rng
 
 #: Bootstrap resamples for every interval of this module.
@@ -377,8 +379,7 @@ def anneal_claims(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
     def row(claim: str, paper: str, ours: float | None, interval: list[float] | None, verdict: str,
             why: str) -> None:  # fmt: skip
-        rows.append({"claim": claim, "ours": ours, "interval": interval, "paper": paper, "verdict": verdict,
-                     "why": why})  # fmt: skip
+        rows.append(Claim(claim, ours, interval, paper, verdict, why, "anneal").to_dict())
 
     blockers = []
     if doc.get("driver") != "authors":
@@ -391,8 +392,8 @@ def anneal_claims(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if source.get("kind") != "model":
         blockers.append("problems are not explanation QUBOs of a model")
     beta = (doc.get("qubo") or {}).get("beta")
-    if source.get("kind") == "model" and beta is not None and abs(float(beta) - 0.7) > 1e-12:
-        blockers.append(f"β = {beta:g} (paper: 0.7)")
+    if source.get("kind") == "model" and beta is not None and abs(float(beta) - AUTHORS_BETA) > 1e-12:
+        blockers.append(f"β = {beta:g} (paper: {AUTHORS_BETA:g})")
     n = int(doc.get("num_problems") or 0)
     if n < 10:
         blockers.append(f"{n} problems (need ≥ 10)")

@@ -1,4 +1,4 @@
-"""What every stage needs besides its model (:mod:`qxai.models.loading`): the images to explain."""
+"""Which images a stage explains: correctly classified ones per class, from a model with finite logits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from torch import nn
 
 from qxai.data import ImageDataset
 from qxai.errors import QxaiError
-from qxai.models import predict
+from qxai.models.modes import eval_mode
+from qxai.models.train import predict
 from qxai.seeding import numpy_rng
 
 
@@ -38,8 +39,6 @@ def check_finite_outputs(model: nn.Module, images: torch.Tensor, batch_size: int
     """Refuse a model whose logits on ``images`` are NaN or infinite, before any explainer runs
     (every map and metric computed from such outputs would be meaningless zeros); returns the
     predicted classes ``(N,)`` of the same forward passes."""
-    from qxai.probe import eval_mode
-
     predicted = []
     with eval_mode(model), torch.no_grad():
         for s in range(0, len(images), batch_size):
@@ -51,11 +50,3 @@ def check_finite_outputs(model: nn.Module, images: torch.Tensor, batch_size: int
                 )
             predicted.append(logits.argmax(1))
     return torch.cat(predicted) if predicted else torch.empty(0, dtype=torch.long)
-
-
-def batches(data: ImageDataset, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``(images, labels)`` batches of ``data`` in order."""
-    return [
-        (data.images[s : s + batch_size], data.labels[s : s + batch_size])
-        for s in range(0, len(data), batch_size)
-    ]
