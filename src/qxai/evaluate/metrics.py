@@ -284,6 +284,50 @@ def _nanmean_rows(stack: np.ndarray) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+# --------------------------------------------------------------------------- causal ground truth
+
+
+def _causal(which: str) -> Callable[[EvalContext, MethodResult], np.ndarray]:
+    """Per image, the method's size-matched set scored against the causal map oracle of the same
+    size (:mod:`qxai.evaluate.causal`); the oracle of an image and size is computed once per run."""
+
+    def compute(ctx: EvalContext, r: MethodResult) -> np.ndarray:
+        import torch
+
+        from qxai.evaluate import causal
+
+        limit = int(ctx.setting("causal_share", "max_subsets"))
+        sets = _sized_sets(ctx, r)
+        values = np.full(len(sets), np.nan)
+        searched: dict[str, int] = {}
+        random_share = []
+        for i, chosen in enumerate(sets):
+            if not chosen:
+                continue  # an empty selection has no set to score (reported as degenerate elsewhere)
+            image = torch.as_tensor(np.asarray(ctx.images[i : i + 1]))
+            target = int(ctx.targets[i])
+            key = ("causal", i, len(chosen), limit)
+            if key not in ctx._cache:
+                ctx._cache[key] = causal.map_oracle(ctx.model, ctx.layer, image, target, len(chosen),
+                                                    max_subsets=limit)  # fmt: skip
+            oracle = ctx._cache[key]
+            searched[oracle.searched.split(" (")[0]] = searched.get(oracle.searched.split(" (")[0], 0) + 1
+            random_share.append(oracle.keep_random_share)
+            values[i] = causal.set_scores(ctx.model, ctx.layer, image, target, chosen, oracle)[which]
+        r.details["causal_oracle"] = searched
+        if random_share and which == "share":
+            r.details["causal_share_random_k"] = float(np.nanmean(random_share)) if np.isfinite(
+                random_share).any() else None  # fmt: skip
+        return values
+
+    return compute
+
+
+_CAUSAL_NAN = (
+    "no set of k maps raises the target logit above keeping none (or the method selected no map), "
+    "so there is nothing to share"
+)
+
 # --------------------------------------------------------------------------- the catalogue
 
 _SIZE_NOTE = "k = |S_QA| of the same image for every method, so set size cannot decide the ranking"
@@ -319,6 +363,18 @@ _ALL: list[Metric] = [
     Metric("keep_top_drop", "faithfulness", "lower",
            "drop (%) of the target-class probability when only the top x% of pixels are kept: "
            "max(0, p − p_kept) / p per image", "image", _keep_top_drop, nan_cause=_MODEL_NAN),
+    Metric("causal_share", "causal", "higher",
+           "share of the best achievable target logit that the method's k maps keep when every other map "
+           "of the layer is zeroed: (z(S) − z(∅)) / (z(S*) − z(∅)), S* the best k maps found by exact "
+           f"enumeration up to max_subsets subsets (else beam search, labelled); {_SIZE_NOTE}",
+           "image", _causal("share"), _size_matched, nan_cause=_CAUSAL_NAN,
+           settings={"max_subsets": 13_000}),
+    Metric("causal_precision", "causal", "higher",
+           "|S ∩ S*| / k: how many of the method's maps are among the k maps the prediction relies on most",
+           "image", _causal("precision"), _size_matched, nan_cause=_CAUSAL_NAN),
+    Metric("causal_drop_share", "causal", "higher",
+           "drop of the target logit when the method's k maps are zeroed, over the largest drop any k maps "
+           "give", "image", _causal("drop_share"), _size_matched, nan_cause=_CAUSAL_NAN),
     Metric("pointing_game", "localisation", "higher",
            "fraction of images whose saliency maximum (ties broken at random from the seed) lies inside "
            "the ground-truth mask", "image", _pointing, _has_masks,

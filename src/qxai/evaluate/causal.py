@@ -1,0 +1,195 @@
+"""Causal ground truth at the level of feature maps: which k maps does the prediction rely on?
+
+For one image, a layer with ``N`` feature maps and a set ``S`` of them, ``z(S)`` is the target
+logit when the maps in ``S`` are kept and every other map is replaced by a baseline (zero, or the
+map's mean over the evaluated images); ``z(∅)`` keeps none. The **keep oracle** of size ``k`` is
+``S* = argmax_{|S| = k} z(S)``, the **removal oracle** ``R* = argmax_{|S| = k} z(all) − z(all ∖ S)``.
+Both are found by enumerating all ``C(N, k)`` subsets when that count is at most ``max_subsets``
+(exact), else by a beam search whose result is labelled approximate with its width.
+
+The part of the network after the layer runs once per batch of subsets: a forward hook on the
+layer replaces its ``(1, N, h, w)`` output by the ``(S, N, h, w)`` masked copies, so what comes
+before the layer runs once per image. A model whose later code needs the input's batch size (a
+skip connection around the layer) falls back to repeating the image.
+
+Scores of a method's set ``S`` (size-matched: ``k = |S_QA|`` of the same image):
+
+* ``share`` = ``(z(S) − z(∅)) / (z(S*) − z(∅))`` — the part of the best achievable logit the set
+  keeps (1 = the oracle; NaN when no set of size k raises the logit over ``z(∅)``);
+* ``precision`` = ``|S ∩ S*| / k``;
+* ``drop share`` = ``(z(all) − z(all ∖ S)) / (z(all) − z(all ∖ R*))``;
+* the exact expectation of ``share`` for a uniformly random k-set (from the same enumeration), the
+  random baseline every method is read against.
+
+>>> import torch
+>>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 1, bias=False), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+>>> with torch.no_grad():
+...     _ = net[0].weight.fill_(1.0), net[2].bias.zero_()
+...     _ = net[2].weight.copy_(torch.tensor([[3.0, 1, 0, -2], [0, 0, 0, 0]]))
+>>> o = map_oracle(net, "0", torch.ones(1, 1, 1, 1), target=0, k=2)
+>>> o.keep_set, round(o.keep_best, 6), o.exact
+((0, 1), 4.0, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import torch
+
+from qxai.errors import QxaiError
+from qxai.models.layers import resolve_layer
+from qxai.models.modes import eval_mode
+
+#: subsets enumerated exactly at most (C(16, 8) = 12 870 fits); above, a beam search
+MAX_SUBSETS = 13_000
+BEAM_WIDTH = 32
+BASELINES = ("zero", "mean")
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """The causal reference of one image at one size ``k`` (see the module docstring)."""
+
+    k: int
+    keep_set: tuple[int, ...]
+    keep_best: float  # z(S*)
+    keep_none: float  # z(∅)
+    keep_random_share: float  # E over random k-sets of the share (exact only; NaN otherwise)
+    drop_set: tuple[int, ...]
+    drop_best: float  # z(all) − z(all ∖ R*)
+    full: float  # z(all)
+    exact: bool
+    searched: str  # "exact (C(N,k) subsets)" or "approximate (beam W)"
+
+
+@contextlib.contextmanager
+def _masked(layer: torch.nn.Module, masks: torch.Tensor, base: torch.Tensor | None) -> Iterator[None]:
+    """Within the body the layer's output ``A`` becomes ``A·m + base·(1 − m)`` for each mask row."""
+    m = masks[:, :, None, None]
+
+    def hook(_module: torch.nn.Module, _inputs: object, out: torch.Tensor) -> torch.Tensor:
+        if out.dim() != 4 or out.shape[1] != masks.shape[1]:
+            shape = tuple(out.shape)
+            raise QxaiError(f"the layer gives {shape}, not (B, {masks.shape[1]}, h, w) feature maps")
+        kept = out * m  # (1, N, h, w) broadcasts to one copy per mask
+        return kept if base is None else kept + base[None] * (1.0 - m)
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def masked_logits(
+    model: torch.nn.Module, layer: str, image: torch.Tensor, target: int, masks: np.ndarray,
+    *, baseline: torch.Tensor | None = None, batch: int = 2048,
+) -> np.ndarray:  # fmt: skip
+    """``(S,)`` float64 target logits of ``image`` ``(1, C, H, W)`` with the layer's maps masked by
+    each row of ``masks`` ``(S, N)`` (1 = keep, 0 = the baseline ``(N, h, w)`` or zero)."""
+    module = resolve_layer(model, layer)
+    out = np.empty(len(masks), dtype=np.float64)
+    with eval_mode(model), torch.no_grad():
+        for s in range(0, len(masks), batch):
+            m = torch.as_tensor(masks[s : s + batch], dtype=image.dtype)
+            with _masked(module, m, baseline):
+                try:
+                    logits = model(image)  # the layer's (1, N, h, w) output becomes (len(m), N, h, w)
+                    if logits.shape[0] != len(m):
+                        raise RuntimeError("batch not carried")
+                except RuntimeError:
+                    logits = model(image.expand(len(m), *image.shape[1:]))  # code after needs the batch
+            out[s : s + len(m)] = logits[:, target].double().numpy()
+    return out
+
+
+def _subset_masks(sets: Sequence[Sequence[int]], n: int, keep: bool) -> np.ndarray:
+    masks = np.full((len(sets), n), 0.0 if keep else 1.0, dtype=np.float32)
+    for row, s in enumerate(sets):
+        masks[row, list(s)] = 1.0 if keep else 0.0
+    return masks
+
+
+def _beam(score: Callable[[list[tuple[int, ...]]], np.ndarray], n: int, k: int, width: int
+          ) -> tuple[tuple[int, ...], float]:  # fmt: skip
+    """Best k-subset by a beam search: grow every kept set by one map, keep the ``width`` best."""
+    beam: list[tuple[int, ...]] = [()]
+    best_values = score([()])
+    for _ in range(k):
+        grown = sorted({tuple(sorted((*s, j))) for s in beam for j in range(n) if j not in s})
+        values = score(grown)
+        order = np.argsort(-values, kind="stable")[:width]
+        beam, best_values = [grown[i] for i in order], values[order]
+    return beam[0], float(best_values[0])
+
+
+def map_oracle(
+    model: torch.nn.Module, layer: str, image: torch.Tensor, target: int, k: int, *,
+    baseline: torch.Tensor | None = None, max_subsets: int = MAX_SUBSETS, beam_width: int = BEAM_WIDTH,
+) -> Oracle:  # fmt: skip
+    """The keep and removal oracles of size ``k`` for one image (see the module docstring)."""
+    n = _num_maps(model, layer, image)
+    if not 0 <= k <= n:
+        raise QxaiError(f"k = {k} maps asked of a layer with {n}; pick 0 ≤ k ≤ {n}")
+
+    def keep_score(sets: Sequence[Sequence[int]]) -> np.ndarray:
+        return masked_logits(model, layer, image, target, _subset_masks(sets, n, True), baseline=baseline)
+
+    def drop_score(sets: Sequence[Sequence[int]]) -> np.ndarray:
+        return masked_logits(model, layer, image, target, _subset_masks(sets, n, False), baseline=baseline)
+
+    none, full = keep_score([()])[0], keep_score([tuple(range(n))])[0]
+    count = math.comb(n, k)
+    if count <= max_subsets:
+        sets = list(combinations(range(n), k))
+        kept, dropped = keep_score(sets), drop_score(sets)
+        i, j = int(np.argmax(kept)), int(np.argmin(dropped))
+        span = kept[i] - none
+        random_share = float(np.mean((kept - none) / span)) if span > 0 else math.nan
+        drop_best = float(full - dropped[j])
+        return Oracle(k, sets[i], float(kept[i]), float(none), random_share, sets[j], drop_best, float(full),
+                      True, f"exact ({count} subsets)")  # fmt: skip
+    keep_set, keep_best = _beam(keep_score, n, k, beam_width)
+    drop_set, neg = _beam(lambda sets: -drop_score(sets), n, k, beam_width)
+    return Oracle(k, keep_set, keep_best, float(none), math.nan, drop_set, float(full + neg), float(full),
+                  False, f"approximate (beam {beam_width})")  # fmt: skip
+
+
+def set_scores(
+    model: torch.nn.Module, layer: str, image: torch.Tensor, target: int, chosen: Sequence[int],
+    oracle: Oracle, *, baseline: torch.Tensor | None = None,
+) -> dict[str, float]:  # fmt: skip
+    """``share``, ``precision`` and ``drop_share`` of the set ``chosen`` against ``oracle``."""
+    chosen = sorted(int(c) for c in chosen)
+    n = _num_maps(model, layer, image)
+    keep = masked_logits(model, layer, image, target, _subset_masks([chosen], n, True), baseline=baseline)[0]
+    drop = masked_logits(model, layer, image, target, _subset_masks([chosen], n, False), baseline=baseline)[0]
+    span = oracle.keep_best - oracle.keep_none
+    best_drop = oracle.drop_best
+    k = max(oracle.k, 1)
+    return {
+        "share": (keep - oracle.keep_none) / span if span > 0 else math.nan,
+        "precision": len(set(chosen) & set(oracle.keep_set)) / k if oracle.k else math.nan,
+        "drop_share": (oracle.full - drop) / best_drop if best_drop > 0 else math.nan,
+    }
+
+
+def _num_maps(model: torch.nn.Module, layer: str, image: torch.Tensor) -> int:
+    seen: dict[str, int] = {}
+    module = resolve_layer(model, layer)
+    with torch.no_grad(), eval_mode(model):
+        def hook(_m: torch.nn.Module, _i: object, out: torch.Tensor) -> None:
+            seen["n"] = int(out.shape[1])
+
+        handle = module.register_forward_hook(hook)
+        try:
+            model(image)
+        finally:
+            handle.remove()
+    return seen["n"]
