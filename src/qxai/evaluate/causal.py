@@ -1,11 +1,12 @@
 """Causal ground truth at the level of feature maps: which k maps does the prediction rely on?
 
 For one image, a layer with ``N`` feature maps and a set ``S`` of them, ``z(S)`` is the target
-logit when the maps in ``S`` are kept and every other map is replaced by a baseline (zero, or the
-map's mean over the evaluated images); ``z(∅)`` keeps none. The **keep oracle** of size ``k`` is
-``S* = argmax_{|S| = k} z(S)``, the **removal oracle** ``R* = argmax_{|S| = k} z(all) − z(all ∖ S)``.
-Both are found by enumerating all ``C(N, k)`` subsets when that count is at most ``max_subsets``
-(exact), else by a beam search whose result is labelled approximate with its width.
+logit when the maps in ``S`` are kept and every other map is replaced by a baseline (zero, the
+metrics' choice, or an ``(N, h, w)`` tensor the caller passes); ``z(∅)`` keeps none. The **keep
+oracle** of size ``k`` is ``S* = argmax_{|S| = k} z(S)``, the **removal oracle**
+``R* = argmax_{|S| = k} z(all) − z(all ∖ S)``. Both are found by enumerating all ``C(N, k)``
+subsets when that count is at most ``max_subsets`` (exact), else by a beam search whose result is
+labelled approximate with its width.
 
 The part of the network after the layer runs once per batch of subsets: a forward hook on the
 layer replaces its ``(1, N, h, w)`` output by the ``(S, N, h, w)`` masked copies, so what comes
@@ -49,7 +50,6 @@ from qxai.models.modes import eval_mode
 #: subsets enumerated exactly at most (C(16, 8) = 12 870 fits); above, a beam search
 MAX_SUBSETS = 13_000
 BEAM_WIDTH = 32
-BASELINES = ("zero", "mean")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Oracle:
     """The causal reference of one image at one size ``k`` (see the module docstring)."""
 
     k: int
+    n: int  # maps of the layer
     keep_set: tuple[int, ...]
     keep_best: float  # z(S*)
     keep_none: float  # z(∅)
@@ -153,11 +154,11 @@ def map_oracle(
         span = kept[i] - none
         random_share = float(np.mean((kept - none) / span)) if span > 0 else math.nan
         drop_best = float(full - dropped[j])
-        return Oracle(k, sets[i], float(kept[i]), float(none), random_share, sets[j], drop_best, float(full),
-                      True, f"exact ({count} subsets)")  # fmt: skip
+        return Oracle(k, n, sets[i], float(kept[i]), float(none), random_share, sets[j], drop_best,
+                      float(full), True, f"exact ({count} subsets)")  # fmt: skip
     keep_set, keep_best = _beam(keep_score, n, k, beam_width)
     drop_set, neg = _beam(lambda sets: -drop_score(sets), n, k, beam_width)
-    return Oracle(k, keep_set, keep_best, float(none), math.nan, drop_set, float(full + neg), float(full),
+    return Oracle(k, n, keep_set, keep_best, float(none), math.nan, drop_set, float(full + neg), float(full),
                   False, f"approximate (beam {beam_width})")  # fmt: skip
 
 
@@ -167,9 +168,8 @@ def set_scores(
 ) -> dict[str, float]:  # fmt: skip
     """``share``, ``precision`` and ``drop_share`` of the set ``chosen`` against ``oracle``."""
     chosen = sorted(int(c) for c in chosen)
-    n = _num_maps(model, layer, image)
-    keep = masked_logits(model, layer, image, target, _subset_masks([chosen], n, True), baseline=baseline)[0]
-    drop = masked_logits(model, layer, image, target, _subset_masks([chosen], n, False), baseline=baseline)[0]
+    masks = np.concatenate([_subset_masks([chosen], oracle.n, keep) for keep in (True, False)])
+    keep, drop = masked_logits(model, layer, image, target, masks, baseline=baseline)  # one forward for both
     span = oracle.keep_best - oracle.keep_none
     best_drop = oracle.drop_best
     k = max(oracle.k, 1)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qxai.errors import QxaiError, unknown_name
-from qxai.evaluate import disentangle, faithfulness, localisation, sanity
+from qxai.evaluate import causal, disentangle, faithfulness, localisation, sanity
 from qxai.seeding import numpy_rng
 
 if TYPE_CHECKING:
@@ -294,8 +294,6 @@ def _causal(which: str) -> Callable[[EvalContext, MethodResult], np.ndarray]:
     def compute(ctx: EvalContext, r: MethodResult) -> np.ndarray:
         import torch
 
-        from qxai.evaluate import causal
-
         limit = int(ctx.setting("causal_share", "max_subsets"))
         sets = _sized_sets(ctx, r)
         values = np.full(len(sets), np.nan)
@@ -306,18 +304,24 @@ def _causal(which: str) -> Callable[[EvalContext, MethodResult], np.ndarray]:
                 continue  # an empty selection has no set to score (reported as degenerate elsewhere)
             image = torch.as_tensor(np.asarray(ctx.images[i : i + 1]))
             target = int(ctx.targets[i])
+            # the oracle once per image and size, shared by every method; a set's scores once per
+            # method and image, shared by the three causal metrics
             key = ("causal", i, len(chosen), limit)
             if key not in ctx._cache:
                 ctx._cache[key] = causal.map_oracle(ctx.model, ctx.layer, image, target, len(chosen),
                                                     max_subsets=limit)  # fmt: skip
             oracle = ctx._cache[key]
-            searched[oracle.searched.split(" (")[0]] = searched.get(oracle.searched.split(" (")[0], 0) + 1
+            scored = ("causal scores", r.name, i, limit)
+            if scored not in ctx._cache:
+                ctx._cache[scored] = causal.set_scores(ctx.model, ctx.layer, image, target, chosen, oracle)
+            values[i] = ctx._cache[scored][which]
+            label = "exact" if oracle.exact else "approximate"
+            searched[label] = searched.get(label, 0) + 1
             random_share.append(oracle.keep_random_share)
-            values[i] = causal.set_scores(ctx.model, ctx.layer, image, target, chosen, oracle)[which]
         r.details["causal_oracle"] = searched
-        if random_share and which == "share":
-            r.details["causal_share_random_k"] = float(np.nanmean(random_share)) if np.isfinite(
-                random_share).any() else None  # fmt: skip
+        if which == "share" and random_share:
+            finite = np.isfinite(random_share).any()  # NaN where the oracle was not exact
+            r.details["causal_share_random_k"] = float(np.nanmean(random_share)) if finite else None
         return values
 
     return compute
@@ -368,7 +372,7 @@ _ALL: list[Metric] = [
            "of the layer is zeroed: (z(S) − z(∅)) / (z(S*) − z(∅)), S* the best k maps found by exact "
            f"enumeration up to max_subsets subsets (else beam search, labelled); {_SIZE_NOTE}",
            "image", _causal("share"), _size_matched, nan_cause=_CAUSAL_NAN,
-           settings={"max_subsets": 13_000}),
+           settings={"max_subsets": causal.MAX_SUBSETS}),
     Metric("causal_precision", "causal", "higher",
            "|S ∩ S*| / k: how many of the method's maps are among the k maps the prediction relies on most",
            "image", _causal("precision"), _size_matched, nan_cause=_CAUSAL_NAN),
