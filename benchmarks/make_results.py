@@ -73,6 +73,51 @@ def references(doc: dict[str, Any]) -> list[str]:
     return lines + [""] + [f"- {n}" for n in notes if n]
 
 
+CAUSAL = ("causal_share", "causal_precision", "causal_drop_share", "pixel_drop_share")
+CAUSAL_REFS = (("random_k", "random k maps"), ("class_prototype", "class prototype"),
+               ("gradient_x_activation", "gradient × activation top-k"))  # fmt: skip
+
+
+def causal(doc: dict[str, Any]) -> list[str]:
+    """Every map-selecting method and the causal reference rows against the causal map oracle."""
+    refs = (doc.get("references") or {}).get("causal") or {}
+    if not refs:
+        return []
+    lines = ["| selection (k = \\|S_QA\\|) | " + " | ".join(f"{c} ↑" for c in CAUSAL) + " |",
+             "|---|" + "---:|" * len(CAUSAL)]  # fmt: skip
+    intervals = doc.get("intervals") or {}
+    for name in doc["config"]["methods"]:
+        values = doc.get(name) or {}
+        if not any(np.isfinite(values.get(c, np.nan)) for c in CAUSAL[:3]):
+            continue
+        cells = []
+        for c in CAUSAL:
+            v = values.get(c)
+            lo, hi = (intervals.get(name) or {}).get(c, [None, None])
+            cells.append(f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]" if v is not None and np.isfinite(v) else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for key, label in CAUSAL_REFS:
+        row = refs.get(key) or {}
+        cells = []
+        for c in CAUSAL:
+            e = row.get(c)
+            cells.append(f"{fmt(e['mean'])} [{fmt(e['interval'][0])}, {fmt(e['interval'][1])}]" if e else "–")
+        lines.append(f"| *{label}* | " + " | ".join(cells) + " |")
+    lines += ["", "QA − each reference (paired over images, causal_share / causal_precision):", ""]
+    for key, label in CAUSAL_REFS:
+        row = refs.get(key) or {}
+        parts = []
+        for c in ("causal_share", "causal_precision"):
+            t = (row.get(c) or {}).get("qa_minus")
+            if t and None not in t["interval"]:
+                lo, hi = t["interval"]
+                word = "tie" if lo <= 0 <= hi else ("QA better" if lo > 0 else f"{label} better")
+                parts.append(f"{c} {fmt(t['difference'])} [{fmt(lo)}, {fmt(hi)}] ({word})")
+        if parts:
+            lines.append(f"- {label}: " + "; ".join(parts))
+    return lines
+
+
 def paired(doc: dict[str, Any]) -> list[str]:
     """QA against each baseline: difference QA − baseline, its interval and p-value, per metric."""
     rows = doc.get("paired") or {}
@@ -153,6 +198,10 @@ def main() -> None:
             "### Class overlap against its references",
             "",
             *references(doc),
+            "",
+            "### Causal ground truth: the maps the prediction relies on",
+            "",
+            *causal(doc),
             "",
             "### QA against each baseline (paired bootstrap, seed " + str(seeds[0]) + ")",
             "",

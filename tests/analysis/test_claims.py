@@ -13,7 +13,7 @@ def _doc(share: float, interval: list[float] | None, significant: int, cosine: f
     names = ["conv1", "conv2", "dense"]
     cos = np.full((3, 3), cosine)
     np.fill_diagonal(cos, 1.0)
-    return {
+    doc = {
         "layers": {"conv1": {"kind": "conv"}, "conv2": {"kind": "conv"}, "dense": {"kind": "dense"}},
         "spectra": {"dense": {"top5_share": share, "top5_share_interval": interval}},
         "mutual_information": {
@@ -22,8 +22,15 @@ def _doc(share: float, interval: list[float] | None, significant: int, cosine: f
                 {"conv1": 22, "conv2": 46, "mi": 0.8, "p_analytic": 1e-30, "significant": significant > 0}
             ],
         },
-        "similarity": {"layers": names, "cosine_gram": cos, "cka_debiased": cos * 0.5},
+        "similarity": {"layers": names, "cosine_gram": cos, "cka_debiased": cos * 0.5, "controls": {
+            "random network": {"control": 0.9, "trained_interval": [cosine * 0.9, cosine * 0.99],
+                               "difference_interval": [-0.9, -0.3]}}},
     }  # fmt: skip
+    # a random-network control far below the trained count (the control rules: test_claims_controls.py)
+    control = {"trained": significant, "control": 0, "trained_interval": [significant, significant],
+               "difference_interval": [significant * 0.5, significant * 1.5]}
+    doc["mutual_information"]["controls"] = {"random network": control}
+    return doc
 
 
 def _verdicts(doc: dict) -> list[str]:

@@ -122,3 +122,141 @@ def test_causal_metrics_through_qxai_evaluate(digits_checkpoint, tmp_path) -> No
             assert -1e-5 <= doc[method][metric] <= 1 + 1e-5, (method, metric, doc[method][metric])
     _, beam = run(tmp_path / "beam", "--metric-option", "causal_share.max_subsets=1")
     assert set(beam["qa"]["causal_oracle"]) == {"approximate"}
+
+
+# --------------------------------------------------------------------------- references, baselines, ceiling
+
+
+class LinearHead(nn.Module):
+    """conv → ReLU (``maps``) → linear head: each map adds Σ W·A to the logit, so the best k maps
+    are exactly the k largest contributions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 6, 3, padding=1)
+        self.maps = nn.ReLU()
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(6 * 4 * 4, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.maps(self.conv(x)))
+
+
+def test_gradient_x_activation_is_the_keep_oracle_on_a_linear_head() -> None:
+    from qxai.evaluate.causal import gradient_activation_sets
+
+    torch.manual_seed(5)
+    net, images = LinearHead().eval(), torch.rand(6, 1, 4, 4)
+    targets = torch.tensor([0, 1, 2, 0, 1, 2])
+    sets = gradient_activation_sets(net, "maps", images, targets, [2, 3, 1, 2, 3, 1])
+    for i, chosen in enumerate(sets):
+        o = map_oracle(net, "maps", images[i : i + 1], int(targets[i]), len(chosen))
+        assert tuple(chosen) == o.keep_set
+
+
+def test_prototype_top_k_counts_the_class_selections_by_hand() -> None:
+    from qxai.evaluate.references import prototype_top_k
+
+    sets = [[0, 2], [2, 3], [2], [1], [1, 4], [0]]
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    # class 0 counts: 2→3, 0→1, 3→1; class 1: 1→2, 4→1, 0→1 (ties by lower index)
+    assert prototype_top_k(sets, labels, 5) == [[0, 2], [0, 2], [2], [1], [0, 1], [1]]
+
+
+def test_mean_baseline_replaces_removed_maps_by_their_mean() -> None:
+    from qxai.evaluate.causal import layer_mean
+
+    torch.manual_seed(2)
+    net, images = Net().eval(), torch.rand(8, 1, 4, 4)
+    mean = layer_mean(net, "maps", images, batch_size=3)
+    with torch.no_grad():
+        acts = net.maps(net.conv(images))
+        torch.testing.assert_close(mean, acts.mean(dim=0), rtol=0, atol=8 * EPS32 * float(acts.abs().max()))
+        keep = (1, 4)
+        mask = torch.zeros(1, 6, 1, 1)
+        mask[0, list(keep)] = 1.0
+        a0 = acts[:1]
+        want = float(net.head(a0 * mask + mean[None] * (1 - mask))[0, 2])
+    keep_mask = np.array([[0, 1, 0, 0, 1, 0]], np.float32)
+    got = masked_logits(net, "maps", images[:1], 2, keep_mask, baseline=mean)[0]
+    assert abs(got - want) <= 64 * EPS32 * (abs(want) + 1.0)
+
+
+def test_ratios_over_a_vanishing_oracle_effect_are_undefined_not_huge() -> None:
+    from qxai.evaluate.causal import Oracle
+
+    o = Oracle(1, 2, (0,), 1.0 + 1e-9, 1.0, float("nan"), (1,), 1e-9, 1.0, True, "exact (2 subsets)")
+    net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.Flatten(), nn.Linear(2, 1))
+    scores = set_scores(net, "0", torch.ones(1, 1, 1, 1), 0, [0], o)
+    assert np.isnan(scores["share"]) and np.isnan(scores["drop_share"])
+
+
+def test_top_removal_logit_drop_by_hand() -> None:
+    from qxai.evaluate.faithfulness import top_removal_logit_drop
+
+    torch.manual_seed(1)
+    net, images = Net().eval(), torch.rand(3, 1, 4, 4)
+    sal = np.random.default_rng(0).random((3, 4, 4))  # no ties
+    targets = torch.tensor([0, 1, 2])
+    got = top_removal_logit_drop(net, images, targets, sal, remove=0.25, batch_size=2)
+    with torch.no_grad():
+        for i in range(3):
+            cut = images[i].clone()
+            top = np.argsort(-sal[i].ravel())[:4]
+            cut.view(-1)[torch.as_tensor(top)] = 0.0
+            want = float(net(images[i : i + 1])[0, i] - net(cut[None])[0, i])
+            assert abs(got[i] - want) <= 64 * EPS32 * (abs(want) + 1.0)
+
+
+def test_causal_references_rows_against_brute_force() -> None:
+    """Random k's row is the exact enumeration mean; QA − reference is QA's mean minus the row's."""
+    from qxai.evaluate.runner import evaluate_methods
+
+    torch.manual_seed(0)
+    net = LinearHead().eval()
+    images = torch.rand(24, 1, 4, 4)
+    targets = torch.arange(24) % 3
+    ev = evaluate_methods(net, "maps", images, targets, ["qa", "gradcam"], metrics=["causal"])
+    refs = ev.references["causal"]
+    qa = ev.methods["qa"]
+    sets = qa.extras["selected"]
+    shares = []
+    for i, chosen in enumerate(sets):
+        if not chosen:
+            continue
+        k, t = len(chosen), int(targets[i])
+        one = images[i : i + 1]
+        z = {s: masked_logits(net, "maps", one, t, np.isin(np.arange(6), s)[None].astype(np.float32))[0]
+             for s in combinations(range(6), k)}  # fmt: skip
+        none = masked_logits(net, "maps", images[i : i + 1], t, np.zeros((1, 6), np.float32))[0]
+        best, full = max(z.values()), masked_logits(net, "maps", one, t, np.ones((1, 6), np.float32))[0]
+        if best - none > 1e-3 * max(abs(full), abs(none), abs(best)):  # the oracle's effect floor
+            shares.append(np.mean([(v - none) / (best - none) for v in z.values()]))
+    row = refs["random_k"]["causal_share"]
+    assert shares and abs(row["mean"] - np.mean(shares)) <= 1e-4  # float32 logits, ratios of O(1)
+    expected_precision = np.mean([len(s) / 6 for s in sets if s])
+    assert abs(refs["random_k"]["causal_precision"]["mean"] - expected_precision) <= 1e-12
+    # on a linear head the gradient × activation reference is the oracle itself
+    assert refs["gradient_x_activation"]["causal_precision"]["mean"] == 1.0
+    diff = refs["gradient_x_activation"]["causal_share"]["qa_minus"]["difference"]
+    assert abs(diff - (qa.scores["causal_share"] - 1.0)) <= 1e-9
+    test = ev.paired["gradcam"]["causal_precision"]
+    assert test["interval"][0] <= test["difference"] <= test["interval"][1]
+
+
+def test_mean_baseline_is_a_setting_and_refused_in_a_shard() -> None:
+    from qxai.errors import QxaiError
+    from qxai.evaluate.metrics import causal_baseline
+    from qxai.evaluate.runner import EvalContext, EvalSettings, evaluate_methods
+
+    torch.manual_seed(0)
+    net, images, targets = Net().eval(), torch.rand(12, 1, 4, 4), torch.arange(12) % 3
+    settings = EvalSettings(metric_settings={"causal_share": {"baseline": "mean"}})
+    ev = evaluate_methods(net, "maps", images, targets, ["qa"], metrics=["causal_share"], settings=settings)
+    assert ev.methods["qa"].details["causal_baseline"] == "mean"
+    ctx = EvalContext(net, "maps", images, targets, None, settings, 0, 3, {}, {}, sharded=True)
+    with pytest.raises(QxaiError, match="baseline=zero"):
+        causal_baseline(ctx)
+    bad = EvalContext(net, "maps", images, targets, None, EvalSettings(
+        metric_settings={"causal_share": {"baseline": "median"}}), 0, 3, {}, {})  # fmt: skip
+    with pytest.raises(QxaiError, match="'zero' or 'mean'"):
+        causal_baseline(bad)

@@ -56,6 +56,7 @@ NOT_SETTINGS: dict[str, dict[str, str]] = {
         "qlayers": "hybrid-vqc hyper-parameter; None = the architecture's own default",
         "image_size": "data-set option; None = the data set's own size",
         "count": "data-set option (cells); None = the data set's own count",
+        "difficulty": "data-set option (planted); None = the data set's own default (easy)",
         "download": "data-set option (stl10)",
         "pretrained": "resnet18-reduced starting weights",
         "weights": "resnet18-reduced weights file",

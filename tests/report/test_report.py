@@ -18,6 +18,7 @@ SECTIONS = [
     "explanations",
     "metrics",
     "disentanglement",
+    "groundtruth",
     "annealing",
     "layers",
     "timings",
@@ -125,3 +126,21 @@ def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
         render_report(tmp_path / "nope")
     with pytest.raises(QxaiError, match="holds no stage results"):
         render_report(tmp_path)
+
+
+def test_the_ground_truth_table_shows_references_and_says_tie() -> None:
+    from qxai.report.html import causal_table
+
+    doc = {
+        "qa": {"causal_precision": 0.35, "causal_share": 0.7},
+        "gradcam": {"causal_precision": 0.37, "causal_share": 0.72},
+        "intervals": {"qa": {"causal_precision": [0.3, 0.4]}},
+        "paired": {"gradcam": {"causal_precision": {"difference": -0.02, "interval": [-0.05, 0.01]}}},
+        "references": {"causal": {"random_k": {"causal_precision": {
+            "mean": 0.25, "interval": [0.22, 0.27],
+            "qa_minus": {"difference": 0.1, "interval": [0.05, 0.15]}}}}},
+    }  # fmt: skip
+    page = causal_table(doc)
+    assert "random k maps" in page and "causal oracle" in page
+    assert "tie" in page and "QA better" in page and "[0.3, 0.4]" in page
+    assert causal_table({"qa": {"deletion_auc": 0.3}}) == ""

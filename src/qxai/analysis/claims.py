@@ -10,21 +10,28 @@ Verdict rules (``verdict`` is ``"holds"``, ``"does not hold"`` or ``"not testabl
   one named ``dense``, else the last captured layer of kind ``dense``. "≈" is read as within
   :data:`TOP5_BAND` (5 percentage points) of 27 %: *holds* when the 95 % bootstrap interval of our
   top-5 share (the point value when there is no interval) meets [22 %, 32 %]; *does not hold*
-  otherwise; *not testable* without a spectrum of a dense layer.
-* **Identifiable high-MI map pairs.** *Holds* when at least one pair is significant after
-  Benjamini–Hochberg (at the run's level) on the analytic χ² p-values; the top significant pair is
-  named. *Does not hold* when none is; *not testable* without the MI analysis (or from a document
-  written before analytic p-values existed).
+  otherwise; *not testable* without a spectrum of a dense layer, and on a layer where the share is
+  high whatever the network learned: 5 / live units ≥ 0.5 (a 10-unit logit layer) or at least
+  :data:`DEAD_SHARE` of its units dead. The row names the dead units.
+* **Identifiable high-MI map pairs.** Pairs significant after Benjamini–Hochberg (at the run's
+  level) on the analytic χ² p-values, compared with the same count on the controls of
+  :mod:`qxai.analysis.controls` (a randomly initialised network of the same architecture, and the
+  trained network on position-shuffled inputs, on the same images). *Holds* when at least one pair
+  is significant and the paired bootstrap interval of ``trained − control`` lies above 0 for every
+  control; *does not hold* otherwise (a tie included); *not testable* without the MI analysis, its
+  analytic null, or its controls. The row shows the trained and each control's count.
 * **Near-zero cosine similarity between layers ("orthogonal").** Over consecutive analysed layers,
   the largest Gram cosine (RV coefficient, the paper's "cosine" between representations): *holds*
-  when it is below :data:`ORTHOGONAL_BELOW` (0.1), else *does not hold*; *not testable* with fewer
-  than two layers.
+  when its bootstrap interval lies below :data:`ORTHOGONAL_BELOW` (0.1) *and* below every control's
+  (the interval of ``trained − control`` below 0 — near-zero cosine that a random network shows too
+  says nothing about training); else *does not hold*; *not testable* with fewer than two layers or
+  without controls.
 * **QIXAI's analyses are better than SHAP/LIME/LRP.** Always *not testable*: the layer analyses
   describe internal representations, SHAP/LIME/LRP attribute a decision to input features; there
   is no common ground truth or metric on which one could beat the other.
 
 >>> doc = {"layers": {"dense": {"kind": "dense"}}, "spectra": {"dense": {"top5_share": 0.3,
-...        "top5_share_interval": [0.28, 0.33]}}}
+...        "top5_share_interval": [0.28, 0.33], "width": 64, "dead_units": 3}}}
 >>> [(r["verdict"], r["ours"]) for r in analysis_claims(doc)][0]
 ('holds', 0.3)
 """
@@ -40,6 +47,8 @@ from qxai.claims import FAILS, HOLDS, UNTESTABLE, Claim
 PAPER_TOP5 = 0.27
 TOP5_BAND = 0.05
 ORTHOGONAL_BELOW = 0.1
+#: Share of dead units at or above which a layer's top-5 share is not tested.
+DEAD_SHARE = 0.5
 
 def _row(claim: str, ours: Any, interval: Any, paper: str, verdict: str, why: str) -> dict[str, Any]:
     return Claim(claim, ours, interval, paper, verdict, why, "analyze").to_dict()
@@ -63,16 +72,20 @@ def _top5(doc: dict[str, Any]) -> dict[str, Any]:
         )
     entry = doc["spectra"][name]
     width = int(entry.get("width") or 0)
-    live = width - int(entry.get("dead_units") or 0)
-    if entry.get("constant") or (width and live <= 2 * 5):
-        # five components of ten or fewer live units hold most variance whatever the network learned
-        # (a logit layer, or a layer mostly dead): the claim cannot fail there, so it is not tested
-        why = (
-            f"layer '{name}' is constant on these inputs"
-            if entry.get("constant")
-            else f"layer '{name}' has {live} live units of {width}; a top-5 share needs more than 10"
-        )
-        return _row(claim, None, None, paper, UNTESTABLE, why + " (pick a wider hidden layer)")
+    dead = int(entry.get("dead_units") or 0)
+    live = width - dead
+    if entry.get("constant") or (width and (live <= 2 * 5 or dead >= DEAD_SHARE * width)):
+        # five components of ten or fewer live units hold ≥ 50 % of the variance whatever the network
+        # learned (a logit layer), and a mostly dead layer says more about dead ReLUs than about
+        # learned structure: the claim cannot fail for the right reason there, so it is not tested
+        if entry.get("constant"):
+            why = f"layer '{name}' is constant on these inputs"
+        elif live <= 2 * 5:
+            why = (f"layer '{name}' has {live} live units of {width} ({dead} dead): the top 5 of ≤ 10 "
+                   "always explain ≥ 50 %")  # fmt: skip
+        else:
+            why = f"layer '{name}' has {dead} of {width} units dead (≥ {DEAD_SHARE:.0%})"
+        return _row(claim, None, None, paper, UNTESTABLE, why + " (pick a wider, live hidden layer)")
     if "top5_share" in entry:
         share = float(entry["top5_share"])
     else:
@@ -84,7 +97,7 @@ def _top5(doc: dict[str, Any]) -> dict[str, Any]:
     meets = lo <= band[1] and hi >= band[0]
     span = f"[{lo:.1%}, {hi:.1%}]" if interval else "(no interval)"
     why = (
-        f"layer '{name}': {share:.1%}, 95 % interval {span}, "
+        f"layer '{name}' ({live} live of {width} units, {dead} dead): {share:.1%}, 95 % interval {span}, "
         f"{'meets' if meets else 'misses'} 27 % ± {TOP5_BAND:.0%}"
     )
     return _row(claim, share, list(interval) if interval else None, paper, HOLDS if meets else FAILS, why)
@@ -113,8 +126,21 @@ def _mi(doc: dict[str, Any]) -> dict[str, Any]:
     else:
         named = "the top pairs listed are not among them"
     null = "χ² null" if on.startswith("analytic") else "permutation null"
-    why = f"{count} of {mi.get('pairs', '?')} pairs significant after BH at {level:g} ({null}); {named}"
-    return _row(claim, count, None, paper, HOLDS, why)
+    head = f"{count} of {mi.get('pairs', '?')} pairs significant after BH at {level:g} ({null}); {named}"
+    controls = mi.get("controls")
+    if not controls:
+        why = mi.get("controls_skipped") or "no random-network control in this run (rerun qxai analyze)"
+        return _row(claim, count, None, paper, UNTESTABLE, f"{head}; {why}")
+    verdict, parts = HOLDS, []
+    for cname, c in controls.items():
+        lo, hi = c["difference_interval"]
+        if lo <= 0:
+            verdict = FAILS
+        word = "above" if lo > 0 else ("below" if hi < 0 else "tie with")
+        parts.append(f"{word} {cname} {c['control']} (trained − control 95 % CI [{lo:+.0f}, {hi:+.0f}])")
+    trained_ci = next(iter(controls.values()))["trained_interval"]
+    why = f"trained {count} of {mi.get('pairs', '?')}: " + "; ".join(parts) + f"; {named}"
+    return _row(claim, count, trained_ci, paper, verdict, why)
 
 
 def _orthogonal(doc: dict[str, Any]) -> dict[str, Any]:
@@ -128,13 +154,27 @@ def _orthogonal(doc: dict[str, Any]) -> dict[str, Any]:
     pairs = [(i, i + 1) for i in range(len(names) - 1)]
     worst = max(pairs, key=lambda p: cos[p])
     largest = float(cos[worst])
-    holds = largest < ORTHOGONAL_BELOW
-    why = (
-        f"largest cosine of consecutive layers {names[worst[0]]} – {names[worst[1]]} = {largest:.2f} "
-        f"({'below' if holds else 'not below'} {ORTHOGONAL_BELOW}); debiased CKA "
-        f"{min(cka[p] for p in pairs):.2f}…{max(cka[p] for p in pairs):.2f}"
+    base = (
+        f"largest cosine of consecutive layers {names[worst[0]]} – {names[worst[1]]} = {largest:.2f}; "
+        f"debiased CKA {min(cka[p] for p in pairs):.2f}…{max(cka[p] for p in pairs):.2f}"
     )
-    return _row(claim, largest, None, paper, HOLDS if holds else FAILS, why)
+    controls = sim.get("controls")
+    if not controls:
+        return _row(claim, largest, None, paper, UNTESTABLE, base + "; no random-network control in this run")
+    interval = next(iter(controls.values()))["trained_interval"]
+    below = interval[1] < ORTHOGONAL_BELOW
+    parts, apart = [], True
+    for cname, c in controls.items():
+        lo, hi = c["difference_interval"]
+        apart = apart and hi < 0
+        parts.append(f"{cname} {c['control']:.2f} (trained − control CI [{lo:+.2f}, {hi:+.2f}])")
+    holds = below and apart
+    why = (
+        f"{base}; 95 % CI [{interval[0]:.2f}, {interval[1]:.2f}] {'below' if below else 'not below'} "
+        f"{ORTHOGONAL_BELOW}; " + "; ".join(parts)
+        + ("" if apart or not below else ": a network that learned nothing is as orthogonal")
+    )
+    return _row(claim, largest, interval, paper, HOLDS if holds else FAILS, why)
 
 
 def _superiority() -> dict[str, Any]:

@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
         image_size: int = typer.Option(
             None, min=1, help="Resize images (cells, imagefolder, stl10, digits)."
         ),
-        count: int = typer.Option(None, min=2, help="Number of generated images (cells)."),
+        count: int = typer.Option(None, min=2, help="Number of generated images (cells, planted)."),
+        difficulty: str = typer.Option(None, help="planted: easy | distractors | overlap | redundant."),
         pretrained: bool = typer.Option(False, help="resnet18-reduced: start from local ImageNet weights."),
         weights: Path = typer.Option(None, help="resnet18-reduced: path of the ImageNet weights file."),
         download: bool = typer.Option(False, help="stl10: download if missing (needs internet)."),
@@ -50,6 +51,13 @@ def register(app: typer.Typer) -> None:
             options["count"] = count
         if download:
             options["download"] = True
+        if difficulty is not None:
+            from qxai.data.planted import check_difficulty
+
+            if dataset != "planted":
+                raise QxaiError(f"--difficulty applies only to --dataset planted; leave it out for {dataset}")
+            check_difficulty(difficulty)
+            options["difficulty"] = difficulty
         hparams: dict[str, object] = {}
         if pretrained or weights:
             if arch != "resnet18-reduced":

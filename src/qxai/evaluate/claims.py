@@ -17,7 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qxai.claims import UNTESTABLE, Claim
+import numpy as np
+
+from qxai.claims import FAILS, HOLDS, UNTESTABLE, Claim
 from qxai.io import read_json
 from qxai.stages import STAGES
 
@@ -31,19 +33,66 @@ def _row(
     return Claim(claim, ours, interval, paper, verdict, why, source).to_dict()
 
 
+#: Correlation of two classes' mean α at or below which α of one is "nearly the negative" of the other's.
+OPPOSITE_R = -0.9
+
+
+def class_mean_alpha_r(weights: np.ndarray, labels: np.ndarray) -> float | None:
+    """The smallest Pearson correlation between the class-mean channel weights α of any two classes
+    (None with fewer than two classes or a constant class mean). Near −1 on two-class data: GradCAM's
+    top-k sets of the two classes are then disjoint by construction.
+
+    >>> w = np.array([[1.0, -1.0, 0.5], [1.1, -0.9, 0.4], [-1.0, 1.0, -0.5]])
+    >>> round(class_mean_alpha_r(w, np.array([0, 0, 1])), 2)
+    -1.0
+    """
+    w, y = np.asarray(weights, dtype=float), np.asarray(labels)
+    means = [w[y == c].mean(axis=0) for c in np.unique(y)]
+    if len(means) < 2 or any(np.ptp(m) == 0 for m in means):
+        return None
+    r = np.corrcoef(np.stack(means))
+    return float(r[~np.eye(len(means), dtype=bool)].min())
+
+
+def alpha_note(metrics: dict[str, Any]) -> str:
+    """The note an overlap verdict carries when α makes GradCAM's sets a class lookup (α identical for
+    every image of a class) or disjoint by construction (one class's α nearly the negative of another's,
+    ``diagnostics.alpha_within_class.class_mean_min_r`` ≤ :data:`OPPOSITE_R`); "" otherwise.
+
+    >>> alpha_note({"diagnostics": {"alpha_within_class": {"constant": True, "relative_spread": 0.0}}})[:40]
+    '; note: α is identical for every image o'
+    """
+    alpha = ((metrics.get("diagnostics") or {}).get("alpha_within_class")) or {}
+    notes = []
+    if alpha.get("constant"):
+        spread = float(alpha.get("relative_spread") or 0.0)
+        notes.append(
+            f"α is identical for every image of a class (relative spread {spread:.1e}), "
+            "so GradCAM's top-k is a class lookup, not a per-image explanation"
+        )
+    r = alpha.get("class_mean_min_r")
+    if r is not None and r <= OPPOSITE_R:
+        notes.append(
+            f"α of one class is nearly the negative of another's (r = {r:.2f}), so GradCAM's top-k sets are "
+            "disjoint by construction and its overlap is ≈ 0"
+        )
+    return "".join(f"; note: {n}" for n in notes)
+
+
 def qa_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """The QA paper's disentanglement claims, checked on one evaluation's ``metrics.json``.
 
     >>> doc = {"qa": {"overlap_mean": 0.2}, "gradcam": {"overlap_mean": 0.3},
     ...        "paired": {"gradcam": {"overlap_mean": {"difference": -0.1, "interval": [-0.15, -0.05],
     ...                                               "p_value": 0.001}}}}
-    >>> [r["verdict"] for r in qa_claims(doc)]
+    >>> [r["verdict"] for r in qa_claims(doc)][:3]
     ['holds', 'not testable', 'not testable']
     """
     rows = []
     paired = metrics.get("paired") or {}
     blank = metrics.get("blank") or {}
     classes = (metrics.get("config") or {}).get("classes_present")
+    note = alpha_note(metrics)
     for baseline, label in (("gradcam", "GradCAM"), ("gradcam++", "GradCAM++")):
         claim = f"QA's class overlap (size-matched, mean off-diagonal BC) is below {label}'s"
         test = (paired.get(baseline) or {}).get("overlap_mean")
@@ -76,6 +125,7 @@ def qa_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
                 "does not hold",
                 f"tie: the interval of QA − {label} ({lo:.3g}, {hi:.3g}) contains 0",
             )
+        why += note
         rows.append(
             _row(
                 claim,
@@ -109,6 +159,58 @@ def qa_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
              + ("" if beats else ": the intervals overlap or QA is above — per-image variation adds nothing "
                 "measurable to class separation")), "evaluate",
         ))  # fmt: skip
+    rows.extend(causal_claims(metrics))
+    return rows
+
+
+#: ``(claim, what QA is compared with, where its paired test is, metric)``
+_CAUSAL_CLAIMS = (
+    ("QA selects the maps that matter more often than GradCAM's top-k (causal precision, same k)",
+     "GradCAM's top-k", ("paired", "gradcam"), "causal_precision"),
+    ("QA's maps keep more of the target logit than k random maps (causal share)",
+     "random k", ("references", "causal", "random_k"), "causal_share"),
+    ("QA's maps keep more of the target logit than its class prototype (per-image information)",
+     "the class prototype", ("references", "causal", "class_prototype"), "causal_share"),
+)  # fmt: skip
+
+
+def causal_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Is QA's selection closer to the causal map oracle than its comparators? The verdict of
+    ``QA − X`` on the causal metric: interval above 0 → holds, below → does not hold, containing
+    0 → does not hold (a tie). Every row says where our method loses.
+
+    >>> doc = {"paired": {"gradcam": {"causal_precision": {"difference": -0.02, "interval": [-0.05, 0.01],
+    ...                                                    "p_value": 0.3}}}}
+    >>> row = causal_claims(doc)[0]
+    >>> row["verdict"], row["why"].startswith("tie")
+    ('does not hold', True)
+    """
+    rows = []
+    blank = metrics.get("blank") or {}
+    for claim, label, path, metric in _CAUSAL_CLAIMS:
+        node: Any = metrics
+        for key in path:
+            node = (node or {}).get(key) if isinstance(node, dict) else None
+        test = (node or {}).get(metric) if isinstance(node, dict) else None
+        if isinstance(test, dict) and "qa_minus" in test:
+            test = test["qa_minus"]
+        paper = "(ours: the causal map oracle, docs/evaluation.md)"
+        why_not = _untestable(blank, ("qa", "gradcam") if path[0] == "paired" else ("qa",), None)
+        interval = test.get("interval") if isinstance(test, dict) else None
+        finite = isinstance(interval, list) and all(isinstance(v, int | float) and v == v for v in interval)
+        if why_not or not finite:
+            why = why_not or f"no paired {metric} of QA and {label} here (needs qa and the causal metrics)"
+            rows.append(_row(claim, None, None, paper, UNTESTABLE, why, "evaluate"))
+            continue
+        lo, hi = test["interval"]
+        diff = test["difference"]
+        if lo > 0:
+            verdict, why = HOLDS, f"QA − {label} = {diff:+.3g}, interval above 0"
+        elif hi < 0:
+            verdict, why = FAILS, f"QA − {label} = {diff:+.3g}, interval below 0: QA loses"
+        else:
+            verdict, why = FAILS, f"tie: the interval of QA − {label} ({lo:.3g}, {hi:.3g}) contains 0"
+        rows.append(_row(claim, diff, [lo, hi], paper, verdict, why, "evaluate"))
     return rows
 
 

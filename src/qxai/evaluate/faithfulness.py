@@ -135,3 +135,33 @@ def keep_top_drop(
         p = class_probability(model, images, targets, batch_size)
         p_kept = class_probability(model, kept, targets, batch_size)
     return 100.0 * np.maximum(0.0, p - p_kept) / np.maximum(p, 1e-12)
+
+
+@torch.no_grad()
+def top_removal_logit_drop(
+    model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor, saliency: np.ndarray, *,
+    remove: float = 0.2, fill: str = "zero", seed: int = 0, batch_size: int = 512,
+    ids: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
+    """``(N,)`` float64 drop of the target *logit* when the top ``remove`` of pixels are replaced by
+    the substrate ``fill``: ``z(x) − z(x with its top pixels removed)`` (in logits, so it can be read
+    against the causal map oracle's largest drop; batches as in :func:`class_probability`).
+
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2, bias=False))
+    >>> _ = net[1].weight.data.fill_(1.0)
+    >>> top_removal_logit_drop(net, torch.ones(1, 1, 2, 2), torch.tensor([0]), np.ones((1, 2, 2)), remove=0.5)
+    array([2.])
+    """
+    if not 0.0 < remove <= 1.0:
+        raise QxaiError(f"remove must be a fraction in (0, 1], got {remove}")
+    n, _, h, w = images.shape
+    ranks = torch.from_numpy(pixel_ranks(saliency, seed, ids)).view(n, 1, h, w)
+    removed = torch.where(ranks < round(remove * h * w), substrate(images, fill), images)
+    out = np.empty(n, dtype=np.float64)
+    with eval_mode(model):
+        for s in range(0, n, batch_size):
+            t = targets[s : s + batch_size].view(-1, 1)
+            full = model(images[s : s + batch_size].clone()).double().gather(1, t)[:, 0]
+            cut = model(removed[s : s + batch_size].clone()).double().gather(1, t)[:, 0]
+            out[s : s + len(t)] = (full - cut).numpy()
+    return out

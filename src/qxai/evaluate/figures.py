@@ -113,3 +113,42 @@ def confusion_figure(labels: np.ndarray, predicted: np.ndarray, class_names: lis
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     return fig
+
+
+def planted_figure(
+    images: np.ndarray, masks: np.ndarray, designated: list[set[int]], choices: dict[str, list[list[int]]],
+    saliency: dict[str, np.ndarray], titles: list[str],
+) -> Any:
+    """One row per planted image: the image, its evidence mask, then each method's saliency map with
+    its selected (or top-k) maps printed beneath, designated ones marked ✓ and the others ✗.
+
+    ``images`` ``(R, H, W)``, ``masks`` ``(R, H, W)``, ``designated[r]`` the image's designated maps,
+    ``choices[method][r]`` its map set, ``saliency[method]`` ``(R, H, W)``, ``titles[r]`` a label.
+    """
+    plt = _plt()
+    methods = list(saliency)
+    rows, cols = len(images), 2 + len(methods)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.4 * rows), squeeze=False)
+    for r in range(rows):
+        axes[r, 0].imshow(images[r], cmap="gray", vmin=0, vmax=1)
+        axes[r, 0].set_title(titles[r], fontsize=8)
+        axes[r, 1].imshow(images[r], cmap="gray", vmin=0, vmax=1)
+        axes[r, 1].imshow(np.ma.masked_where(~masks[r].astype(bool), masks[r]), cmap="autumn", alpha=0.55)
+        axes[r, 1].set_title(f"mask; designated {sorted(designated[r])}", fontsize=7)
+        for j, name in enumerate(methods, start=2):
+            ax = axes[r, j]
+            ax.imshow(saliency[name][r], cmap="jet")
+            chosen = choices.get(name, [None] * rows)[r]
+            if chosen is None:
+                label = "(pixels; no map set)"
+            else:
+                marks = " ".join(f"{k}{'✓' if k in designated[r] else '✗'}" for k in sorted(chosen))
+                label = marks or "(empty)"
+            ax.set_title(name, fontsize=8)
+            ax.set_xlabel(label, fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("planted benchmark: truth by construction (✓ = a designated map of the class)", fontsize=9)
+    fig.tight_layout()
+    return fig

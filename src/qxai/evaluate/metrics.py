@@ -36,6 +36,8 @@ from qxai.evaluate import causal, disentangle, faithfulness, localisation, sanit
 from qxai.seeding import numpy_rng
 
 if TYPE_CHECKING:
+    import torch
+
     from qxai.evaluate.runner import EvalContext, MethodResult
 
 Applies = Callable[["EvalContext", "MethodResult"], "str | None"]
@@ -287,14 +289,57 @@ def _nanmean_rows(stack: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- causal ground truth
 
 
+def causal_baseline(ctx: EvalContext) -> torch.Tensor | None:
+    """What replaces a removed map in the causal metrics (setting ``causal_share.baseline``): None for
+    ``zero``, the maps' mean over the evaluated images for ``mean`` (computed once per run)."""
+    kind = ctx.setting("causal_share", "baseline")
+    if kind == "zero":
+        return None
+    if kind != "mean":
+        raise QxaiError(f"causal_share.baseline must be 'zero' or 'mean', got {kind!r}")
+    if ctx.sharded:
+        raise QxaiError(
+            "causal_share.baseline=mean needs every image in one pass (a shard sees only its own); "
+            "use baseline=zero with --all, or evaluate in memory"
+        )
+    return ctx.cached(("causal baseline",), lambda: causal.layer_mean(ctx.model, ctx.layer, ctx.images,
+                                                                    ctx.settings.batch_size))  # fmt: skip
+
+
+def causal_oracle(ctx: EvalContext, i: int, k: int) -> causal.Oracle:
+    """The causal map oracle of image ``i`` at size ``k``, computed once per run and shared by every
+    method and metric."""
+    import torch
+
+    limit = int(ctx.setting("causal_share", "max_subsets"))
+    baseline = causal_baseline(ctx)
+
+    def run() -> causal.Oracle:
+        image = torch.as_tensor(np.asarray(ctx.images[i : i + 1]))
+        return causal.map_oracle(ctx.model, ctx.layer, image, int(ctx.targets[i]), k, baseline=baseline,
+                                 max_subsets=limit)  # fmt: skip
+
+    return ctx.cached(("causal", i, k, limit), run)
+
+
+def causal_set_scores(ctx: EvalContext, i: int, chosen: Sequence[int], key: Any) -> dict[str, float]:
+    """``share``, ``precision``, ``drop_share`` of the set ``chosen`` of image ``i`` (cached by ``key``)."""
+    import torch
+
+    def run() -> dict[str, float]:
+        image = torch.as_tensor(np.asarray(ctx.images[i : i + 1]))
+        oracle = causal_oracle(ctx, i, len(chosen))
+        target, baseline = int(ctx.targets[i]), causal_baseline(ctx)
+        return causal.set_scores(ctx.model, ctx.layer, image, target, chosen, oracle, baseline=baseline)
+
+    return ctx.cached(("causal scores", key, i, int(ctx.setting("causal_share", "max_subsets"))), run)
+
+
 def _causal(which: str) -> Callable[[EvalContext, MethodResult], np.ndarray]:
     """Per image, the method's size-matched set scored against the causal map oracle of the same
     size (:mod:`qxai.evaluate.causal`); the oracle of an image and size is computed once per run."""
 
     def compute(ctx: EvalContext, r: MethodResult) -> np.ndarray:
-        import torch
-
-        limit = int(ctx.setting("causal_share", "max_subsets"))
         sets = _sized_sets(ctx, r)
         values = np.full(len(sets), np.nan)
         searched: dict[str, int] = {}
@@ -302,23 +347,13 @@ def _causal(which: str) -> Callable[[EvalContext, MethodResult], np.ndarray]:
         for i, chosen in enumerate(sets):
             if not chosen:
                 continue  # an empty selection has no set to score (reported as degenerate elsewhere)
-            image = torch.as_tensor(np.asarray(ctx.images[i : i + 1]))
-            target = int(ctx.targets[i])
-            # the oracle once per image and size, shared by every method; a set's scores once per
-            # method and image, shared by the three causal metrics
-            key = ("causal", i, len(chosen), limit)
-            if key not in ctx._cache:
-                ctx._cache[key] = causal.map_oracle(ctx.model, ctx.layer, image, target, len(chosen),
-                                                    max_subsets=limit)  # fmt: skip
-            oracle = ctx._cache[key]
-            scored = ("causal scores", r.name, i, limit)
-            if scored not in ctx._cache:
-                ctx._cache[scored] = causal.set_scores(ctx.model, ctx.layer, image, target, chosen, oracle)
-            values[i] = ctx._cache[scored][which]
+            oracle = causal_oracle(ctx, i, len(chosen))
+            values[i] = causal_set_scores(ctx, i, chosen, r.name)[which]
             label = "exact" if oracle.exact else "approximate"
             searched[label] = searched.get(label, 0) + 1
             random_share.append(oracle.keep_random_share)
         r.details["causal_oracle"] = searched
+        r.details["causal_baseline"] = str(ctx.setting("causal_share", "baseline"))
         if which == "share" and random_share:
             finite = np.isfinite(random_share).any()  # NaN where the oracle was not exact
             r.details["causal_share_random_k"] = float(np.nanmean(random_share)) if finite else None
@@ -327,10 +362,57 @@ def _causal(which: str) -> Callable[[EvalContext, MethodResult], np.ndarray]:
     return compute
 
 
+def _pixel_drop_share(ctx: EvalContext, r: MethodResult) -> np.ndarray:
+    """The logit drop when the method's top ``remove`` of pixels are removed, over the largest drop
+    that zeroing any k = |S_QA| maps gives: the map oracle as a ceiling to read deletion against."""
+    sizes = ctx.reference_sizes() or []
+    remove = float(ctx.setting("pixel_drop_share", "remove"))
+    drop = faithfulness.top_removal_logit_drop(
+        ctx.model, ctx.images, ctx.targets, r.saliency, remove=remove,
+        fill=ctx.settings.deletion_fill, seed=ctx.seed, ids=ctx.image_ids, batch_size=ctx.settings.batch_size,
+    )  # fmt: skip
+    values = np.full(len(drop), np.nan)
+    for i, k in enumerate(sizes):
+        if not k:
+            continue
+        oracle = causal_oracle(ctx, i, k)
+        if oracle.drop_best > oracle.floor:
+            values[i] = drop[i] / oracle.drop_best
+    return values
+
+
+def _needs_reference(ctx: EvalContext, r: MethodResult) -> str | None:
+    return None if ctx.reference_sizes() is not None else "needs 'qa' in the same run: k = |S_QA| per image"
+
+
 _CAUSAL_NAN = (
     "no set of k maps raises the target logit above keeping none (or the method selected no map), "
     "so there is nothing to share"
 )
+
+# --------------------------------------------------------------------------- planted benchmark
+
+
+def _has_map_truth(ctx: EvalContext, r: MethodResult) -> str | None:
+    truth = ctx.map_truth
+    if truth is None:
+        return "the model declares no designated maps (the planted benchmark's does: --arch planted-cnn)"
+    if truth.layer != ctx.layer:
+        return f"the designated maps are of layer '{truth.layer}', this run explains '{ctx.layer}'"
+    return _size_matched(ctx, r)
+
+
+def _planted(which: str) -> Callable[[EvalContext, MethodResult], np.ndarray]:
+    """Per image, the method's size-matched set scored against the model's designated maps."""
+
+    def compute(ctx: EvalContext, r: MethodResult) -> np.ndarray:
+        from qxai.evaluate.planted import planted_scores
+
+        assert ctx.map_truth is not None
+        return planted_scores(_sized_sets(ctx, r), ctx.labels, ctx.map_truth)[which]
+
+    return compute
+
 
 # --------------------------------------------------------------------------- the catalogue
 
@@ -372,13 +454,19 @@ _ALL: list[Metric] = [
            "of the layer is zeroed: (z(S) − z(∅)) / (z(S*) − z(∅)), S* the best k maps found by exact "
            f"enumeration up to max_subsets subsets (else beam search, labelled); {_SIZE_NOTE}",
            "image", _causal("share"), _size_matched, nan_cause=_CAUSAL_NAN,
-           settings={"max_subsets": causal.MAX_SUBSETS}),
+           settings={"max_subsets": causal.MAX_SUBSETS, "baseline": "zero"}),
     Metric("causal_precision", "causal", "higher",
            "|S ∩ S*| / k: how many of the method's maps are among the k maps the prediction relies on most",
            "image", _causal("precision"), _size_matched, nan_cause=_CAUSAL_NAN),
     Metric("causal_drop_share", "causal", "higher",
            "drop of the target logit when the method's k maps are zeroed, over the largest drop any k maps "
            "give", "image", _causal("drop_share"), _size_matched, nan_cause=_CAUSAL_NAN),
+    Metric("pixel_drop_share", "causal", "higher",
+           "drop of the target logit when the top `remove` share of pixels (by the method's saliency) is "
+           "replaced by the deletion fill, over the largest drop zeroing any k = |S_QA| maps gives: the "
+           "maps' best as the ceiling deletion is read against (above 1: the pixels remove more than any "
+           "k maps)", "image", _pixel_drop_share, _needs_reference,
+           nan_cause="no k maps lower the target logit, so there is no ceiling", settings={"remove": 0.2}),
     Metric("pointing_game", "localisation", "higher",
            "fraction of images whose saliency maximum (ties broken at random from the seed) lies inside "
            "the ground-truth mask", "image", _pointing, _has_masks,
@@ -386,6 +474,13 @@ _ALL: list[Metric] = [
     Metric("relevance_mass", "localisation", "higher",
            "share of the total saliency inside the ground-truth mask (a blank map scores 0)",
            "image", _mass, _has_masks, nan_cause="the image's mask is empty"),
+    Metric("planted_precision", "planted", "higher",
+           "|S ∩ D(c)| / |S|: the share of the method's k maps that are designated maps of the target class "
+           f"(known by construction; every copy counts), {_SIZE_NOTE}", "image", _planted("precision"),
+           _has_map_truth, nan_cause="the method selected no map on the image"),
+    Metric("planted_recall", "planted", "higher",
+           "share of the target class's designated map groups (a map and its copies) that the method's k "
+           "maps hit; at most k / #groups", "image", _planted("recall"), _has_map_truth),
     Metric("randomisation_abs_spearman", "sanity", "lower",
            "|Spearman ρ| between maps of the trained and the parameter-randomised model (Adebayo et al.); "
            "blank maps are left out and counted in randomisation_blank_share",

@@ -28,7 +28,10 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
+from qxai.evaluate.causal import gradient_activation_sets
+from qxai.evaluate.claims import class_mean_alpha_r
 from qxai.evaluate.disentangle import overlap_from_matrix, selection_matrix
 from qxai.evaluate.statistics import bootstrap_statistic
 from qxai.seeding import numpy_rng
@@ -127,12 +130,15 @@ def alpha_within_class(weights: np.ndarray, labels: np.ndarray) -> dict[str, Any
     rel = spread / scale
     constant = rel <= CONSTANT_ALPHA_RTOL
     out: dict[str, Any] = {"max_spread": spread, "mean_abs_alpha": scale, "relative_spread": rel,
-                           "constant": bool(constant)}  # fmt: skip
+                           "constant": bool(constant),
+                           "class_mean_min_r": class_mean_alpha_r(w, labels)}  # fmt: skip
     if constant:
         out["sentence"] = (
             f"α is the same for every image of a class here (relative spread {rel:.1e}): d, the QUBO's "
             "linear term and GradCAM's activated set are fixed per class, and only the redundancy J "
-            "varies per image — typical when a Linear layer sits straight on the explained maps."
+            "varies per image — typical when a Linear layer sits straight on the explained maps. A layer "
+            "with a non-linearity between it and the logits gives per-image α (reduced-cnn: --layer "
+            "reduce.0; the demo keeps the paper's layer, reduce, to compare with the paper)."
         )
     return out
 
@@ -161,4 +167,85 @@ def diagnostics(ctx: EvalContext, ref: MethodResult, ev: Evaluation) -> dict[str
             "note": "maps with α > 0 but (near-)zero activation are not QUBO variables",
         }  # fmt: skip
     out["mean_set_size"] = float(np.mean(sizes)) if sizes else float("nan")
+    return out
+
+
+# --------------------------------------------------------------------------- causal reference rows
+
+#: the reference selections every method's causal scores are read against (all of size |S_QA|)
+CAUSAL_REFERENCES = {
+    "random_k": "k maps drawn uniformly at random (exact expectation over all C(N, k) sets)",
+    "class_prototype": "the k maps QA selects most often for images of the same class (no per-image "
+    "information)",
+    "gradient_x_activation": "the k maps with the largest Σ (∂z/∂A)·A (first-order contribution; exact for a "
+    "linear head)",
+}
+CAUSAL_METRICS = ("causal_share", "causal_precision", "causal_drop_share")
+
+
+def prototype_top_k(selections: list[list[int]], labels: np.ndarray, num_maps: int) -> list[list[int]]:
+    """Per image the ``len(selections[i])`` maps selected most often in its class (ties: lower index),
+    a size-matched class prototype.
+
+    >>> prototype_top_k([[0, 1], [1], [2, 3]], np.array([0, 0, 1]), 4)
+    [[0, 1], [1], [2, 3]]
+    """
+    sel = selection_matrix(selections, num_maps)
+    out = []
+    for s, y in zip(selections, labels, strict=True):
+        counts = sel[labels == y].sum(axis=0)
+        order = np.lexsort((np.arange(num_maps), -counts))  # most frequent first, then lower index
+        out.append(sorted(int(j) for j in order[: len(s)]))
+    return out
+
+
+def causal_references(ctx: EvalContext, ref: MethodResult) -> dict[str, Any]:
+    """The three causal reference selections scored like a method (mean and 95 % interval of each
+    causal metric) and QA's paired difference against each, on the images QA selected a map for.
+
+    Random k uses the exact expectation from the oracle's enumeration (precision ``k/N``); where
+    the oracle is a beam search it has no expectation, and those images are left out of its row.
+    """
+    from qxai.evaluate.metrics import causal_oracle, causal_set_scores
+    from qxai.evaluate.statistics import bootstrap_interval, finite_mean, paired_test
+
+    sets = ref.selections(ctx) or []
+    n, m = len(sets), ctx.num_maps()
+    sizes = [len(s) for s in sets]
+    rows = [i for i, k in enumerate(sizes) if k]
+    values = {name: {metric: np.full(n, np.nan) for metric in CAUSAL_METRICS} for name in CAUSAL_REFERENCES}
+    proto = prototype_top_k(sets, ctx.labels, m)
+    batch = ctx.settings.batch_size
+    for s in range(0, len(rows), batch):
+        part = rows[s : s + batch]
+        images = torch.as_tensor(np.asarray(ctx.images[part]))
+        ks = [sizes[i] for i in part]
+        taylor = gradient_activation_sets(ctx.model, ctx.layer, images, ctx.targets[part], ks)
+        for i, chosen_g in zip(part, taylor, strict=True):
+            oracle = causal_oracle(ctx, i, sizes[i])
+            rand = values["random_k"]
+            rand["causal_share"][i] = oracle.keep_random_share
+            rand["causal_drop_share"][i] = oracle.drop_random_share
+            rand["causal_precision"][i] = sizes[i] / oracle.n if oracle.exact else np.nan
+            for name, chosen in (("class_prototype", proto[i]), ("gradient_x_activation", chosen_g)):
+                scores = causal_set_scores(ctx, i, chosen, ("reference", name))
+                for metric in CAUSAL_METRICS:
+                    values[name][metric][i] = scores[metric.removeprefix("causal_")]
+    out: dict[str, Any] = {}
+    seed, resamples = ctx.seed, ctx.settings.resamples
+    for name, per_metric in values.items():
+        row: dict[str, Any] = {"definition": CAUSAL_REFERENCES[name]}
+        for metric, v in per_metric.items():
+            qa = ref.per_image.get(metric)
+            if qa is None:
+                continue
+            entry: dict[str, Any] = {"mean": finite_mean(v), "interval": list(bootstrap_interval(
+                v, seed=seed, resamples=resamples))}  # fmt: skip
+            both = np.isfinite(qa) & np.isfinite(v)
+            test = paired_test(lambda idx, a=np.where(both, qa, np.nan): finite_mean(a, idx),
+                               lambda idx, b=np.where(both, v, np.nan): finite_mean(b, idx), n, seed=seed,
+                               resamples=resamples)  # fmt: skip
+            entry["qa_minus"] = test.to_dict()
+            row[metric] = entry
+        out[name] = row
     return out

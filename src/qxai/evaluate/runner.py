@@ -43,6 +43,7 @@ from qxai.evaluate.statistics import (
 from qxai.explain.base import Explainer
 from qxai.explain.quality import diagnose, image_flags
 from qxai.explain.registry import get_explainer, parse_methods
+from qxai.models.planted import MapTruth
 from qxai.progress import make_progress
 
 Statistic = Callable[[np.ndarray], float]
@@ -143,6 +144,10 @@ class EvalContext:
     options: dict[str, dict[str, Any]]
     results: dict[str, MethodResult]
     ids: np.ndarray | None = None
+    #: phase 1 of a sharded run: the images are one shard's, so nothing may be computed over "all" of them
+    sharded: bool = False
+    #: the designated maps the model declares (``qxai.models.planted.MapTruth``), for the planted metrics
+    map_truth: MapTruth | None = None
     _cache: dict[Any, Any] = field(default_factory=dict)
 
     @property
@@ -324,13 +329,14 @@ def evaluate_methods(
     methods: Sequence[str] | str, *, masks: torch.Tensor | np.ndarray | None = None,
     metrics: Sequence[str] | str | None = None, options: dict[str, dict[str, Any]] | None = None,
     seed: int = 0, settings: EvalSettings | None = None, num_classes: int | None = None,
-    ids: np.ndarray | None = None,
+    ids: np.ndarray | None = None, map_truth: MapTruth | None = None,
 ) -> Evaluation:  # fmt: skip
     """Explain ``images`` ``(N, C, H, W)`` for ``targets`` ``(N,)`` with each method and score it.
 
     ``options``: per-method constructor options (``{"ig": {"steps": 16}}``); ``masks`` ``(N, H, W)``
     enable the localisation metrics; ``metrics``: names or groups (None = all); ``ids`` ``(N,)``:
     the images' data-set indices, which key their per-image random draws (default ``0..N-1``).
+    ``map_truth``: the designated maps the model declares (the planted metrics; None: not applicable).
     The two phases, :func:`explain_and_score` and :func:`finish_evaluation`, are also run apart by
     a sharded evaluation (:mod:`qxai.evaluate.shards`), with the same results.
     """
@@ -340,7 +346,7 @@ def evaluate_methods(
     targets = torch.as_tensor(targets, dtype=torch.long)
     ctx = EvalContext(
         model, layer, images, targets, None if masks is None else np.asarray(masks), settings, seed,
-        num_classes or int(targets.max()) + 1, dict(options or {}), {}, ids,
+        num_classes or int(targets.max()) + 1, dict(options or {}), {}, ids, map_truth=map_truth,
     )  # fmt: skip
     explain_and_score(ctx, names, chosen)
     return finish_evaluation(ctx, chosen)
@@ -492,6 +498,8 @@ def _compare(ctx: EvalContext, ev: Evaluation, chosen: list[Metric]) -> None:
             ev.paired[other.name] = rows
     if any(m.name.startswith("overlap") for m in chosen):
         ev.references = references.overlap_references(ctx, ref, ev)
+    if any(m.name in ref.per_image for m in chosen if m.name in references.CAUSAL_METRICS):
+        ev.references["causal"] = references.causal_references(ctx, ref)
     ev.diagnostics = references.diagnostics(ctx, ref, ev)
 
 

@@ -9,12 +9,14 @@ from torch import nn
 from qxai.errors import QxaiError, unknown_name
 from qxai.models.architectures import QixaiCNN, ReducedCNN, ResNet18Reduced
 from qxai.models.hybrid import HybridVQC
+from qxai.models.planted import PlantedCNN
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "reduced-cnn": ReducedCNN,
     "qixai-cnn": QixaiCNN,
     "resnet18-reduced": ResNet18Reduced,
     "hybrid-vqc": HybridVQC,
+    "planted-cnn": PlantedCNN,
 }
 
 

@@ -44,7 +44,10 @@ class AnalyzeSettings:
     Transformers: the second and last hidden layers). ``fdr`` is the Benjamini–Hochberg level applied
     to the MI p-values. ``bootstrap`` resamples give the top-k share's interval (0: none). An analysis
     the input cannot support (MI on fewer than 8 inputs) is skipped with its reason in ``skipped``.
-    ``quantum`` runs the quantum-layer analysis when the model has quantum layers.
+    ``quantum`` runs the quantum-layer analysis when the model has quantum layers. ``controls`` runs
+    the MI and similarity analyses again on a randomly initialised copy of the model and on
+    position-shuffled inputs (:mod:`qxai.analysis.controls`; images and signals), with
+    ``control_resamples`` paired bootstrap resamples; the claims compare the trained model with them.
     """
 
     samples: int = 500
@@ -63,6 +66,8 @@ class AnalyzeSettings:
     gates: bool = True
     quantum: bool = True
     memory_mb: float = 1024.0
+    controls: bool = True
+    control_resamples: int = 200
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -95,6 +100,7 @@ class AnalyzeSettings:
             "--mi-top": (self.mi_top, 1),
             "--ig-examples": (self.ig_examples, 0),
             "--ig-steps": (self.ig_steps, 2),
+            "--control-resamples": (self.control_resamples, 10),
             "--seed": (self.seed, 0),
         }
         for flag, (value, low) in checks.items():
@@ -119,6 +125,7 @@ class AnalysisContext:
     doc: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     figures: list[tuple[Figure, Any]] = field(default_factory=list)
+    controls: dict[str, Activations] = field(default_factory=dict)
 
     def figure(self, file: str, title: str, caption: str, fig: Any) -> None:
         """Add a figure (written by the stage writer)."""
@@ -182,6 +189,31 @@ def _quantum_step(ctx: AnalysisContext) -> None:
     ctx.figures.extend(figs)
 
 
+def _control_activations(
+    subject: Subject, settings: AnalyzeSettings, ctx: AnalysisContext
+) -> dict[str, Activations]:
+    """The activations of the controls (:mod:`qxai.analysis.controls`) on the subject's inputs: a
+    randomly initialised copy of the model (seeded from the run seed) and the trained model on
+    position-shuffled inputs; none for Transformers (a note says why)."""
+    from dataclasses import replace
+
+    from qxai.analysis.controls import random_network, shuffled_inputs
+
+    if subject.kind == "transformer":
+        ctx.note("MI and similarity controls are not run for Transformers (token ids cannot be shuffled "
+                 "meaningfully, and a re-initialised pretrained model is not its architecture's prior)")
+        return {}
+    fresh, shuffled = random_network(subject.model, settings.seed)
+    if shuffled:
+        ctx.note(f"random-network control: modules without an initialiser had their parameters shuffled "
+                 f"({', '.join(shuffled[:5])})")
+    out = {"random network": _capture(replace(subject, model=fresh), settings)}
+    permuted = shuffled_inputs(subject.inputs, subject.kind, settings.seed)
+    if permuted is not None:
+        out["shuffled input"] = _capture(replace(subject, inputs=permuted), settings)
+    return out
+
+
 def analyze(subject: Subject, settings: AnalyzeSettings | None = None) -> AnalysisContext:
     """Capture ``subject``'s activations and run ``settings.analyses`` on them.
 
@@ -216,6 +248,8 @@ def analyze(subject: Subject, settings: AnalyzeSettings | None = None) -> Analys
     ctx = AnalysisContext(
         subject, settings, acts, spectra, settings.mi_layers or _default_mi_pair(acts, subject.kind), doc
     )
+    if settings.controls and {"mi", "similarity"} & set(settings.analyses):
+        ctx.controls = _control_activations(subject, settings, ctx)
     doc["skipped"] = {}
     with make_progress() as bar:
         task = bar.add_task("analyses", total=len(settings.analyses) + 1)

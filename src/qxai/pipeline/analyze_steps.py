@@ -80,6 +80,16 @@ def similarity_step(ctx: AnalysisContext) -> None:
         "linear CKA (U-centred Grams)",
     }
     ctx.arrays["similarity/cosine"], ctx.arrays["similarity/cka"] = m["cosine"], m["cka"]
+    if ctx.controls:
+        from qxai.analysis.controls import compare_similarity
+
+        ctx.doc["similarity"]["controls"] = {
+            name: compare_similarity(
+                [acts.matrix(n) for n in names], [c.matrix(n) for n in names], labels=_labels(ctx),
+                resamples=ctx.settings.control_resamples, seed=ctx.settings.seed,
+            )
+            for name, c in ctx.controls.items()
+        }  # fmt: skip
     off = ~np.eye(len(names), dtype=bool)
     lo = np.unravel_index(np.where(off, m["cka"], np.inf).argmin(), m["cka"].shape)
     ctx.summary["least similar layers (CKA)"] = f"{names[lo[0]]} – {names[lo[1]]}: {m['cka'][lo]:.3f}"
@@ -90,6 +100,12 @@ def similarity_step(ctx: AnalysisContext) -> None:
         "debiased linear CKA. Both compare layers of different widths on the same inputs.",
         figures.similarity_figure(names, m["cosine"], m["cka"]),
     )
+
+
+def _labels(ctx: AnalysisContext) -> np.ndarray | None:
+    """The inputs' classes for a stratified bootstrap (None when unknown)."""
+    labels = ctx.subject.labels.numpy()
+    return None if (labels < 0).any() else labels
 
 
 def mi_step(ctx: AnalysisContext) -> None:
@@ -157,6 +173,20 @@ def mi_step(ctx: AnalysisContext) -> None:
         ctx.arrays["mi/pvalues"] = r.pvalues
         entry["significant_pairs_permutation"] = int(fdr_significant(r.pvalues, settings.fdr).sum())
         entry["permutation_p_floor"] = 1.0 / (1 + r.permutations)
+    if ctx.controls and r.analytic_invalid is None:
+        from qxai.analysis.controls import compare_mi
+
+        entry["controls"] = {
+            name: compare_mi(
+                (x, y), (c.matrix(a), c.matrix(b)), labels=_labels(ctx), method=settings.mi_method,
+                fdr=settings.fdr, resamples=settings.control_resamples, seed=settings.seed,
+            )
+            for name, c in ctx.controls.items()
+        }  # fmt: skip
+        for name, c in entry["controls"].items():
+            ctx.summary[f"MI pairs significant, {name} control"] = c["control"]
+    elif ctx.controls:
+        entry["controls_skipped"] = f"the control comparison needs the analytic null ({r.analytic_invalid})"
     ctx.doc["mutual_information"] = entry
     best = top[0]
     ctx.summary["MI top pair"] = f"{a} {unit} {best[a]} – {b} {unit} {best[b]}"

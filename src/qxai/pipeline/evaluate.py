@@ -38,6 +38,7 @@ from qxai.evaluate import figures as figs
 from qxai.evaluate.claims import qa_claims
 from qxai.explain.registry import EXPLAINERS, parse_methods
 from qxai.models.loading import load_model_and_data
+from qxai.models.planted import map_truth
 from qxai.models.selection import check_finite_outputs, select_correct_per_class
 from qxai.models.train import test_accuracy
 from qxai.pipeline.shards import ShardStore, StreamSettings, compute_shards, job_inputs
@@ -191,6 +192,7 @@ def _evaluate_one(out: Path, checkpoint: str, settings: EvaluateSettings) -> dic
         md.model, md.layer, data.images, data.labels, list(settings.methods), masks=data.masks,
         metrics=None if settings.metrics is None else list(settings.metrics), options=options, seed=seed,
         settings=settings.scoring, num_classes=len(md.class_names), ids=data.indices.numpy(),
+        map_truth=map_truth(md.model),
     )  # fmt: skip
     _refuse_all_failed(ev)
     doc = _document(
@@ -304,7 +306,7 @@ def evaluate_shard_job(
         targets = check_finite_outputs(model, images, settings.scoring.batch_size)  # each its predicted class
         ctx = EvalContext(
             model, layer, images, targets, source.load_masks(rows), settings.scoring, settings.seed,
-            source.num_classes, options, {}, source.indices[rows],
+            source.num_classes, options, {}, source.indices[rows], sharded=True, map_truth=map_truth(model),
         )  # fmt: skip
         explain_and_score(ctx, list(settings.methods), chosen)
         arrays, meta = encode_shard(ctx.results, len(rows))
@@ -365,7 +367,7 @@ def run_evaluate_stream(
         masks = source.load_masks(rows)
         ctx = EvalContext(
             ckpt.model, layer, source.view(rows), torch.as_tensor(column["targets"]), masks, settings.scoring,
-            seed, source.num_classes, options, results, column["indices"],
+            seed, source.num_classes, options, results, column["indices"], map_truth=map_truth(ckpt.model),
         )  # fmt: skip
         metrics = select_metrics(None if settings.metrics is None else list(settings.metrics))
         ev = finish_evaluation(ctx, metrics)
@@ -431,10 +433,20 @@ def _summary(ev: Evaluation, doc: dict[str, Any], images: int, class_names: list
                 span = f"[{lo:.3g}, {hi:.3g}]" if np.isfinite(lo) and np.isfinite(hi) else "(no interval)"
                 summary[f"{name} {key}"] = f"{value:.4g} {span}"
     refs = doc.get("references") or {}
-    if refs:
+    if "permutation_null" in refs:
         summary["overlap permutation null"] = round(refs["permutation_null"]["mean"], 4)
         summary["overlap random k"] = round(refs["random_k"]["mean"], 4)
         summary["overlap class prototype"] = round(refs["class_prototype"]["mean"], 4)
+    for key in ("causal_share", "causal_precision"):
+        for name in ("qa", "gradcam"):
+            value = ok[name].scores.get(key, np.nan) if name in ok else np.nan
+            if np.isfinite(value):
+                lo, hi = intervals.get(name, {}).get(key, [np.nan, np.nan])
+                summary[f"{name} {key}"] = f"{value:.3g} [{lo:.3g}, {hi:.3g}]"
+        for ref, row in (refs.get("causal") or {}).items():
+            value = (row.get(key) or {}).get("mean")
+            if value is not None and np.isfinite(value):
+                summary[f"{ref.replace('_', ' ')} {key}"] = round(value, 3)
     diag = doc.get("diagnostics") or {}
     if "alpha_within_class" in diag and diag["alpha_within_class"].get("constant"):
         summary["α within class"] = "constant (see diagnostics)"

@@ -28,6 +28,8 @@ def train_config(
     params = dict(hparams or {})
     if maps is not None and arch in ("reduced-cnn", "resnet18-reduced"):
         params["maps"] = maps
+    if arch == "planted-cnn":  # the redundant variant's copies are in the model, the rest in the data
+        params.setdefault("redundant", (dataset_options or {}).get("difficulty") == "redundant")
     return {
         "dataset": dataset, "dataset_options": dataset_options or {}, "arch": arch, "hparams": params,
         "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,
@@ -67,6 +69,8 @@ def run_train(config: dict[str, Any], out: str | os.PathLike[str]) -> dict[str, 
         "input_shape": [c, h, w], "class_names": split.class_names, "metrics": metrics,
         "torch": torch.__version__,
     }  # fmt: skip
+    if isinstance(getattr(model, "designated_maps", None), dict):  # the planted truth, readable as JSON
+        saved["designated_maps"] = {str(c): list(ks) for c, ks in model.designated_maps.items()}
     save_checkpoint(Path(out), model, saved)
     return saved
 

@@ -61,6 +61,12 @@ SECTIONS = (
         "image (k = |S_QA|), beside three references computed by the same code.",
     ),
     Section(
+        "groundtruth", "Ground truth: do the selected maps matter?", "evaluate",
+        "Each method's maps scored against what ablating them does to the target logit: the causal map "
+        "oracle (the k maps the prediction relies on most, found by exact enumeration), beside random, "
+        "class-prototype and first-order references, with 95 % intervals and QA's paired difference.",
+    ),
+    Section(
         "annealing", "Annealing physics", "anneal",
         "Minimum spectral gap and success probability of quantum annealing on the explanation QUBOs.",
     ),
@@ -271,6 +277,84 @@ def overlap_table(metrics: dict[str, Any]) -> str:
     )
 
 
+#: the ground-truth columns: the causal metrics, then the pixel ceiling (all higher is better)
+CAUSAL_COLUMNS = ("causal_share", "causal_precision", "causal_drop_share", "pixel_drop_share")
+_CAUSAL_REF_LABELS = {
+    "random_k": "random k maps (exact expectation)",
+    "class_prototype": "class prototype (QA's most frequent k maps of the class)",
+    "gradient_x_activation": "gradient × activation top-k (first-order estimate)",
+}
+
+
+def _with_interval(value: Any, interval: Any) -> str:
+    text = _fmt(value)
+    if isinstance(interval, list) and len(interval) == 2 and all(_number(v) for v in interval):
+        text += f"<br><span class='ci'>[{_fmt(interval[0])}, {_fmt(interval[1])}]</span>"
+    return text
+
+
+def causal_table(metrics: dict[str, Any]) -> str:
+    """Every method's size-matched set against the causal map oracle (share of the best achievable
+    logit kept, precision, share of the largest drop), the pixel ceiling, the three reference
+    selections, and QA's paired difference against each comparator on causal precision."""
+    methods = {m: v for m, v in method_scores(metrics).items() if isinstance(v, dict) and "error" not in v}
+    columns = [c for c in CAUSAL_COLUMNS if any(_number(v.get(c)) for v in methods.values())]
+    if not columns:
+        return ""
+    intervals = metrics.get("intervals") or {}
+    paired = metrics.get("paired") or {}
+    refs = (metrics.get("references") or {}).get("causal") or {}
+    verdicts = metrics.get("verdicts") or {}
+    head = "".join(f"<th>{html.escape(c)} ↑</th>" for c in columns)
+    rows = ""
+
+    def diff_cell(test: Any) -> str:
+        if not isinstance(test, dict) or not _number(test.get("difference")):
+            return "<td>–</td>"
+        lo, hi = (test.get("interval") or [None, None])[:2]
+        if not (_number(lo) and _number(hi)):
+            word = "no interval"
+        else:
+            word = "tie" if lo <= 0 <= hi else ("QA better" if lo > 0 else "QA worse")
+        return f"<td>{_with_interval(test['difference'], [lo, hi])}<br><span class='ci'>{word}</span></td>"
+
+    for name, values in methods.items():
+        cells = "".join(
+            f"<td>{_with_interval(values.get(c), (intervals.get(name) or {}).get(c))}</td>"
+            if _number(values.get(c)) else "<td class='muted'>–</td>" for c in columns
+        )  # fmt: skip
+        test = (paired.get(name) or {}).get("causal_precision")
+        diff = "<td>(reference)</td>" if name == "qa" else diff_cell(test)
+        rows += f"<tr><td>{html.escape(name)}</td>{cells}{diff}</tr>"
+    for key, label in _CAUSAL_REF_LABELS.items():
+        row = refs.get(key)
+        if not isinstance(row, dict):
+            continue
+        cells = "".join(
+            f"<td>{_with_interval(row[c].get('mean'), row[c].get('interval'))}</td>"
+            if isinstance(row.get(c), dict) and _number(row[c].get("mean")) else "<td class='muted'>–</td>"
+            for c in columns
+        )  # fmt: skip
+        test = (row.get("causal_precision") or {}).get("qa_minus")
+        rows += f"<tr class='ref'><td>{html.escape(label)}</td>{cells}{diff_cell(test)}</tr>"
+    oracle = "".join("<td>1</td>" if c != "pixel_drop_share" else "<td>–</td>" for c in columns)
+    rows += f"<tr class='ref'><td>causal oracle (best k maps)</td>{oracle}<td>–</td></tr>"
+    best = "".join(f"<td>{html.escape(str(verdicts.get(c, '–')))}</td>" for c in columns)
+    rows += f"<tr><td><i>best</i></td>{best}<td></td></tr>"
+    note = (
+        "k = |S_QA| per image for every row. causal_share = (z(S) − z(∅)) / (z(S*) − z(∅)) with every map "
+        "outside S zeroed; causal_precision = |S ∩ S*| / k; causal_drop_share = the drop when S is zeroed "
+        "over the largest drop of any k maps; pixel_drop_share = the logit drop when the method's top "
+        "pixels are removed over that largest map drop (the ceiling deletion is read against). "
+        "The last column is QA − the row on causal_precision, paired over images, with its 95 % interval."
+    )
+    return (
+        "<h3>Causal map oracle</h3><div class='scroll'><table><tr><th>selection</th>"
+        f"{head}<th>QA − row (causal_precision)</th></tr>{rows}</table></div>"
+        f"<p class='note'>{html.escape(note)}</p>"
+    )
+
+
 _VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "not testable": "untestable"}
 
 
@@ -449,6 +533,9 @@ def _render_section(run_dir: Path, section: Section, stages: dict[str, Any], fig
             )
     elif section.key == "disentanglement":
         parts.append(overlap_table(result))
+    elif section.key == "groundtruth":
+        parts.append(causal_table(result) or "<p class='muted'>the causal metrics were not computed in "
+                     "this run (qxai evaluate --metrics causal, with qa among the methods)</p>")
     else:
         parts.append(_summary_table(result.get("summary") or {}))
     parts.extend(figures)

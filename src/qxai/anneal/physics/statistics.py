@@ -57,6 +57,10 @@ END_S = 0.95
 PAPER_PROBLEMS = 196
 #: Cramér's V at or above which ``d`` counts as confounded with class.
 CONFOUNDING_V = 0.5
+#: Δ_min / classical gap at or above which Δ_min counts as (nearly) the classical gap of H_P.
+CLASSICAL_RATIO = 0.9
+#: The quantile levels the paper's extremes of 196 problems stand for (plotting position (i − ½)/n).
+PAPER_TAIL = 0.5 / PAPER_PROBLEMS
 
 #: What the authors' paper reports (SPEC.md "Reference figures"); read by :func:`anneal_claims`.
 PAPER = {
@@ -98,6 +102,74 @@ def wilson_interval(successes: int, n: int, level: float = LEVEL) -> list[float]
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def class_resamples(
+    labels: Sequence[Any] | None, n: int, seed: int, resamples: int = RESAMPLES
+) -> list[np.ndarray]:
+    """Row indices of ``resamples`` bootstrap samples of ``n`` problems: with labels of two or more
+    classes, classes are drawn with replacement and then problems within each drawn class (a two-level
+    bootstrap: the spread between classes enters the interval); otherwise problems are drawn.
+
+    >>> rows = class_resamples(["a", "a", "b"], 3, 0, 200)
+    >>> any(set(r) <= {0, 1} for r in rows) and any(set(r) == {2} for r in rows)  # whole classes drawn
+    True
+    """
+    rng = numpy_rng(seed, "anneal-class-bootstrap")
+    groups = None
+    if labels is not None and len({str(c) for c in labels}) >= 2:
+        names = [str(c) for c in labels]
+        groups = [np.flatnonzero(np.array(names) == c) for c in sorted(set(names))]
+    if groups is None:
+        return list(rng.integers(0, n, size=(resamples, n)))
+    out = []
+    for _ in range(resamples):
+        picked = rng.integers(0, len(groups), size=len(groups))
+        out.append(
+            np.concatenate([g[rng.integers(0, g.size, size=g.size)] for g in (groups[i] for i in picked)])
+        )
+    return out
+
+
+def gap_kind(problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which gap Δ_min is: per problem the classical gap of ``H_P`` near ``s ≈ 1`` (``s* ≥`` :data:`END_S`
+    or ``Δ_min / classical gap ≥`` :data:`CLASSICAL_RATIO`), else the driver's gap — an avoided
+    crossing inside the anneal, at ``s*``. Shares, median ``s*`` of each kind, and a sentence.
+
+    >>> gap_kind([{"s_star": 0.99, "delta_min": 1.0, "classical_gap": 1.0},
+    ...           {"s_star": 0.3, "delta_min": 0.1, "classical_gap": 1.0}])["classical_share"]
+    0.5
+    """
+    classical = []
+    for p in problems:
+        ratio = p["delta_min"] / p["classical_gap"] if p.get("classical_gap") else 0.0
+        classical.append(p["s_star"] >= END_S or ratio >= CLASSICAL_RATIO)
+    flags = np.array(classical, dtype=bool)
+    s = np.array([p["s_star"] for p in problems], dtype=float)
+    share = float(flags.mean()) if flags.size else 0.0
+    mid = f"median s* {np.median(s[~flags]):.2f}" if (~flags).any() else "none"
+    k, n = int(flags.sum()), int(flags.size)
+    sentence = (
+        f"Δ_min is the classical gap of H_P near s ≈ 1 on {k} of {n} problems (s* ≥ {END_S} or "
+        f"Δ_min/classical gap ≥ {CLASSICAL_RATIO}) and the driver's gap at an avoided crossing inside the "
+        f"anneal on {n - k} ({mid})"
+    )
+    return {"classical_share": share, "crossing_share": 1.0 - share,
+            "crossing_s_star_median": float(np.median(s[~flags])) if (~flags).any() else None,
+            "rule": f"classical when s* ≥ {END_S} or Δ_min / classical gap ≥ {CLASSICAL_RATIO}",
+            "sentence": sentence}  # fmt: skip
+
+
+def quantiles(gaps: np.ndarray, levels: Sequence[float], rows: list[np.ndarray]) -> list[dict[str, Any]]:
+    """Per level ``q``: our quantile, its bootstrap interval over ``rows`` (resamples), and whether it can
+    be estimated at all (at least one problem on each side: ``n·min(q, 1 − q) ≥ 1``)."""
+    out = []
+    for q in levels:
+        value = float(np.quantile(gaps, q))
+        boot = np.array([np.quantile(gaps[r], q) for r in rows])
+        out.append({"level": float(q), "value": value, "interval": percentile_interval(boot),
+                    "estimable": bool(gaps.size * min(q, 1 - q) >= 1)})  # fmt: skip
+    return out
 
 
 def decay_fit(
@@ -192,12 +264,24 @@ def summarise(
     """The nested ``"statistics"`` of ``anneal.json`` (see the module docstring for every entry)."""
     gaps = np.array([p["delta_min"] for p in problems], dtype=float)
     below = int(np.sum(gaps < 0.01))
+    labels = [p.get("label") for p in problems]
+    by_class = None not in labels and len({str(c) for c in labels}) >= 2
+    rows = class_resamples(labels if by_class else None, gaps.size, seed, resamples)
+    frac_boot = np.array([np.mean(gaps[r] < 0.01) for r in rows])
+    wilson = wilson_interval(below, gaps.size)
+    # with classes, the interval is the wider of Wilson's and the class-and-problem bootstrap's
+    frac_interval = [min(wilson[0], percentile_interval(frac_boot)[0]),
+                     max(wilson[1], percentile_interval(frac_boot)[1])] if by_class else wilson  # fmt: skip
     stats: dict[str, Any] = {
         "delta_min": {
             "median": float(np.median(gaps)), "min": float(gaps.min()), "max": float(gaps.max()),
-            "median_interval": bootstrap_median(gaps, seed, resamples),
+            "median_interval": percentile_interval(np.array([np.median(gaps[r]) for r in rows])),
+            "interval_method": ("bootstrap over classes, then problems within each class, percentile"
+                                if by_class else "bootstrap over problems, percentile"),
             "fraction_below_0.01": below / gaps.size,
-            "fraction_below_0.01_interval": wilson_interval(below, gaps.size),
+            "fraction_below_0.01_interval": frac_interval,
+            "quantiles": quantiles(gaps, (PAPER_TAIL, 0.05, 0.5, 1 - PAPER_TAIL), rows),
+            "gap_kind": gap_kind(problems),
             # where Δ_min lies: at s ≥ END_S it is (nearly) the classical gap of H_P, not an avoided
             # crossing of the anneal; the Δ_min claims say which of the two they compare
             "share_at_end": float(np.mean([p["s_star"] >= END_S for p in problems])),
@@ -411,13 +495,15 @@ def anneal_claims(doc: dict[str, Any]) -> list[dict[str, Any]]:
     untestable = "setting differs: " + "; ".join(blockers) if blockers else ""
 
     gaps = (doc.get("statistics") or {}).get("delta_min") or {}
+    kind = gaps.get("gap_kind")
     end = gaps.get("share_at_end")
-    where = (
-        f"; Δ_min lies at s* ≥ {END_S} — the classical gap of H_P, not an avoided crossing — on "
-        f"{end:.0%} of problems"
-        if end is not None
-        else ""
-    )
+    if kind:
+        where = "; " + kind["sentence"]
+    elif end is not None:
+        where = f"; Δ_min lies at s* ≥ {END_S} (the classical gap of H_P) on {end:.0%} of problems"
+    else:
+        where = ""
+    method = gaps.get("interval_method", "bootstrap over problems")
     claim, paper = "Δ_min median ≈ 0.095", "0.095 (196 images, N_f = 16)"
     if blockers or not gaps:
         row(claim, paper, gaps.get("median"), gaps.get("median_interval"), "not testable", untestable)
@@ -425,24 +511,28 @@ def anneal_claims(doc: dict[str, Any]) -> list[dict[str, Any]]:
         med, ci = gaps["median"], gaps["median_interval"]
         ok = ci[0] <= 0.095 <= ci[1] or 1 / 1.5 <= med / 0.095 <= 1.5
         row(claim, paper, med, ci, "holds" if ok else "does not hold",
-            f"our median {med:.3g}, 95 % CI {_interval_text(ci)}; holds if 0.095 is inside or within ×1.5"
-            + where + caveat)  # fmt: skip
+            f"our median {med:.3g}, 95 % CI {_interval_text(ci)} ({method}); holds if 0.095 is inside or "
+            "within ×1.5" + where + caveat)  # fmt: skip
 
+    # the paper's extremes of 196 problems are read as its quantiles at (i − ½)/196 and compared with
+    # ours at the same levels — never our minimum of n problems with its minimum of 196
     claim, paper = "Δ_min range ≈ 2.2e-3 … 0.21", f"2.2e-3 … 0.21 over {PAPER_PROBLEMS} problems"
-    matched = gaps.get("extremes_at_paper_size")
-    if blockers or not gaps or not matched:
+    tails = [q for q in gaps.get("quantiles") or [] if q["level"] in (PAPER_TAIL, 1 - PAPER_TAIL)]
+    if blockers or not gaps or len(tails) != 2 or not all(q["estimable"] for q in tails):
+        need = round(1 / PAPER_TAIL)
         why = untestable or (
-            f"the extremes of {n} problems are not comparable with those of the paper's {PAPER_PROBLEMS} "
-            f"(a larger sample reaches further out); anneal at least {PAPER_PROBLEMS} problems"
+            f"the paper's extremes of {PAPER_PROBLEMS} are its {PAPER_TAIL:.2%} and {1 - PAPER_TAIL:.2%} "
+            f"quantiles; {n} problems cannot estimate those (need ≥ {need}); compare the median and "
+            "the 5 % share instead"
         )
         row(claim, paper, None, [gaps["min"], gaps["max"]] if gaps else None, "not testable", why)
     else:
         lo, hi = PAPER["delta_min_range"]
-        (a, b), (c, d) = matched["min_interval"], matched["max_interval"]
+        (a, b), (c, d) = tails[0]["interval"], tails[1]["interval"]
         ok = a / 3 <= lo <= b * 3 and c / 3 <= hi <= d * 3
-        row(claim, paper, None, [matched["min"], matched["max"]], "holds" if ok else "does not hold",
-            f"min and max of {PAPER_PROBLEMS} of our {n} problems (median over draws) {matched['min']:.3g} … "
-            f"{matched['max']:.3g}, 95 % of draws in {_interval_text((a, b))} and {_interval_text((c, d))}; "
+        row(claim, paper, None, [tails[0]["value"], tails[1]["value"]], "holds" if ok else "does not hold",
+            f"our {PAPER_TAIL:.2%} and {1 - PAPER_TAIL:.2%} quantiles {tails[0]['value']:.3g} … "
+            f"{tails[1]['value']:.3g}, 95 % CI {_interval_text((a, b))} and {_interval_text((c, d))}; "
             "holds if each paper end is inside or within ×3" + where + caveat)  # fmt: skip
 
     claim, paper = "≈ 5 % of Δ_min below 0.01", "≈ 5 %"
@@ -451,13 +541,19 @@ def anneal_claims(doc: dict[str, Any]) -> list[dict[str, Any]]:
         row(claim, paper, frac, wil, "not testable", untestable)
     else:
         ok = wil[0] <= 0.05 <= wil[1]
+        q05 = next((q for q in gaps.get("quantiles") or [] if q["level"] == 0.05), None)
+        quant = (f"; our 5 % quantile {q05['value']:.3g}, 95 % CI {_interval_text(q05['interval'])} "
+                 "(paper: 0.01)") if q05 else ""  # fmt: skip
+        on = "Wilson ∪ class bootstrap" if "classes" in method else "Wilson"
         row(
             claim,
             paper,
             frac,
             wil,
             "holds" if ok else "does not hold",
-            f"{frac:.1%} below 0.01, Wilson 95 % CI {_interval_text(wil)}; holds if 5 % is inside" + caveat,
+            f"{frac:.1%} below 0.01, {on} 95 % CI {_interval_text(wil)}; holds if 5 % is inside"
+            + quant
+            + caveat,
         )
 
     claim = "F at τ = 10 decays exponentially with d"
