@@ -96,13 +96,12 @@ def _selects_maps(ctx: EvalContext, r: MethodResult) -> str | None:
     return None
 
 
+def _needs_reference(ctx: EvalContext, r: MethodResult) -> str | None:
+    return None if ctx.reference_sizes() is not None else "needs 'qa' in the same run: k = |S_QA| per image"
+
+
 def _size_matched(ctx: EvalContext, r: MethodResult) -> str | None:
-    reason = _selects_maps(ctx, r)
-    if reason:
-        return reason
-    if ctx.reference_sizes() is None:
-        return "needs 'qa' in the same run: sizes are matched to |S_QA| per image"
-    return None
+    return _selects_maps(ctx, r) or _needs_reference(ctx, r)
 
 
 def _two_classes(ctx: EvalContext, r: MethodResult) -> str | None:
@@ -379,10 +378,6 @@ def _pixel_drop_share(ctx: EvalContext, r: MethodResult) -> np.ndarray:
         if oracle.drop_best > oracle.floor:
             values[i] = drop[i] / oracle.drop_best
     return values
-
-
-def _needs_reference(ctx: EvalContext, r: MethodResult) -> str | None:
-    return None if ctx.reference_sizes() is not None else "needs 'qa' in the same run: k = |S_QA| per image"
 
 
 _CAUSAL_NAN = (
