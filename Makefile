@@ -31,7 +31,7 @@ test-slow: $(STAMP)
 # only at this machine's SIMD width or thread count fails here before it lands.
 OTHER_CPU := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_CBWR=COMPATIBLE \
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-NUMERIC_TESTS := tests/pipeline tests/evaluate tests/explain tests/anneal tests/analysis tests/models
+NUMERIC_TESTS := tests/pipeline tests/evaluate tests/explain tests/anneal tests/analysis tests/models tests/probe
 test-other-cpu: $(STAMP)
 	env $(OTHER_CPU) $(PY) -m pytest -q -m "not slow and not browser" $(NUMERIC_TESTS)
 

@@ -1,8 +1,8 @@
 """The claim record: one row of the report's first table, built the same way by every stage.
 
 A claim of a source paper, checked on this run: our number and its interval, the paper's figure,
-a verdict from :data:`VERDICTS` and one line why. The evaluate, anneal and analyze stages each store
-their rows (``Claim.to_dict()``) under ``"claims"`` in their main JSON
+a verdict from :data:`VERDICTS` and one line why. The evaluate, anneal, analyze and planted stages
+each store their rows (``Claim.to_dict()``) under ``"claims"`` in their main JSON
 (:data:`qxai.stages.STAGES` says which); the demo gathers them for the report.
 
 >>> Claim("F decays", 0.5, [0.4, 0.6], "0.45", HOLDS, "inside the band", "anneal").to_dict()["verdict"]
@@ -26,7 +26,7 @@ VERDICTS = (HOLDS, FAILS, UNTESTABLE)
 class Claim:
     """One checked claim. ``ours``: our number (None when not testable); ``interval``: its 95 %
     interval ``[low, high]`` or None; ``paper``: the paper's figure as text; ``source``: the stage
-    (``evaluate`` | ``anneal`` | ``analyze``) whose results decide it."""
+    (``evaluate`` | ``anneal`` | ``analyze`` | ``planted``) whose results decide it."""
 
     claim: str
     ours: Any

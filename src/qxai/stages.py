@@ -22,7 +22,9 @@ class Stage:
 
     ``main``: the main JSON, written last; ``files``: every other file; ``section``: the report
     section its figures go to unless a figure names another (``Figure.section``); ``claims``: its
-    main JSON holds ``"claims"``, rows of :class:`qxai.claims.Claim`.
+    main JSON holds ``"claims"``, rows of :class:`qxai.claims.Claim`; ``parts``: the command whose
+    run each of its sub-folders holds (each sub-folder's files are that run's, owned by its own
+    main JSON; the stage's main JSON names the sub-folders under ``"parts"``).
     """
 
     command: str
@@ -30,6 +32,7 @@ class Stage:
     files: tuple[str, ...]
     section: str | None = None
     claims: bool = False
+    parts: str | None = None
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -39,19 +42,22 @@ class Stage:
 #: Every command's files, declared once. :func:`qxai.pipeline.stage.write_stage` refuses an
 #: undeclared file, and a test checks that no two single-stage commands share a name (so ``explain``
 #: and ``evaluate`` can write into one folder without either overwriting the other). ``demo`` writes
-#: the root of a run folder; ``quantum`` is the demo's analysis of its hybrid quantum model.
+#: the root of a run folder; ``quantum`` is the demo's analysis of its hybrid quantum model; ``planted``
+#: is the planted benchmark: one ``evaluate`` run per difficulty in the sub-folder named after it
+#: (``planted/easy/metrics.json`` …), the tables, the claims and the figure in ``planted.json``.
 STAGES: dict[str, Stage] = {s.command: s for s in (
     Stage("model", "model.json", ("confusion.png",), "model"),
     Stage("explain", "explanations.json", ("saliency.npz", "qa_grid.png"), "explanations"),
     Stage("evaluate", "metrics.json", (
         "method_saliency.npz", "per_image.npz", "details.json", "metrics.csv", "overlap.png", "curves.png",
-        "examples.png"), "metrics", claims=True),
+        "examples.png", "robustness.png"), "metrics", claims=True),
     Stage("anneal", "anneal.json", (
         "delta_min.png", "gap_vs_classical.png", "fidelity_vs_d.png"), "annealing", claims=True),
     Stage("analyze", "analysis.json", (
         "analysis.npz", "attention.png", "spectra.png", "entropy.png", "similarity.png",
         "mutual_information.png", "integrated_gradients.png", "quantum_entanglement.png", "quantum_mi.png",
         "quantum_separability.png"), "layers", claims=True),
+    Stage("planted", "planted.json", ("planted.png",), "planted", claims=True, parts="evaluate"),
     Stage("demo", "stages.json", ("metrics.json", "report.html")),
 )}  # fmt: skip
 

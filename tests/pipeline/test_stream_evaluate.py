@@ -161,3 +161,20 @@ def test_folder_source_background_is_the_in_memory_background(tmp_path):
     digits = ImageSource.from_spec("digits", seed=0)
     train = load_dataset("digits", seed=0).train.images
     assert torch.equal(digits.background(4, 1), evaluate_stage._background(train, 4, 1))
+
+
+def test_streamed_robustness_equals_in_memory(digits_checkpoint, tmp_path, batch_coupled):
+    """The opt-in robustness and stability metrics re-explain the same copies on both routes (each
+    image's noise is keyed by its id), so a sharded run reports the same numbers."""
+    robust = EvalSettings(batch_size=4, resamples=200, null_draws=20,
+                          metric_settings={"max_sensitivity": {"samples": 3, "images": 8}})  # fmt: skip
+    settings = EvaluateSettings(methods=("qa", "gradcam"), dataset="digits", layer="reduce", per_class=1,
+                                seed=1, metrics=("robustness", "stability"), scoring=robust)  # fmt: skip
+    memory = run_evaluate(tmp_path / "memory", model=digits_checkpoint, settings=settings)
+    streamed = run_evaluate(tmp_path / "stream", model=digits_checkpoint, settings=settings,
+                            stream=StreamSettings(shard_size=4))  # fmt: skip
+    memory["summary"].pop("model test accuracy")
+    assert stable(streamed) == stable(memory)
+    assert np.isfinite(memory["qa"]["max_sensitivity"])
+    assert np.isfinite(memory["gradcam"]["selection_jaccard_noise"])
+    assert_same_per_image(tmp_path / "stream" / "per_image.npz", tmp_path / "memory" / "per_image.npz")

@@ -19,6 +19,7 @@ SECTIONS = [
     "metrics",
     "disentanglement",
     "groundtruth",
+    "planted",
     "annealing",
     "layers",
     "timings",
@@ -144,3 +145,55 @@ def test_the_ground_truth_table_shows_references_and_says_tie() -> None:
     assert "random k maps" in page and "causal oracle" in page
     assert "tie" in page and "QA better" in page and "[0.3, 0.4]" in page
     assert causal_table({"qa": {"deletion_auc": 0.3}}) == ""
+
+
+def _planted_doc() -> dict:
+    """A planted.json by hand: one difficulty scored, one failed, and a failing claim row."""
+    tests = {"gradcam": {"causal_precision": {"difference": -0.2, "interval": [-0.3, -0.1]}}}
+    return {
+        "columns": ["planted_precision", "causal_precision"],
+        "parts": {
+            "easy": {
+                "folder": "easy", "description": "2 distractors", "images": 8, "model test accuracy": 1.0,
+                "methods": {"qa": {"planted_precision": 0.5, "causal_precision": 0.7},
+                            "gradcam": {"planted_precision": 0.5, "causal_precision": 0.9},
+                            "eigencam": {"planted_precision": None, "causal_precision": None}},
+                "intervals": {"qa": {"causal_precision": [0.6, 0.8]}},
+                "paired": tests,
+                "not_applicable": {"eigencam": {"planted_precision": "the method selects no feature maps"}},
+                "verdicts": {"causal_precision": "gradcam"},
+            },
+            "overlap": {"folder": "overlap", "description": "shared parts",
+                        "error": "QxaiError: out of memory"},
+        },
+        "claims": [],
+    }  # fmt: skip
+
+
+def test_the_planted_table_shows_intervals_paired_differences_and_errors() -> None:
+    from qxai.report.html import planted_table
+
+    page = planted_table(_planted_doc())
+    assert "<h3>easy</h3>" in page and "<h3>overlap</h3>" in page and "out of memory" in page
+    assert "0.7<br><span class='ci'>[0.6, 0.8]</span>" in page and "QA worse" in page
+    assert "title='the method selects no feature maps'" in page and "(reference)" in page
+    assert "pointing_game" not in page.split("<p class='note'>")[1]  # the columns the JSON names
+    assert "no planted difficulty" in planted_table({})
+
+
+def test_a_planted_claim_that_fails_reaches_the_claims_table(run_dir) -> None:
+    from qxai.evaluate.claims import collect_claims, planted_claims
+    from qxai.io import write_json
+
+    doc = _planted_doc()
+    runs = {"easy": {"paired": doc["parts"]["easy"]["paired"]}, "overlap": "QxaiError: oom"}
+    doc["claims"] = planted_claims(runs)
+    write_json(run_dir / "planted" / "planted.json", doc)
+    rows = [c for c in collect_claims(run_dir) if c.get("source") == "planted"]
+    assert [r["verdict"] for r in rows] == ["does not hold", "not testable"]
+    write_json(run_dir / "metrics.json", {"claims": rows})
+    page = render_report(run_dir)
+    claims = page[page.index('data-section="claims"') : page.index('data-section="model"')]
+    assert "planted benchmark, easy" in claims and "interval below 0: QA loses" in claims
+    section = page[page.index('data-section="planted"') : page.index('data-section="annealing"')]
+    assert "<h3>easy</h3>" in section and "QA worse" in section

@@ -48,8 +48,13 @@ def register(app: typer.Typer) -> None:
         methods: str = setting(E, "methods", help=f"Comma-separated: {' '.join(METHOD_NAMES)}."),
         per_class: int = setting(E, "per_class", help="Correctly classified test images per class."),
         out: Path = typer.Option(Path("runs/evaluate"), help="Output folder."),
-        layer: str = typer.Option(None, help="Conv layer for qa and the CAMs (default: the model's)."),
-        metrics: str = setting(E, "metrics", help=f"Metric names or groups, default all. {metric_help()}."),
+        layer: str = typer.Option(
+            None, help="Layer for qa and the CAMs: conv or Transformer (default: the model's)."
+        ),
+        tokens: int = options.tokens(E),
+        grid: str = options.grid(E),
+        metrics: str = setting(E, "metrics", help="Metric names or groups, default all but the opt-in "
+                               f"robustness and stability groups. {metric_help()}."),
         solver: str = setting(E, "solver", help=f"QUBO solver of the qa method: {solver_help()}."),
         beta: float = options.beta(),
         normalise: str = options.normalise(),
@@ -108,8 +113,8 @@ def register(app: typer.Typer) -> None:
         )  # fmt: skip
         settings = EvaluateSettings(
             methods=tuple(methods.split(",")), metrics=tuple(metrics.split(",")) if metrics else None,
-            dataset=dataset, layer=layer, per_class=per_class, seed=seed, seeds=_ints(seeds),
-            solver=solver, qubo=qubo, lime_samples=lime_samples, ig_steps=ig_steps,
+            dataset=dataset, layer=layer, tokens=tokens, grid=grid, per_class=per_class, seed=seed,
+            seeds=_ints(seeds), solver=solver, qubo=qubo, lime_samples=lime_samples, ig_steps=ig_steps,
             shap_samples=shap_samples, scoring=scoring,
             method_options=parse_assignments(
                 method_option, {n: s.options for n, s in EXPLAINERS.items()}, "--method-option"

@@ -28,7 +28,11 @@ def register(app: typer.Typer) -> None:
         model_file: str = options.model_file(),
         trust_model_code: bool = options.trust_model_code(),
         dataset: str = options.dataset(),
-        layer: str = typer.Option(None, help="Conv layer to explain (default: the model's, e.g. reduce)."),
+        layer: str = typer.Option(
+            None, help="Layer to explain: a conv layer or a Transformer block/norm (default: the model's)."
+        ),
+        tokens: int = options.tokens(E),
+        grid: str = options.grid(E),
         solver: str = setting(E, "solver", help=f"QUBO solver: {solver_help()}."),
         beta: float = options.beta(),
         normalise: str = options.normalise(),
@@ -63,8 +67,8 @@ def register(app: typer.Typer) -> None:
             qubo_from, beta=beta, normalise=normalise, penalty=penalty, dead_eps=dead_eps
         )
         settings = ExplainSettings(
-            dataset=dataset, layer=layer, solver=solver, qubo=qubo, ground_truth=ground_truth,
-            ground_time_limit=ground_time_limit,
+            dataset=dataset, layer=layer, tokens=tokens, grid=grid, solver=solver, qubo=qubo,
+            ground_truth=ground_truth, ground_time_limit=ground_time_limit,
             solver_options={} if num_reads is None else {"num_reads": num_reads}, per_class=per_class,
             batch_size=batch_size, seed=seed,
         )  # fmt: skip
@@ -88,6 +92,8 @@ def register(app: typer.Typer) -> None:
             f"{summary['mean_selected']:.2f} of {summary['mean_variables']:.2f} maps selected on average"
             f"{hit}, {summary['seconds_per_image'] * 1e3:.1f} ms per image → {out}"
         )
+        if "layer_layout" in doc:
+            console.print(f"layer '{doc['layer']}' read as {doc['layer_layout']}")
         for record in doc["degenerate"]:
             console.print(f"[yellow]warning:[/] {record['sentence']}")
         if "classes without images" in summary:

@@ -45,6 +45,23 @@ def setting(cls: type, name: str, *decls: str, help: str | None = None, **kw: An
     return typer.Option(as_text(field_default(cls, name)), *decls, help=help, **kw)
 
 
+# --- the layout of a Transformer layer (explain, evaluate): detected unless stated ---------------
+
+
+def tokens(cls: type) -> Any:
+    return setting(
+        cls, "tokens", metavar="N",
+        help="Leading non-patch tokens at --layer (class, distillation, register tokens); default: detected.",
+    )  # fmt: skip
+
+
+def grid(cls: type) -> Any:
+    return setting(
+        cls, "grid", metavar="H,W",
+        help="Patch grid of the tokens at --layer, e.g. 7,7 (non-square allowed); default: detected.",
+    )  # fmt: skip
+
+
 # --- a checkpoint of the user's own model (every command that loads --model) ---------------------
 
 

@@ -4,7 +4,9 @@ Each row is a :class:`qxai.claims.Claim` as JSON, ``{"claim", "ours", "interval"
 "why", "source"}``. This module checks the QA paper's disentanglement claims from an evaluation's
 ``metrics.json``; the annealing claims come from :func:`qxai.anneal.physics.statistics.anneal_claims`
 and the QIXAI claims from :func:`qxai.analysis.claims.analysis_claims`; each stage stores its rows in
-its main JSON, and :func:`collect_claims` gathers them from a demo run folder.
+its main JSON, and :func:`collect_claims` gathers them from a demo run folder. The planted
+benchmark's rows (:func:`planted_claims`, one per difficulty) are stored by the demo's ``planted``
+stage.
 
 Verdict rule for "QA's overlap is below method X's": the paired bootstrap interval of
 ``overlap(QA) − overlap(X)`` (size-matched) lies entirely below 0 → *holds*; it lies above 0 →
@@ -14,6 +16,7 @@ line says it is a tie.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -202,16 +205,97 @@ def causal_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             why = why_not or f"no paired {metric} of QA and {label} here (needs qa and the causal metrics)"
             rows.append(_row(claim, None, None, paper, UNTESTABLE, why, "evaluate"))
             continue
-        lo, hi = test["interval"]
-        diff = test["difference"]
-        if lo > 0:
-            verdict, why = HOLDS, f"QA − {label} = {diff:+.3g}, interval above 0"
-        elif hi < 0:
-            verdict, why = FAILS, f"QA − {label} = {diff:+.3g}, interval below 0: QA loses"
-        else:
-            verdict, why = FAILS, f"tie: the interval of QA − {label} ({lo:.3g}, {hi:.3g}) contains 0"
-        rows.append(_row(claim, diff, [lo, hi], paper, verdict, why, "evaluate"))
+        verdict, why = _above_zero(test, label)
+        rows.append(_row(claim, test["difference"], list(test["interval"]), paper, verdict, why, "evaluate"))
     return rows
+
+
+def _above_zero(test: dict[str, Any], label: str) -> tuple[str, str]:
+    """The verdict and why of "QA beats ``label``" from the paired test ``{difference, interval}`` of
+    QA − it: interval above 0 → holds, below → does not hold, containing 0 → does not hold (a tie)."""
+    lo, hi = test["interval"]
+    diff = test["difference"]
+    over = f" (bootstrap over {test['over']})" if test.get("over") else ""
+    if lo > 0:
+        return HOLDS, f"QA − {label} = {diff:+.3g}, interval above 0{over}"
+    if hi < 0:
+        return FAILS, f"QA − {label} = {diff:+.3g}, interval below 0: QA loses{over}"
+    return FAILS, f"tie: the interval of QA − {label} ({lo:.3g}, {hi:.3g}) contains 0{over}"
+
+
+def _finite_interval(test: Any) -> bool:
+    interval = test.get("interval") if isinstance(test, dict) else None
+    return (
+        isinstance(interval, list | tuple) and len(interval) == 2 and _number(test.get("difference"))
+        and all(_number(v) for v in interval)
+    )  # fmt: skip
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v == v
+
+
+#: The planted benchmark's claim, one row per difficulty (its verdict as :func:`causal_claims`').
+PLANTED_CLAIM = "QA selects the maps that matter more often than GradCAM's top-k (planted benchmark, {})"
+PLANTED_PAPER = "(ours: the planted benchmark, truth by construction, docs/evaluation.md)"
+
+
+def planted_claims(runs: Mapping[str, dict[str, Any] | str]) -> list[dict[str, Any]]:
+    """One row per planted difficulty: does QA select the maps the prediction relies on (causal
+    precision against the exact oracle) more often than GradCAM's size-matched top-k? ``runs`` maps a
+    difficulty to its evaluation's ``metrics.json`` document, or to the one-line error of a run that
+    failed. Verdict from the paired interval of QA − GradCAM on ``causal_precision``: above 0 →
+    holds, below → does not hold, containing 0 → does not hold (said to be a tie); not testable,
+    with the reason, when the run failed, a method's explanations are all degenerate, or the paired
+    test is missing. The why line carries the α note (:func:`alpha_note`) where GradCAM's sets are
+    a class lookup.
+
+    >>> test = {"difference": -0.2, "interval": [-0.3, -0.1]}
+    >>> rows = planted_claims({"easy": {"paired": {"gradcam": {"causal_precision": test}}},
+    ...                        "overlap": "QxaiError: out of memory"})
+    >>> [(r["verdict"], r["why"][:30]) for r in rows]
+    [('does not hold', "QA − GradCAM's top-k = -0.2, i"), ('not testable', 'the overlap run failed: QxaiEr')]
+    """
+    rows = []
+    label = "GradCAM's top-k"
+    for difficulty, metrics in runs.items():
+        claim = PLANTED_CLAIM.format(difficulty)
+        if isinstance(metrics, str):
+            why = f"the {difficulty} run failed: {metrics}"
+            rows.append(_row(claim, None, None, PLANTED_PAPER, UNTESTABLE, why, "planted"))
+            continue
+        test = ((metrics.get("paired") or {}).get("gradcam") or {}).get("causal_precision")
+        why_not = _untestable(metrics.get("blank") or {}, ("qa", "gradcam"), None)
+        if why_not or not _finite_interval(test):
+            why = why_not or ("no paired causal_precision of QA and GradCAM in this run (needs qa, gradcam "
+                              "and the causal metrics)")  # fmt: skip
+            rows.append(_row(claim, None, None, PLANTED_PAPER, UNTESTABLE, why, "planted"))
+            continue
+        verdict, why = _above_zero(test, label)
+        why += _designated_note(metrics) + alpha_note(metrics)
+        rows.append(_row(claim, test["difference"], list(test["interval"]), PLANTED_PAPER, verdict, why,
+                         "planted"))  # fmt: skip
+    return rows
+
+
+def _designated_note(metrics: dict[str, Any]) -> str:
+    """What the planted precision says beside the causal verdict: QA − GradCAM on the designated maps,
+    and, where that is a tie, that the causal difference lies in the non-designated maps filling the
+    rest of the k slots ("" when the run has no paired planted_precision).
+
+    >>> _designated_note({"paired": {"gradcam": {"planted_precision": {"difference": 0.0,
+    ...                                                                  "interval": [0.0, 0.0]}}}})[:48]
+    '; planted_precision QA − GradCAM = +0 [0, 0]: a '
+    """
+    test = ((metrics.get("paired") or {}).get("gradcam") or {}).get("planted_precision")
+    if not _finite_interval(test):
+        return ""
+    lo, hi = test["interval"]
+    note = f"; planted_precision QA − GradCAM = {test['difference']:+.3g} [{lo:.3g}, {hi:.3g}]"
+    if lo <= 0 <= hi:
+        note += (": a tie on the designated maps, so the causal difference lies in which other maps fill "
+                 "the k = |S_QA| slots")  # fmt: skip
+    return note
 
 
 def _untestable(blank: dict[str, str], methods: tuple[str, ...], classes: list[int] | None) -> str | None:

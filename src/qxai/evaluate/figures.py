@@ -1,4 +1,4 @@
-"""Figures of an evaluation: overlap matrices, deletion/insertion curves, an example grid.
+"""Figures of an evaluation: overlap matrices, deletion/insertion curves, an example grid, robustness.
 
 Each function returns a matplotlib Figure (the caller saves it with :func:`qxai.io.write_figure`).
 """
@@ -150,5 +150,48 @@ def planted_figure(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("planted benchmark: truth by construction (✓ = a designated map of the class)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+#: the robustness picture's panels: the metrics of the robustness and stability groups
+ROBUSTNESS_PANELS = ("max_sensitivity", "avg_sensitivity", "local_lipschitz", "relative_input_stability",
+                     "relative_output_stability", "relative_representation_stability",
+                     "selection_jaccard_noise", "selection_jaccard_seed",
+                     "selection_jaccard_reads")  # fmt: skip
+
+
+def robustness_figure(ev: Evaluation) -> Any | None:
+    """One panel per robustness or stability metric: each method's mean and 95 % interval (log scale
+    for the relative stabilities, whose values span decades). None when no method has one."""
+    panels = [m for m in ROBUSTNESS_PANELS
+              if any(np.isfinite(r.scores.get(m, np.nan)) for r in ev.usable().values())]  # fmt: skip
+    if not panels:
+        return None
+    plt = _plt()
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    height = 0.5 + (0.32 * len(ev.methods) + 0.8) * rows
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, height), squeeze=False)
+    info = {m.name: m for m in ev.metrics}
+    for ax, name in zip(axes.flat, panels, strict=False):
+        have = [(n, r.scores[name], r.intervals.get(name, (np.nan, np.nan))) for n, r in ev.usable().items()
+                if np.isfinite(r.scores.get(name, np.nan))]  # fmt: skip
+        y = np.arange(len(have))
+        values = np.array([v for _, v, _ in have])
+        lo = np.array([iv[0] for _, _, iv in have])
+        hi = np.array([iv[1] for _, _, iv in have])
+        err = np.vstack([np.where(np.isfinite(lo), values - lo, 0),
+                         np.where(np.isfinite(hi), hi - values, 0)])
+        ax.errorbar(values, y, xerr=np.clip(err, 0, None), fmt="o", color="#2a5599", ecolor="#889", capsize=3)
+        ax.set_yticks(y, [n for n, _, _ in have], fontsize=8)
+        ax.invert_yaxis()
+        if name.startswith("relative_") and (values > 0).all():
+            ax.set_xscale("log")
+        direction = info[name].direction if name in info else "lower"
+        ax.set_title(f"{name}\n({direction} is better)", fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
     fig.tight_layout()
     return fig

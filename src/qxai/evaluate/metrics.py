@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qxai.errors import QxaiError, unknown_name
-from qxai.evaluate import causal, disentangle, faithfulness, localisation, sanity
+from qxai.evaluate import causal, disentangle, faithfulness, localisation, reexplain, sanity
 from qxai.seeding import numpy_rng
 
 if TYPE_CHECKING:
@@ -66,6 +66,9 @@ class Metric:
     #: its settings and their defaults; ``compute`` reads one with ``ctx.setting(name, key)`` and
     #: ``qxai evaluate --metric-option NAME.KEY=VALUE`` sets it
     settings: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: computed only when asked for by name or group (``--metrics robustness``), never by default:
+    #: robustness re-explains hundreds of copies of every sampled image
+    opt_in: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -102,6 +105,10 @@ def _needs_reference(ctx: EvalContext, r: MethodResult) -> str | None:
 
 def _size_matched(ctx: EvalContext, r: MethodResult) -> str | None:
     return _selects_maps(ctx, r) or _needs_reference(ctx, r)
+
+
+def _size_matched_chosen(ctx: EvalContext, r: MethodResult) -> str | None:
+    return _size_matched(ctx, r) or reexplain.chosen(ctx, r)
 
 
 def _two_classes(ctx: EvalContext, r: MethodResult) -> str | None:
@@ -416,6 +423,9 @@ _MODEL_NAN = (
     "the model's output is NaN or infinite on the perturbed image (pixels replaced by the "
     "fill); check the model on such inputs or choose another --fill"
 )
+_ROBUST_NAN = "the image's own explanation is all zero, so there is no relative change"
+_FLIP_NAN = "a perturbed copy changed the predicted class (Quantus scores such an image NaN)"
+_EMPTY_SETS = "the method selected no map on the image and on its copies"
 _ALL: list[Metric] = [
     Metric("overlap_mean", "disentanglement", "lower",
            "mean off-diagonal Bhattacharyya coefficient between the per-class histograms of each "
@@ -476,6 +486,50 @@ _ALL: list[Metric] = [
     Metric("planted_recall", "planted", "higher",
            "share of the target class's designated map groups (a map and its copies) that the method's k "
            "maps hit; at most k / #groups", "image", _planted("recall"), _has_map_truth),
+    Metric("max_sensitivity", "robustness", "lower",
+           "max over `samples` copies x_s = x + U(−0.2, 0.2) of ‖e(x) − e(x_s)‖₂ / ‖e(x)‖₂ (Yeh et al. 2019; "
+           "Quantus' MaxSensitivity defaults); a copy whose prediction changed is kept. Settings of the "
+           "robustness and stability groups: samples (copies per image), images (evenly spread sample), "
+           "methods (comma list; empty: all), batch_size, budget_seconds (a guard per method and noise "
+           "family, else not scored)", "image", reexplain.robustness_metric("max_sensitivity"),
+           reexplain.chosen, sample=True, opt_in=True, nan_cause=_ROBUST_NAN,
+           settings={"samples": 200, "images": 16, "methods": "", "batch_size": 128, "budget_seconds": 60.0}),
+    Metric("avg_sensitivity", "robustness", "lower",
+           "mean over the same copies of ‖e(x) − e(x_s)‖₂ / ‖e(x)‖₂ (Quantus' AvgSensitivity)", "image",
+           reexplain.robustness_metric("avg_sensitivity"), reexplain.chosen,
+           sample=True, opt_in=True, nan_cause=_ROBUST_NAN),
+    Metric("local_lipschitz", "robustness", "lower",
+           "max over copies x_s = x + N(0, 0.1²) of ‖ê(x) − ê(x_s)‖₂ / (‖x − x_s‖₂ + 1e−10), ê = e / max|e| "
+           "per image (Alvarez-Melis & Jaakkola 2018; Quantus' LocalLipschitzEstimate)", "image",
+           reexplain.robustness_metric("local_lipschitz"), reexplain.chosen, sample=True, opt_in=True),
+    Metric("relative_input_stability", "robustness", "lower",
+           "max over copies x_s = x + U(0.02, 0.2) of ‖(e(x) − e(x_s)) ⊘ e(x)‖₂ / ‖(x − x_s) ⊘ x‖₂, "
+           "zeros in a divisor → 1e−6 (Agarwal et al. 2022; Quantus' RelativeInputStability)", "image",
+           reexplain.robustness_metric("relative_input_stability"), reexplain.chosen,
+           sample=True, opt_in=True, nan_cause=_FLIP_NAN),
+    Metric("relative_output_stability", "robustness", "lower",
+           "as relative_input_stability over ‖z(x) − z(x_s)‖₂, the change of the logits (Quantus' ROS)",
+           "image", reexplain.robustness_metric("relative_output_stability"), reexplain.chosen,
+           sample=True, opt_in=True, nan_cause=_FLIP_NAN),
+    Metric("relative_representation_stability", "robustness", "lower",
+           "as relative_input_stability over ‖(h(x) − h(x_s)) ⊘ h(x)‖₂, h every hidden module's output "
+           "(Quantus' RRS with no layer named)", "image",
+           reexplain.robustness_metric("relative_representation_stability"), reexplain.chosen,
+           sample=True, opt_in=True, nan_cause=_FLIP_NAN),
+    Metric("selection_jaccard_noise", "stability", "higher",
+           "mean Jaccard index between the method's maps on the image and on each max_sensitivity copy "
+           f"(QA: its selection; CAMs: top-k by channel weight), {_SIZE_NOTE}", "image",
+           reexplain.selection_under_noise, _size_matched_chosen,
+           sample=True, opt_in=True, nan_cause=_EMPTY_SETS),
+    Metric("selection_jaccard_seed", "stability", "higher",
+           "mean Jaccard index between the method's maps with the run's seed and with `seeds` other seeds "
+           "(a deterministic method scores 1)", "image", reexplain.selection_across_seeds,
+           _size_matched_chosen, sample=True, opt_in=True, nan_cause=_EMPTY_SETS, settings={"seeds": 4}),
+    Metric("selection_jaccard_reads", "stability", "higher",
+           "mean Jaccard index between each solver read's selection and the lowest-energy read's (over "
+           "the other reads of one solve)", "image", reexplain.selection_across_reads, reexplain.has_reads,
+           sample=True, opt_in=True,
+           nan_cause="the solver returned one read, or the best read selects no map"),
     Metric("randomisation_abs_spearman", "sanity", "lower",
            "|Spearman ρ| between maps of the trained and the parameter-randomised model (Adebayo et al.); "
            "blank maps are left out and counted in randomisation_blank_share",
@@ -535,13 +589,14 @@ GROUPS = groups()
 
 
 def select_metrics(names: Iterable[str] | str | None = None) -> list[Metric]:
-    """Metrics by name or group (``"faithfulness"``); None means all. Unknown names are errors.
+    """Metrics by name or group (``"faithfulness"``); None means every metric that is not
+    :attr:`Metric.opt_in` (the robustness and stability groups). Unknown names are errors.
 
     >>> [m.name for m in select_metrics("insertion_auc,cost")]
     ['insertion_auc', 'seconds_per_image', 'peak_memory_mb']
     """
     if names is None:
-        return list(METRICS.values())
+        return [m for m in METRICS.values() if not m.opt_in]
     items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
     chosen: list[str] = []
     all_groups = groups()

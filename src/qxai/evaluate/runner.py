@@ -192,10 +192,24 @@ class EvalContext:
         out[rows] = values
         return out
 
+    def explainer(
+        self, name: str, model: torch.nn.Module | None = None, seed: int | None = None
+    ) -> Explainer:
+        """Method ``name`` rebuilt with the run's options for ``model`` (default: the run's) and ``seed``
+        (default: the run's), to re-explain images (sanity, robustness, stability).
+
+        An exact-optimum check (QA's ``ground_truth``) is switched off: it measures the solver, not
+        the method, and a re-explanation needs only the maps and the selection."""
+        model = self.model if model is None else model
+        seed = self.seed if seed is None else seed
+        explainer = get_explainer(name, model, self.layer, seed=seed, **self.options.get(name, {}))
+        if hasattr(explainer, "ground_truth"):
+            explainer.ground_truth = "never"
+        return explainer
+
     def explain_with(self, name: str, model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> np.ndarray:
         """Maps of method ``name`` (same options and seed) for another model or other targets."""
-        explainer = get_explainer(name, model, self.layer, seed=self.seed, **self.options.get(name, {}))
-        return explain_all(explainer, x, t, self.settings.batch_size, warm_up=False)[0]
+        return explain_all(self.explainer(name, model), x, t, self.settings.batch_size, warm_up=False)[0]
 
     def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
         """Share one expensive computation between metrics (e.g. the sanity re-explanations)."""

@@ -137,17 +137,62 @@ def paired_test(
     if n < MIN_VALUES:
         return PairedTest(point, (float("nan"), float("nan")), float("nan"), float("nan"))
     draws = np.array([stat_a(i) - stat_b(i) for i in resample_indices(n, seed, resamples, "paired")])
+    return _paired_from_draws(point, draws)
+
+
+def _paired_from_draws(point: float, draws: np.ndarray) -> PairedTest:
+    """The test from the bootstrap draws of a difference: the re-centred interval (as for set-level
+    statistics) and the p-value that inverts it — "no difference" is rejected at level a exactly
+    when 0 is outside the 1 − a interval."""
     draws = draws[np.isfinite(draws)]
     if draws.size == 0:
         return PairedTest(point, (float("nan"), float("nan")), float("nan"), float("nan"))
-    # the re-centred interval (as for set-level statistics) and the p-value that inverts it:
-    # "no difference" is rejected at level a exactly when 0 is outside the 1 − a interval
     centred = draws - draws.mean() + point
     tail = min(np.mean(centred <= 0), np.mean(centred >= 0))
     p = float(min(1.0, max(2 * tail, 1.0 / (draws.size + 1))))
     sd = float(draws.std(ddof=1)) if draws.size > 1 else float("nan")
     effect = point / sd if sd > 0 else (0.0 if point == 0 else float("inf") * np.sign(point))
     return PairedTest(point, _centred(point, draws), p, float(effect))
+
+
+def paired_test_over_seeds(
+    pairs: list[tuple[np.ndarray, np.ndarray]], *, seed: int = 0, resamples: int = RESAMPLES
+) -> PairedTest:
+    """A paired comparison ``mean(a) − mean(b)`` over training seeds *and* images: ``pairs[s]`` holds
+    seed ``s``'s per-image values ``(a (N_s,), b (N_s,))`` (each seed's model explains its own images).
+
+    The estimate is the mean over seeds of each seed's difference of finite means; each bootstrap
+    draw resamples the seeds with replacement and then, within each drawn seed, its images — the
+    two levels at which the result varies (a new training run, new images), so the interval is
+    wider than one seed's whenever the seeds disagree.
+
+    >>> rng = np.random.default_rng(0)
+    >>> same = [(rng.normal(1, 1, 40), rng.normal(0, 1, 40)) for _ in range(3)]
+    >>> t = paired_test_over_seeds(same, seed=0)
+    >>> round(t.difference, 1), t.interval[0] > 0
+    (1.0, True)
+    >>> split = [(np.ones(40), np.zeros(40)), (np.zeros(40), np.ones(40)), (np.ones(40), np.zeros(40))]
+    >>> bool(paired_test_over_seeds(split, seed=0).interval[0] < 0)  # the seeds disagree: no claim
+    True
+    """
+    if not pairs:
+        raise ValueError("no seeds to compare over")
+    arrays = [(np.asarray(a, float), np.asarray(b, float)) for a, b in pairs]
+    per_seed = np.array([finite_mean(a) - finite_mean(b) for a, b in arrays])
+    point = float(np.nanmean(per_seed)) if np.isfinite(per_seed).any() else float("nan")
+    if any(len(a) < MIN_VALUES for a, _ in arrays) or not np.isfinite(point):
+        return PairedTest(point, (float("nan"), float("nan")), float("nan"), float("nan"))
+    rng = numpy_rng(seed, "paired over seeds")
+    draws = np.empty(resamples)
+    for r in range(resamples):
+        chosen = rng.integers(0, len(arrays), len(arrays))
+        diffs = []
+        for s in chosen:
+            a, b = arrays[s]
+            idx = rng.integers(0, len(a), len(a))
+            diffs.append(finite_mean(a, idx) - finite_mean(b, idx))
+        draws[r] = np.nanmean(diffs) if np.isfinite(diffs).any() else np.nan
+    return _paired_from_draws(point, draws)
 
 
 def finite_mean(values: np.ndarray, rows: np.ndarray | None = None) -> float:

@@ -12,7 +12,10 @@ name           library             pixel map ``(B, H, W)``
 ``lrp``        zennit              positive part of the channel sum of EpsilonPlusFlat relevance
 =============  ==================  ===========================================================
 
-Every map is min–max normalised to ``[0, 1]`` per image. The "positive part" keeps the evidence
+The CAMs read the layer as ``(B, N, h, w)`` maps whatever its layout — a Transformer's patch tokens
+or a channels-last stage through :func:`qxai.probe.tokens.layer_maps`, given to pytorch-grad-cam as
+its ``reshape_transform`` — so they run unchanged on ViT- and Swin-style models. Every map is
+min–max normalised to ``[0, 1]`` per image. The "positive part" keeps the evidence
 *for* the target class, which is what deletion/insertion and the pointing game measure; pass
 ``reduce="abs"`` to the pixel methods for ``Σ_c |attr|`` instead. Randomised methods (SHAP, LIME) draw
 from the explainer's ``seed`` only, in a scoped generator: same seed, same map.
@@ -39,6 +42,7 @@ import torch
 from qxai.errors import QxaiError
 from qxai.explain.base import Explainer, Explanation, normalise_maps, resolve_targets
 from qxai.probe import Target, eval_mode, resolve_layer
+from qxai.probe.tokens import layer_maps
 
 REDUCTIONS = ("positive", "abs")
 
@@ -101,12 +105,20 @@ class _CAMExplainer(Explainer):
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
         recorded: list[np.ndarray] = []
-        cam = _recording(self.cam_class, recorded)(self.model, [self.module])
+        # the layer read as (B, N, h, w) maps whatever its layout (token grid, channels-last stage)
+        to_maps = layer_maps(self.model, self.layer, inputs)
+        cam = _recording(self.cam_class, recorded)(self.model, [self.module], reshape_transform=to_maps)
         try:
             maps = cam(inputs, targets=[ClassifierOutputTarget(int(t)) for t in targets])
-        except (ValueError, IndexError) as err:
+        except QxaiError as err:  # the layout of the layer (qxai.probe.tokens), said for this method
+            text, own = str(err), f"layer '{self.layer}' "
+            text = f"it {text[len(own) :]}" if text.startswith(own) else text
+            raise QxaiError(f"{self.name} cannot use layer '{self.layer}': {text}") from None
+        except (ValueError, IndexError) as err:  # numpy AxisError is both
+            first = (str(err).splitlines() or [type(err).__name__])[0]
             raise QxaiError(
-                f"{self.name} cannot use layer '{self.layer}' ({err}); choose a convolutional layer (B×N×H×W)"
+                f"{self.name} cannot use layer '{self.layer}' ({first}); choose a convolutional layer "
+                "(B×N×H×W) or a Transformer block"
             ) from None
         finally:
             cam.activations_and_grads.release()  # the library's __exit__ would swallow IndexError

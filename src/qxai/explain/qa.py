@@ -72,13 +72,9 @@ class QuboBatch:
 def forward_backward(
     model: torch.nn.Module, layer: str, inputs: torch.Tensor, targets: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`qxai.probe.capture_gradients`, refusing layers whose output is not ``B×N×H×W``."""
+    """:func:`qxai.probe.capture_gradients`: the layer read as ``B×N×h×w`` maps (a convolution's, or a
+    Transformer's token grid, :mod:`qxai.probe.tokens`); a layer with fewer than two maps is refused."""
     logits, acts, grads, chosen = capture_gradients(model, layer, inputs, targets)
-    if acts.ndim != 4:
-        raise QxaiError(
-            f"layer '{layer}' outputs shape {tuple(acts.shape)}, not B×N×H×W; the QA method needs "
-            "the feature maps of a convolutional layer, so choose one (e.g. the model's conv block)"
-        )
     if acts.shape[1] < 2:
         raise QxaiError(
             f"layer '{layer}' has {acts.shape[1]} feature map, so there is nothing to select among; "
@@ -113,7 +109,8 @@ class QAFeatureMapExplainer(Explainer):
 
     Args:
         model: any torch classifier (run in eval mode while explaining).
-        layer: name of a layer with a ``(B, N, H, W)`` output (a convolutional block).
+        layer: name of a layer whose output reads as ``(B, N, h, w)`` maps: a convolutional block, or a
+            Transformer block / norm whose patch tokens form a grid (:mod:`qxai.probe.tokens`).
         solver: a name of :func:`qxai.anneal.samplers.get_sampler` (``batch-sa``, ``exact``, ``sa``,
             ``tabu``, ``sqa``, ``sqa-openjij``, ``statevector``, ``qpu``).
         qubo: the QUBO settings (:class:`qxai.anneal.qubo.QuboOptions`: ``beta``, ``normalise``,

@@ -33,10 +33,15 @@ KINDS: dict[str, tuple[str, str]] = {
         "the layer is dead (e.g. a ReLU after a large negative bias) or before any activation; "
         "pick another with --layer",
     ),
+    "zero_gradient": (
+        "the class logit's gradient is zero on every map",
+        "nothing after the layer reads its spatial positions (a Transformer's last block, whose head "
+        "reads only the class token); pick an earlier layer, e.g. that block's input norm, with --layer",
+    ),
     "no_positive_weight": (
         "no map has a positive Grad-CAM weight α",
-        "the class logit does not grow with any map there (a layer the gradient does not reach, such "
-        "as a patch embedding or a Transformer's last block); pick another with --layer",
+        "the class logit does not grow with any map there (e.g. a patch embedding, or a layer that "
+        "feeds the class mostly through inhibition); pick another with --layer",
     ),
     "supporting_maps_dead": (
         "every map with α > 0 is zero on the image",
@@ -85,9 +90,9 @@ def image_flags(extras: Mapping[str, Any], saliency: np.ndarray) -> list[str | N
     """Per image, the first degeneracy that applies (a key of :data:`KINDS`) or None.
 
     Reads the QA extras ``live_maps``, ``positive_weights``, ``num_variables``,
-    ``over_solver_limit`` and ``selected``
-    where the explanation has them (the cause is then precise), and the saliency map of every
-    method (``constant_map``).
+    ``over_solver_limit`` and ``selected``, and the gradient methods' ``channel_weights`` (all
+    exactly zero: ``zero_gradient``), where the explanation has them (the cause is then precise),
+    and the saliency map of every method (``constant_map``).
     """
     n = len(saliency)
     blank = constant_maps(saliency)
@@ -96,11 +101,19 @@ def image_flags(extras: Mapping[str, Any], saliency: np.ndarray) -> list[str | N
     variables = _column(extras, "num_variables", n)
     selected = _column(extras, "selected", n)
     over = _column(extras, "over_solver_limit", n)
+    weights = extras.get("channel_weights")
+    zero = (
+        ~np.asarray(weights).reshape(n, -1).any(axis=1)
+        if weights is not None and len(weights) == n and np.size(weights)
+        else np.zeros(n, dtype=bool)
+    )
     flags: list[str | None] = []
     for i in range(n):
         flag: str | None = None
         if live is not None and int(live[i]) == 0:
             flag = "dead_layer"
+        elif zero[i]:
+            flag = "zero_gradient"
         elif positive is not None and int(positive[i]) == 0:
             flag = "no_positive_weight"
         elif variables is not None and int(variables[i]) == 0:

@@ -47,6 +47,8 @@ class ExplainerSpec:
             no hooks); by default, exactly the methods that need no layer.
         options: its budget options and their defaults (``{"samples": 50}``), passed to ``build``
             as keywords; ``qxai evaluate --method-option NAME.KEY=VALUE`` sets one.
+        requires: what the model must have for the method to apply (``"attention"``: a Transformer,
+            for attention rollout); None: any classifier.
     """
 
     name: str
@@ -55,6 +57,7 @@ class ExplainerSpec:
     help: str = ""
     torchscript: bool | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    requires: str | None = None
 
     @property
     def runs_on_torchscript(self) -> bool:
@@ -79,6 +82,12 @@ def _qa(model: torch.nn.Module, layer: str | None, **options: Any) -> Explainer:
     return QAFeatureMapExplainer(model, layer, **options)
 
 
+def _rollout(model: torch.nn.Module, layer: str | None, **options: Any) -> Explainer:
+    from qxai.explain.rollout import AttentionRolloutExplainer
+
+    return AttentionRolloutExplainer(model, layer, **options)
+
+
 #: Every explainer by name, in the order help texts list them. Add one with :func:`register_explainer`.
 EXPLAINERS: dict[str, ExplainerSpec] = {
     spec.name: spec
@@ -97,6 +106,8 @@ EXPLAINERS: dict[str, ExplainerSpec] = {
         # zennit's rules are module hooks: no layer, but no TorchScript either
         ExplainerSpec("lrp", _baseline("LRPExplainer"), False, "LRP EpsilonPlusFlat (zennit)",
                       torchscript=False),
+        ExplainerSpec("rollout", _rollout, False, "attention rollout (Abnar & Zuidema 2020), Transformers",
+                      torchscript=False, options={"residual": 0.5}, requires="attention"),
     )
 }  # fmt: skip
 

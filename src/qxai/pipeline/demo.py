@@ -3,8 +3,11 @@
 Stages, each writing into its own folder of the run:
 ``model`` (train, cached by a hash of its config) → ``explain`` (QA with ``batch-sa``) →
 ``evaluate`` (QA and every baseline, scored) → ``anneal`` (state-vector physics on the explanation
-QUBOs) → ``analyze`` (QIXAI layer analyses) → ``report.html``. A stage that fails is recorded with
-its error in ``stages.json`` and shown as failed in the report; the others still run.
+QUBOs) → ``analyze`` (QIXAI layer analyses) → ``planted`` (the planted benchmark: ``planted-cnn``
+trained per difficulty, every map-selecting method scored against its designated maps, its masks and
+the causal oracle; :func:`qxai.pipeline.planted.run_planted_stage`) → ``report.html``. A stage that
+fails is recorded with its error in ``stages.json`` and shown as failed in the report; the others
+still run.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.console import Console
@@ -28,6 +31,9 @@ from qxai.io import read_json, write_json
 from qxai.pipeline.stage import Figure, write_stage
 from qxai.pipeline.train import cached_training
 from qxai.stages import STAGES
+
+if TYPE_CHECKING:
+    from qxai.pipeline.planted import PlantedSettings
 
 _console = Console(stderr=True)
 
@@ -52,16 +58,26 @@ class DemoSettings:
     ig_steps: int = 24
     shap_samples: int = 8
     sanity_images: int = 16
-    stages: tuple[str, ...] = ("model", "explain", "evaluate", "anneal", "analyze")
+    stages: tuple[str, ...] = ("model", "explain", "evaluate", "anneal", "analyze", "planted")
     dataset_options: dict[str, Any] = field(default_factory=dict)
     quantum: bool = False  # add the hybrid quantum–classical model as an extra stage
+    # the planted stage (its own data and model; drop "planted" from stages to skip it)
+    planted_difficulties: tuple[str, ...] = ("easy", "distractors", "overlap", "redundant")
+    planted_methods: tuple[str, ...] = ("qa", "gradcam", "gradcam++", "eigencam")
+    planted_per_class: int = 5
+    planted_count: int = 1000
+    planted_epochs: int = 1
+    # robustness and stability (opt-in metrics): copies per image, and the methods that explain in
+    # milliseconds (IG, SHAP and LIME would take minutes each at the same number of copies)
+    robustness_samples: int = 50
+    robustness_methods: tuple[str, ...] = ("qa", "gradcam", "gradcam++", "eigencam", "lrp")
 
     def __post_init__(self) -> None:
         """Every option is checked here, before stage 1 trains anything."""
         from qxai.explain.registry import parse_methods
         from qxai.models.registry import ARCHITECTURES
 
-        known = ("model", "explain", "evaluate", "anneal", "analyze", "quantum")
+        known = ("model", "explain", "evaluate", "anneal", "analyze", "planted", "quantum")
         unknown = [s for s in self.stages if s not in known]
         if unknown:
             raise QxaiError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(known)}")
@@ -84,6 +100,7 @@ class DemoSettings:
             "ig_steps",
             "shap_samples",
             "sanity_images",
+            "robustness_samples",
         ):
             if int(getattr(self, name)) < 1:
                 option = f"--{name.replace('_', '-')}"
@@ -96,6 +113,18 @@ class DemoSettings:
         from qxai.data.registry import check_spec
 
         check_spec(self.dataset)
+        if "planted" in self.stages:
+            self.planted_settings()  # its options fail now, not after the other stages
+
+    def planted_settings(self) -> PlantedSettings:
+        """The planted stage's settings (validated when built)."""
+        from qxai.pipeline.planted import PlantedSettings
+
+        return PlantedSettings(
+            difficulties=tuple(self.planted_difficulties), methods=tuple(self.planted_methods),
+            per_class=self.planted_per_class, count=self.planted_count, epochs=self.planted_epochs,
+            seed=self.seed,
+        )  # fmt: skip
 
 
 def _versions() -> dict[str, str]:
@@ -181,16 +210,21 @@ def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[]
         )
 
     def evaluate() -> dict[str, Any]:
-        from qxai.evaluate import EvalSettings
+        from qxai.evaluate import EvalSettings, select_metrics
         from qxai.pipeline.evaluate import EvaluateSettings, run_evaluate
 
         # digits sit on black, so deleting to zero is natural; photographs and smears are not
         fill = "zero" if settings.dataset in ("mnist", "digits") else "blur"
+        # every default metric, plus the opt-in robustness and stability groups for the fast methods
+        robust = ",".join(m for m in settings.robustness_methods if m in settings.methods)
+        metrics = [m.name for m in select_metrics(None)] + (["robustness", "stability"] if robust else [])
         scoring = EvalSettings(
-            steps=settings.curve_steps, sanity_images=settings.sanity_images, deletion_fill=fill
+            steps=settings.curve_steps, sanity_images=settings.sanity_images, deletion_fill=fill,
+            metric_settings={"max_sensitivity": {"samples": settings.robustness_samples, "methods": robust}},
         )
         return run_evaluate(out / "evaluate", model=ckpt, settings=EvaluateSettings(
-            methods=settings.methods, per_class=settings.per_class, seed=settings.seed,
+            methods=settings.methods, metrics=tuple(metrics), per_class=settings.per_class,
+            seed=settings.seed,
             lime_samples=settings.lime_samples, ig_steps=settings.ig_steps,
             shap_samples=settings.shap_samples,
             scoring=scoring,
@@ -213,9 +247,15 @@ def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[]
         analyze_settings = AnalyzeSettings(samples=settings.analysis_images, seed=settings.seed)
         return run_analyze(out / "analyze", model=ckpt, settings=analyze_settings)
 
+    def planted() -> dict[str, Any]:
+        from qxai.pipeline.planted import run_planted_stage
+
+        return run_planted_stage(out / "planted", settings.planted_settings())
+
     return {
         "model": lambda: model_stage(settings, out), "explain": explain, "evaluate": evaluate,
-        "anneal": anneal, "analyze": analyze, "quantum": lambda: quantum_stage(settings, out),
+        "anneal": anneal, "analyze": analyze, "planted": planted,
+        "quantum": lambda: quantum_stage(settings, out),
     }  # fmt: skip
 
 
@@ -232,7 +272,8 @@ def run_demo(out: str | os.PathLike[str], settings: DemoSettings | None = None,
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {
         "title": f"qxai report — {settings.arch} on {settings.dataset}",
-        "subtitle": "QA feature-map selection, baselines, annealing physics and QIXAI layer analyses",
+        "subtitle": "QA feature-map selection, baselines, the planted benchmark, annealing physics and QIXAI "
+        "layer analyses",
         "command": command or " ".join(["qxai", *sys.argv[1:]]),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "platform": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
@@ -248,7 +289,8 @@ def run_demo(out: str | os.PathLike[str], settings: DemoSettings | None = None,
         meta["stages"][name] = {"status": "interrupted", "seconds": 0.0}
         write_json(out / STAGES["demo"].main, meta)
         try:
-            if name not in ("model", "quantum") and not (out / "model" / "model.pt").is_file():
+            # the quantum and planted stages train their own models
+            if name not in ("model", "quantum", "planted") and not (out / "model" / "model.pt").is_file():
                 raise QxaiError("no trained model: the model stage did not complete")
             summary = functions[name]()
             record = {"status": "ok", "summary": _flat(summary)}

@@ -43,6 +43,7 @@ from qxai.models.selection import check_finite_outputs, select_correct_per_class
 from qxai.models.train import test_accuracy
 from qxai.pipeline.shards import ShardStore, StreamSettings, compute_shards, job_inputs
 from qxai.pipeline.stage import Figure, write_stage
+from qxai.probe.tokens import LayoutHint, parse_grid, state_layout
 from qxai.seeding import numpy_rng, seed_everything
 from qxai.stages import STAGES
 
@@ -54,7 +55,9 @@ BACKGROUND = 16  # training images in GradientShap's baseline distribution
 class EvaluateSettings:
     """Everything ``qxai evaluate`` is asked to do, validated before any work.
 
-    ``methods``/``metrics``: names (metrics also groups; None = all); ``per_class``: correctly
+    ``methods``/``metrics``: names (metrics also groups; None = all); ``tokens``/``grid``: the token
+    layout of a Transformer layer when detection cannot decide it (:mod:`qxai.probe.tokens`);
+    ``per_class``: correctly
     classified test images per class; ``seeds``: model-training seeds to repeat the whole evaluation
     over (the model is retrained from its checkpoint's config with each seed; empty = the given
     model only); ``solver`` and ``qubo``: the QA method's QUBO solver and settings; ``lime_samples``,
@@ -68,6 +71,8 @@ class EvaluateSettings:
     metrics: tuple[str, ...] | None = None
     dataset: str | None = None
     layer: str | None = None
+    tokens: int | None = None
+    grid: tuple[int, int] | None = None
     per_class: int = 20
     seed: int = 0
     seeds: tuple[int, ...] = ()
@@ -80,6 +85,8 @@ class EvaluateSettings:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "grid", parse_grid(self.grid))
+        LayoutHint(self.tokens, self.grid)  # a negative count or a bad grid fails now
         object.__setattr__(self, "methods", tuple(parse_methods(self.methods)))
         if self.metrics is not None:
             select_metrics(self.metrics)  # unknown names fail now
@@ -135,6 +142,10 @@ def run_evaluate(
         runs[s] = _evaluate_one(out / f"seed-{s}", checkpoint, replace(settings, seed=s, seeds=()))
     first = runs[seeds[0]]
     doc = {**first, "across_seeds": _across_seeds(runs), "seeds": seeds}
+    # QA's paired tests on per-image metrics resample the training seeds as well as the images, and
+    # the claims are re-checked on them: a claim holds only if it survives a new training run
+    doc["paired"] = _paired_over_seeds(first, {s: out / f"seed-{s}" for s in seeds}, settings)
+    doc["claims"] = qa_claims(doc)
     doc["summary"] = {**first["summary"], "seeds": ",".join(map(str, seeds))}
     for method, rows in doc["across_seeds"].items():
         for metric in ("overlap_mean", "deletion_auc", "insertion_auc"):
@@ -165,6 +176,34 @@ def _model_for_seed(checkpoint: str, seed: int, out: Path) -> str:
     return str(cached_training(train)[0])
 
 
+def _paired_over_seeds(first: dict[str, Any], folders: dict[int, Path], settings: EvaluateSettings
+                       ) -> dict[str, dict[str, dict[str, Any]]]:  # fmt: skip
+    """The first seed's paired tests, with every per-image metric's test replaced by the one over
+    seeds × images (:func:`qxai.evaluate.statistics.paired_test_over_seeds`), read from each seed's
+    ``per_image.npz``; the first seed's own test is kept under ``first_seed``."""
+    from qxai.evaluate.statistics import paired_test_over_seeds
+
+    arrays = {}
+    for s, folder in folders.items():
+        with np.load(folder / "per_image.npz", allow_pickle=False) as npz:
+            arrays[s] = {k: npz[k] for k in npz.files}
+    info = first.get("metric_info") or {}
+    paired: dict[str, dict[str, dict[str, Any]]] = {}
+    for baseline, rows in (first.get("paired") or {}).items():
+        paired[baseline] = dict(rows)
+        for metric, test in rows.items():
+            keys = (f"{_key('qa')}__{metric}", f"{_key(baseline)}__{metric}")
+            if (info.get(metric) or {}).get("level") != "image" or any(
+                k not in per_seed for per_seed in arrays.values() for k in keys
+            ):
+                continue
+            pairs = [(per_seed[keys[0]], per_seed[keys[1]]) for per_seed in arrays.values()]
+            over = paired_test_over_seeds(pairs, seed=settings.seed, resamples=settings.scoring.resamples)
+            paired[baseline][metric] = {**over.to_dict(), "over": f"{len(pairs)} seeds × images",
+                                        "first_seed": test}  # fmt: skip
+    return paired
+
+
 def _across_seeds(runs: dict[int, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     out: dict[str, dict[str, dict[str, Any]]] = {}
     first = next(iter(runs.values()))
@@ -185,6 +224,7 @@ def _evaluate_one(out: Path, checkpoint: str, settings: EvaluateSettings) -> dic
     seed = settings.seed
     seed_everything(seed)
     md = load_model_and_data(checkpoint, settings.dataset, settings.layer)
+    state_layout(md.model, settings.tokens, settings.grid)  # --tokens/--grid, for every method
     data = select_correct_per_class(md.model, md.split.test, settings.per_class, seed)
     check_finite_outputs(md.model, data.images)
     options = _method_options(settings, _background(md.split.train.images, BACKGROUND, seed))
@@ -296,6 +336,7 @@ def evaluate_shard_job(
     from qxai.evaluate.shards import encode_shard
 
     model, source = job_inputs(model, source, dataset, recipe, model_file, trust)
+    state_layout(model, settings.tokens, settings.grid)
     options = _method_options(settings, source.background(BACKGROUND, settings.seed))
     chosen = select_metrics(None if settings.metrics is None else list(settings.metrics))
 
@@ -365,6 +406,7 @@ def run_evaluate_stream(
         seed_everything(seed)
         options = _method_options(settings, source.background(BACKGROUND, seed))
         masks = source.load_masks(rows)
+        state_layout(ckpt.model, settings.tokens, settings.grid)
         ctx = EvalContext(
             ckpt.model, layer, source.view(rows), torch.as_tensor(column["targets"]), masks, settings.scoring,
             seed, source.num_classes, options, results, column["indices"], map_truth=map_truth(ckpt.model),
@@ -492,6 +534,14 @@ def _figures(ev: Evaluation, images: np.ndarray, labels: np.ndarray, class_names
             "curves.png", "Deletion and insertion curves",
             "Mean target-class probability as the most salient pixels are deleted or inserted (onto a "
             "blurred copy); AUC in the legend.",
+        ), fig))  # fmt: skip
+    fig = figs.robustness_figure(ev)
+    if fig is not None:
+        made.append((Figure(
+            "robustness.png", "Robustness and selection stability",
+            "Each method's mean and 95 % interval on the robustness metrics (lower is better: how far the "
+            "explanation moves under Quantus' input perturbations) and the selection-stability metrics "
+            "(higher is better: Jaccard of the selected maps under noise, other solver seeds, other reads).",
         ), fig))  # fmt: skip
     fig = figs.example_grid(ev, images, labels, class_names)
     if fig is not None:

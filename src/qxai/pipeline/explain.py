@@ -2,9 +2,10 @@
 
 Writes into ``out``:
 
-* ``explanations.json`` — the settings, one record per image (dataset index, label, target,
-  selected maps, energy, ground-state energy when known, d, solver, seconds), a ``figures`` list
-  and a flat ``summary``;
+* ``explanations.json`` — the settings, how the layer was read (``layer_layout``, e.g. "1 leading
+  token + a 7×7 patch grid of 64 channels" for a ViT; :mod:`qxai.probe.tokens`), one record per
+  image (dataset index, label, target, selected maps, energy, ground-state energy when known, d,
+  solver, seconds), a ``figures`` list and a flat ``summary``;
 * ``saliency.npz`` — ``saliency`` (B, H, W) QA-fGradCAM maps, ``indices`` (B,) dataset indices,
   ``labels``, ``targets`` (B,), ``channel_weights`` (B, N) raw α, ``selected`` (B, N) bool;
 * ``qa_grid.png`` — a few images per class beside their QA-fGradCAM overlays.
@@ -33,6 +34,8 @@ from qxai.models.loading import load_model_and_data
 from qxai.models.selection import select_correct_per_class
 from qxai.pipeline.shards import ShardStore, StreamSettings, compute_shards, job_inputs
 from qxai.pipeline.stage import Figure, write_stage
+from qxai.probe import read_layout
+from qxai.probe.tokens import LayoutHint, parse_grid, state_layout
 from qxai.progress import track
 from qxai.stages import STAGES
 
@@ -45,13 +48,17 @@ class ExplainSettings:
     """What ``qxai explain`` does, validated before any model work (defaults written once here).
 
     ``solver``/``solver_options``: the QUBO solver by name and its options; ``qubo``: the QUBO
-    settings; ``ground_truth``: exact-optimum check (auto | always | never) and ``ground_time_limit``
+    settings; ``tokens``/``grid``: the token layout of a Transformer layer when detection cannot
+    decide it (:mod:`qxai.probe.tokens`); ``ground_truth``: exact-optimum check (auto | always |
+    never) and ``ground_time_limit``
     its seconds per image above enumeration (exact-mip); ``per_class``: correctly
     classified test images per class; ``batch_size``: images per forward/backward pass.
     """
 
     dataset: str | None = None
     layer: str | None = None
+    tokens: int | None = None
+    grid: tuple[int, int] | None = None
     solver: str = "batch-sa"
     solver_options: dict[str, Any] = field(default_factory=dict)
     qubo: QuboOptions = field(default_factory=QuboOptions)
@@ -62,6 +69,8 @@ class ExplainSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "grid", parse_grid(self.grid))
+        LayoutHint(self.tokens, self.grid)  # a negative count or a bad grid fails now
         if self.per_class < 1:
             raise QxaiError(f"--per-class must be at least 1, got {self.per_class}")
         if self.batch_size < 1:
@@ -107,12 +116,14 @@ def run_explain(
     if stream is not None:
         return run_explain_stream(out, model=model, settings=settings, stream=stream)
     md = load_model_and_data(str(model), settings.dataset, settings.layer)
+    state_layout(md.model, settings.tokens, settings.grid)  # --tokens/--grid, else detected
     explainer = QAFeatureMapExplainer(
         md.model, md.layer, solver=settings.solver, qubo=settings.qubo, seed=settings.seed,
         solver_options=settings.solver_options, ground_truth=settings.ground_truth,
         ground_time_limit=settings.ground_time_limit,
     )  # fmt: skip
     data = select_correct_per_class(md.model, md.split.test, settings.per_class, settings.seed)
+    layout = read_layout(md.model, md.layer, data.images[:2]).describe()  # a bad layout fails here
 
     records: list[dict[str, Any]] = []
     saliency, weights, chosen, targets = [], [], [], []
@@ -134,7 +145,7 @@ def run_explain(
     grid_rows = _grid_rows(data.labels.numpy(), GRID_PER_CLASS)
     return _write_explanations(
         out, model, settings, md.layer, md.class_names, data.name or md.config.get("dataset"), records,
-        arrays, data.images[grid_rows].numpy(), grid_rows,
+        arrays, data.images[grid_rows].numpy(), grid_rows, extra={"layer_layout": layout},
     )  # fmt: skip
 
 
@@ -195,7 +206,11 @@ def run_explain_stream(
         shard_job=explain_shard_job,
         write=lambda *shard: _write_shard(*shard),  # looked up per call: tests interrupt it
     )  # fmt: skip
-    return _merge_shards(out, run.store, run.count, run.rows, run.source, model, settings, run.layer, stream)
+    state_layout(run.checkpoint.model, settings.tokens, settings.grid)
+    first = run.source.load(run.rows[:2])
+    layout = read_layout(run.checkpoint.model, run.layer, first).describe()  # as the in-memory path says it
+    return _merge_shards(out, run.store, run.count, run.rows, run.source, model, settings, run.layer, stream,
+                         layout)  # fmt: skip
 
 
 def explain_shard_job(
@@ -207,6 +222,7 @@ def explain_shard_job(
     loaded here with ``model_file``/``trust``) and the source (an :class:`ImageSource`, or its
     ``dataset`` name and ``recipe``) are built once; a Ray actor builds it from those few bytes."""
     model, source = job_inputs(model, source, dataset, recipe, model_file, trust)
+    state_layout(model, settings.tokens, settings.grid)
     explainer = QAFeatureMapExplainer(
         model, layer, solver=settings.solver, qubo=settings.qubo, seed=settings.seed,
         solver_options=settings.solver_options, ground_truth=settings.ground_truth,
@@ -245,7 +261,7 @@ def _write_shard(
 
 def _merge_shards(
     out: Path, store: ShardStore, count: int, rows: np.ndarray, source: Any, model: Any,
-    settings: ExplainSettings, layer: str, stream: StreamSettings,
+    settings: ExplainSettings, layer: str, stream: StreamSettings, layout: str,
 ) -> dict[str, Any]:  # fmt: skip
     """Build ``explanations.json`` / ``saliency.npz`` from the complete shards, in order."""
     import shutil
@@ -272,7 +288,8 @@ def _merge_shards(
         labels = source.labels[rows]
         grid_rows = _grid_rows(labels, GRID_PER_CLASS)
         grid_images = source.load(rows[grid_rows]).numpy()
-        extra = {"stream": {**stream.identity(), "shards": count, "shard_folder": "shards"}}
+        extra = {"layer_layout": layout,
+                 "stream": {**stream.identity(), "shards": count, "shard_folder": "shards"}}
         return _write_explanations(
             out, model, settings, layer, list(source.class_names), source.name, records, arrays, grid_images,
             grid_rows, extra, "test images (by label; explained for the predicted class)"

@@ -7,7 +7,8 @@ is the one forward + one backward pass that Grad-CAM style methods need for a wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
 import torch
@@ -15,6 +16,7 @@ import torch
 from qxai.errors import QxaiError
 from qxai.models.layers import resolve_layer
 from qxai.probe.targets import Target, target_classes
+from qxai.probe.tokens import TokenLayout, layer_layout, layer_maps
 
 
 def _first_tensor(output: object) -> torch.Tensor | None:
@@ -105,25 +107,86 @@ def capture_gradients(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward and one backward pass for the whole batch.
 
-    Returns ``(logits (B, K), activations (B, ...), gradients (B, ...), targets (B,))``, where the
-    gradients are ``∂ z_{target_b} / ∂ A_b`` of the pre-softmax logit with respect to the layer's
-    output. ``targets`` is resolved by :func:`qxai.probe.target_classes` from this same forward
-    pass (None: the predicted classes, with no second pass; an int; or one class per example).
-    Because images in a batch do not interact in eval mode, summing the selected logits gives each
-    image its own gradient in one backward pass.
+    Returns ``(logits (B, K), activations (B, N, h, w), gradients (B, N, h, w), targets (B,))``,
+    where the gradients are ``∂ z_{target_b} / ∂ A_b`` of the pre-softmax logit with respect to the
+    layer's output. The output is read as feature maps whatever its layout
+    (:func:`qxai.probe.tokens.layer_maps`: a convolution's maps as they are, a Transformer's patch
+    tokens as a grid of ``N`` token channels, a channels-last stage permuted), and the gradient
+    through the same transform, so every map method sees ``N × h × w`` maps. ``targets`` is
+    resolved by :func:`qxai.probe.target_classes` from this same forward pass (None: the predicted
+    classes, with no second pass; an int; or one class per example). Because images in a batch do
+    not interact in eval mode, summing the selected logits gives each image its own gradient in
+    one backward pass.
 
-    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 2)).eval()
-    >>> logits, acts, grads, targets = capture_gradients(net, "0", torch.ones(4, 3))
-    >>> grads.shape, bool((grads == net[1].weight[targets]).all())
-    (torch.Size([4, 2]), True)
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.Flatten(), torch.nn.Linear(8, 2)).eval()
+    >>> logits, acts, grads, targets = capture_gradients(net, "0", torch.ones(4, 1, 2, 2))
+    >>> grads.shape, bool((grads.flatten(1) == net[2].weight[targets]).all())
+    (torch.Size([4, 2, 2, 2]), True)
     """
     with LayerProbe(model, layer, detach=False) as probe, torch.enable_grad():
         logits = model(inputs.detach())
         activations = probe.output(layer)
+        to_maps = layer_maps(model, layer, inputs)
+        maps = to_maps(activations)  # the layout is checked before any gradient is spent
         if not activations.requires_grad:
             raise QxaiError(
                 f"layer '{layer}' output does not depend on trainable parameters; pick another layer"
             )
         chosen = target_classes(targets, len(inputs), logits.detach()).to(logits.device)
         (gradients,) = torch.autograd.grad(logits.gather(1, chosen.view(-1, 1)).sum(), activations)
-    return logits.detach(), activations.detach(), gradients.detach(), chosen
+    return logits.detach(), maps.detach(), to_maps(gradients).detach(), chosen
+
+
+def read_layout(model: torch.nn.Module, layer: str, inputs: torch.Tensor) -> TokenLayout:
+    """The layout of ``layer``'s output on ``inputs`` ``(B, C, H, W)`` (one forward pass, no gradient):
+    how the map methods read it (:mod:`qxai.probe.tokens`); a layout that cannot be read is the
+    one-line :class:`QxaiError` they would raise, here before any other work.
+
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1))
+    >>> read_layout(net, "0", torch.zeros(2, 1, 5, 5)).describe()
+    '3 feature maps of 5×5'
+    """
+    from qxai.models.modes import eval_mode
+
+    with eval_mode(model), torch.no_grad(), LayerProbe(model, layer) as probe:
+        model(inputs)
+        return layer_layout(model, layer, probe.output(layer), inputs)
+
+
+@contextlib.contextmanager
+def edited_maps(
+    model: torch.nn.Module, layer: str, inputs: torch.Tensor, edit: Callable[[torch.Tensor], torch.Tensor]
+) -> Iterator[None]:
+    """Within the block, ``layer``'s output, read as maps ``A`` ``(B, N, h, w)`` whatever its layout,
+    is replaced by ``edit(A)`` — ``(B', N, h, w)``, ``B'`` may differ, e.g. one masked copy per
+    subset — written back in the layer's own layout (a Transformer's leading tokens kept as they
+    were, broadcast over ``B'``): the one way an intervention on a layer's maps (ablation, masking,
+    a baseline) reaches a convolution and a Transformer alike. ``inputs`` ``(B, C, H, W)`` are the
+    images the forward pass runs on (their size fixes the patch grid). The hook is released on exit.
+
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.Flatten(), torch.nn.Linear(8, 1))
+    >>> x = torch.rand(1, 1, 2, 2)
+    >>> keep = torch.tensor([0.0, 1, 1]).view(3, 1, 1, 1)  # copy 0: every map removed
+    >>> with edited_maps(net, "0", x, lambda a: a.expand(3, -1, -1, -1) * keep):
+    ...     out = net(x)
+    >>> out.shape, bool(out[0] == net[2].bias), len(net[0]._forward_hooks)
+    (torch.Size([3, 1]), True, 0)
+    """
+    refuse_torchscript(model)
+    module = resolve_layer(model, layer)
+    to_maps = layer_maps(model, layer, inputs)
+
+    def hook(_module: torch.nn.Module, _args: object, output: object) -> torch.Tensor:
+        if not isinstance(output, torch.Tensor):
+            raise QxaiError(
+                f"layer '{layer}' outputs {type(output).__name__}, not a tensor; pick another layer"
+            )
+        edited = edit(to_maps(output))
+        assert to_maps.layout is not None
+        return to_maps.layout.from_maps(edited, output)
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -67,6 +67,12 @@ SECTIONS = (
         "class-prototype and first-order references, with 95 % intervals and QA's paired difference.",
     ),
     Section(
+        "planted", "Ground truth by construction: the planted benchmark", "planted",
+        "A data set and model whose class evidence runs through known feature maps (the designated maps "
+        "D(c)) and known pixels (the masks), at each difficulty run; every method's size-matched maps are "
+        "scored against that truth and against the causal oracle, with 95 % intervals.",
+    ),
+    Section(
         "annealing", "Annealing physics", "anneal",
         "Minimum spectral gap and success probability of quantum annealing on the explanation QUBOs.",
     ),
@@ -307,25 +313,13 @@ def causal_table(metrics: dict[str, Any]) -> str:
     verdicts = metrics.get("verdicts") or {}
     head = "".join(f"<th>{html.escape(c)} ↑</th>" for c in columns)
     rows = ""
-
-    def diff_cell(test: Any) -> str:
-        if not isinstance(test, dict) or not _number(test.get("difference")):
-            return "<td>–</td>"
-        lo, hi = (test.get("interval") or [None, None])[:2]
-        if not (_number(lo) and _number(hi)):
-            word = "no interval"
-        else:
-            word = "tie" if lo <= 0 <= hi else ("QA better" if lo > 0 else "QA worse")
-        return f"<td>{_with_interval(test['difference'], [lo, hi])}<br><span class='ci'>{word}</span></td>"
-
     for name, values in methods.items():
         cells = "".join(
             f"<td>{_with_interval(values.get(c), (intervals.get(name) or {}).get(c))}</td>"
             if _number(values.get(c)) else "<td class='muted'>–</td>" for c in columns
         )  # fmt: skip
         test = (paired.get(name) or {}).get("causal_precision")
-        diff = "<td>(reference)</td>" if name == "qa" else diff_cell(test)
-        rows += f"<tr><td>{html.escape(name)}</td>{cells}{diff}</tr>"
+        rows += f"<tr><td>{html.escape(name)}</td>{cells}{_paired_cell(test, name)}</tr>"
     for key, label in _CAUSAL_REF_LABELS.items():
         row = refs.get(key)
         if not isinstance(row, dict):
@@ -336,7 +330,7 @@ def causal_table(metrics: dict[str, Any]) -> str:
             for c in columns
         )  # fmt: skip
         test = (row.get("causal_precision") or {}).get("qa_minus")
-        rows += f"<tr class='ref'><td>{html.escape(label)}</td>{cells}{diff_cell(test)}</tr>"
+        rows += f"<tr class='ref'><td>{html.escape(label)}</td>{cells}{_paired_cell(test, key)}</tr>"
     oracle = "".join("<td>1</td>" if c != "pixel_drop_share" else "<td>–</td>" for c in columns)
     rows += f"<tr class='ref'><td>causal oracle (best k maps)</td>{oracle}<td>–</td></tr>"
     best = "".join(f"<td>{html.escape(str(verdicts.get(c, '–')))}</td>" for c in columns)
@@ -353,6 +347,84 @@ def causal_table(metrics: dict[str, Any]) -> str:
         f"{head}<th>QA − row (causal_precision)</th></tr>{rows}</table></div>"
         f"<p class='note'>{html.escape(note)}</p>"
     )
+
+
+#: the planted table's columns when a planted.json does not name them (all higher is better)
+PLANTED_COLUMNS = (
+    "planted_precision", "planted_recall", "pointing_game", "relevance_mass", "causal_precision",
+)  # fmt: skip
+
+
+def planted_table(doc: dict[str, Any]) -> str:
+    """One table per difficulty of the planted stage's ``planted.json`` (``doc["parts"]``): method ×
+    the planted, localisation and causal-precision columns, each value with its 95 % interval, QA's
+    paired difference against the row on causal precision, and the verdicts; a difficulty whose run
+    failed shows its error."""
+    parts = doc.get("parts")
+    if not isinstance(parts, dict) or not parts:
+        return "<p class='muted'>no planted difficulty was run</p>"
+    columns = [str(c) for c in (doc.get("columns") or PLANTED_COLUMNS)]
+    head = "".join(f"<th>{html.escape(c)} ↑</th>" for c in columns)
+    out = ""
+    for difficulty, part in parts.items():
+        if not isinstance(part, dict):
+            continue
+        description = html.escape(str(part.get("description", "")))
+        title = f"<h3>{html.escape(str(difficulty))}</h3><p class='note'>{description}"
+        if "error" in part:
+            out += f"{title}</p><p class='error'>{html.escape(str(part['error']))}</p>"
+            continue
+        accuracy = part.get("model test accuracy")
+        images = part.get("images")
+        out += title + (f"; {images} images" if _number(images) else "")
+        out += (f"; model test accuracy {_fmt(accuracy)}" if _number(accuracy) else "") + "</p>"
+        intervals = part.get("intervals") or {}
+        paired = part.get("paired") or {}
+        not_applicable = part.get("not_applicable") or {}
+        rows = ""
+        for name, values in (part.get("methods") or {}).items():
+            if not isinstance(values, dict) or "error" in values:
+                error = values.get("error") if isinstance(values, dict) else values
+                rows += (f"<tr><td>{html.escape(name)}</td><td colspan='{len(columns) + 1}' class='error'>"
+                         f"{html.escape(str(error))}</td></tr>")  # fmt: skip
+                continue
+            cells = ""
+            for c in columns:
+                if _number(values.get(c)):
+                    cells += f"<td>{_with_interval(values[c], (intervals.get(name) or {}).get(c))}</td>"
+                else:
+                    why = html.escape(str((not_applicable.get(name) or {}).get(c, "not computed")))
+                    cells += f"<td class='muted' title='{why}'>–</td>"
+            test = (paired.get(name) or {}).get("causal_precision")
+            rows += f"<tr><td>{html.escape(name)}</td>{cells}{_paired_cell(test, name)}</tr>"
+        verdicts = part.get("verdicts") or {}
+        best = "".join(f"<td>{html.escape(str(verdicts.get(c, '–')))}</td>" for c in columns)
+        rows += f"<tr><td><i>best</i></td>{best}<td></td></tr>"
+        out += (f"<div class='scroll'><table><tr><th>method</th>{head}"
+                f"<th>QA − row (causal_precision)</th></tr>{rows}</table></div>")  # fmt: skip
+    note = (
+        "k = |S_QA| per image for every method. planted_precision = |S ∩ D(c)| / k (every copy of a "
+        "designated map counts; at most |D(c)| / k), planted_recall = the share of D(c)'s groups (a map and "
+        "its copies) that S hits, pointing_game and relevance_mass against the mask of the class's parts, "
+        "causal_precision = |S ∩ S*| / k with S* the k maps the prediction relies on most (exact "
+        "enumeration). The last column is QA − the row on causal_precision, paired over images, with its "
+        "95 % interval. A dash: the metric does not apply to the method (hover for why)."
+    )
+    return f"{out}<p class='note'>{html.escape(note)}</p>"
+
+
+def _paired_cell(test: Any, name: str) -> str:
+    """The ``QA − row`` cell of a paired test ``{difference, interval}`` (QA's own row: reference)."""
+    if name == "qa":
+        return "<td>(reference)</td>"
+    if not isinstance(test, dict) or not _number(test.get("difference")):
+        return "<td>–</td>"
+    lo, hi = [*(test.get("interval") or []), None, None][:2]
+    if not (_number(lo) and _number(hi)):
+        word = "no interval"
+    else:
+        word = "tie" if lo <= 0 <= hi else ("QA better" if lo > 0 else "QA worse")
+    return f"<td>{_with_interval(test['difference'], [lo, hi])}<br><span class='ci'>{word}</span></td>"
 
 
 _VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "not testable": "untestable"}
@@ -410,7 +482,7 @@ _SHAPES: dict[str, type | tuple[type, ...]] = {
     "figures": list, "summary": dict, "stages": dict, "files": list, "sha256": dict, "claims": list,
     "verdicts": dict, "intervals": dict, "not_applicable": dict, "metric_info": dict, "metrics_info": dict,
     "not_discriminative": list, "config": dict, "quantum": (dict, type(None)), "methods": dict,
-    "title": str, "subtitle": str, "versions": dict, "command": (str, list),
+    "title": str, "subtitle": str, "versions": dict, "command": (str, list), "parts": dict, "columns": list,
 }  # fmt: skip
 
 
@@ -533,6 +605,8 @@ def _render_section(run_dir: Path, section: Section, stages: dict[str, Any], fig
             )
     elif section.key == "disentanglement":
         parts.append(overlap_table(result))
+    elif section.key == "planted":
+        parts.append(planted_table(result))
     elif section.key == "groundtruth":
         parts.append(causal_table(result) or "<p class='muted'>the causal metrics were not computed in "
                      "this run (qxai evaluate --metrics causal, with qa among the methods)</p>")
