@@ -227,3 +227,47 @@ def test_a_stated_layout_that_does_not_fit_is_a_one_line_cli_error(tmp_path, cap
     assert cli(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("build", [vit_tiny, torchvision_vit], ids=["vit-tiny", "torchvision"])
+def test_causal_masking_reads_and_writes_token_maps(build):
+    """The causal oracle masks a token layer's patch maps (class token untouched) exactly as zeroing
+    those channels of the patch tokens by hand does; keeping every map is the model itself."""
+    from qxai.evaluate.causal import map_oracle, masked_logits
+
+    model = build().eval()
+    size = (16, 16) if build is vit_tiny else (28, 28)
+    x = images(size, 1)
+    layer = default_layer(model)
+    target = int(model(x).argmax(1))
+    n = capture_gradients(model, layer, x, torch.tensor([target]))[1].shape[1]
+    rng = np.random.default_rng(0)
+    masks = np.vstack([np.ones(n), np.zeros(n), rng.integers(0, 2, (4, n))]).astype(np.float32)
+    ours = masked_logits(model, layer, x, target, masks)
+    module = dict(model.named_modules())[layer]
+    layout = layer_layout(model, layer, probe_output(model, layer, x), x)
+    by_hand = []
+    for m in masks:
+        def zero(_mod, _inp, out, m=m):
+            maps = layout.to_maps(out) * torch.as_tensor(m)[None, :, None, None]
+            return layout.from_maps(maps, out)
+
+        handle = module.register_forward_hook(zero)
+        with torch.no_grad():
+            by_hand.append(float(model(x)[0, target]))
+        handle.remove()
+    from tests.numerics import assert_arrays_close, route_tolerance
+
+    # one forward of all masks (a broadcast batch) against one forward each: float32 routes
+    tol = route_tolerance(model)
+    with torch.no_grad():
+        assert_arrays_close(ours[:1], np.array([float(model(x)[0, target])]), tol, "keep all")
+    assert_arrays_close(ours, np.array(by_hand), tol, "masked")
+    oracle = map_oracle(model, layer, x, target, 2)
+    assert oracle.exact and len(oracle.keep_set) == 2
+
+
+def probe_output(model, layer, x):
+    with torch.no_grad(), LayerProbe(model, layer) as probe:
+        model(x)
+        return probe.output(layer)

@@ -46,7 +46,8 @@ import torch
 from qxai.errors import QxaiError
 from qxai.models.layers import resolve_layer
 from qxai.models.modes import eval_mode
-from qxai.probe.hooks import LayerProbe, capture_gradients
+from qxai.probe.hooks import LayerProbe, capture_gradients, read_layout
+from qxai.probe.tokens import TokenLayout
 
 #: an oracle effect (the best gain or drop of the target logit) below this share of the logit's scale
 #: is no effect: a ratio over it measures the rounding of a near-zero denominator, not the set
@@ -87,16 +88,22 @@ def effect_floor(*logits: float) -> float:
 
 
 @contextlib.contextmanager
-def _masked(layer: torch.nn.Module, masks: torch.Tensor, base: torch.Tensor | None) -> Iterator[None]:
-    """Within the body the layer's output ``A`` becomes ``A·m + base·(1 − m)`` for each mask row."""
+def _masked(
+    layer: torch.nn.Module, masks: torch.Tensor, base: torch.Tensor | None, layout: TokenLayout | None = None
+) -> Iterator[None]:
+    """Within the body the layer's maps ``A`` become ``A·m + base·(1 − m)`` for each mask row; a token
+    layer (``layout``, :mod:`qxai.probe.tokens`) is read as maps and written back in its own layout,
+    its class and register tokens untouched."""
     m = masks[:, :, None, None]
 
     def hook(_module: torch.nn.Module, _inputs: object, out: torch.Tensor) -> torch.Tensor:
-        if out.dim() != 4 or out.shape[1] != masks.shape[1]:
+        maps = out if layout is None else layout.to_maps(out)
+        if maps.dim() != 4 or maps.shape[1] != masks.shape[1]:
             shape = tuple(out.shape)
             raise QxaiError(f"the layer gives {shape}, not (B, {masks.shape[1]}, h, w) feature maps")
-        kept = out * m  # (1, N, h, w) broadcasts to one copy per mask
-        return kept if base is None else kept + base[None] * (1.0 - m)
+        kept = maps * m  # (1, N, h, w) broadcasts to one copy per mask
+        kept = kept if base is None else kept + base[None] * (1.0 - m)
+        return kept if layout is None else layout.from_maps(kept, out)
 
     handle = layer.register_forward_hook(hook)
     try:
@@ -112,11 +119,12 @@ def masked_logits(
     """``(S,)`` float64 target logits of ``image`` ``(1, C, H, W)`` with the layer's maps masked by
     each row of ``masks`` ``(S, N)`` (1 = keep, 0 = the baseline ``(N, h, w)`` or zero)."""
     module = resolve_layer(model, layer)
+    layout = read_layout(model, layer, image)
     out = np.empty(len(masks), dtype=np.float64)
     with eval_mode(model), torch.no_grad():
         for s in range(0, len(masks), batch):
             m = torch.as_tensor(masks[s : s + batch], dtype=image.dtype)
-            with _masked(module, m, baseline):
+            with _masked(module, m, baseline, None if layout.kind == "channels_first" else layout):
                 try:
                     logits = model(image)  # the layer's (1, N, h, w) output becomes (len(m), N, h, w)
                     if logits.shape[0] != len(m):
@@ -211,10 +219,11 @@ def layer_mean(
     torch.Size([2, 3, 3])
     """
     total: torch.Tensor | None = None
+    layout = read_layout(model, layer, torch.as_tensor(np.asarray(images[:1])))
     with torch.no_grad(), eval_mode(model), LayerProbe(model, layer) as probe:
         for s in range(0, len(images), batch_size):
             model(torch.as_tensor(np.asarray(images[s : s + batch_size])))
-            part = probe.output(layer).double().sum(dim=0)
+            part = layout.to_maps(probe.output(layer)).double().sum(dim=0)
             total = part if total is None else total + part
     if total is None:
         raise QxaiError("the dataset-mean baseline needs at least one image")
@@ -241,15 +250,5 @@ def gradient_activation_sets(
 
 
 def _num_maps(model: torch.nn.Module, layer: str, image: torch.Tensor) -> int:
-    seen: dict[str, int] = {}
-    module = resolve_layer(model, layer)
-    with torch.no_grad(), eval_mode(model):
-        def hook(_m: torch.nn.Module, _i: object, out: torch.Tensor) -> None:
-            seen["n"] = int(out.shape[1])
-
-        handle = module.register_forward_hook(hook)
-        try:
-            model(image)
-        finally:
-            handle.remove()
-    return seen["n"]
+    """The layer's number of maps, read through its layout (a token layer's channels)."""
+    return read_layout(model, layer, image).channels
