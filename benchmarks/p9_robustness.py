@@ -1,6 +1,7 @@
 """P9 — robustness metrics: ours (the copies of all images explained in batches) vs quantus' loop.
 
     .venv/bin/python benchmarks/p9_robustness.py [--images 16] [--samples 200] [--methods gradcam,qa]
+                                                 [--rounds 3]
     .venv/bin/python benchmarks/p9_robustness.py --competing      # with one CPU-bound process beside it
 
 Both sides explain with the same qxai explainer on the demo's model (MNIST, reduced-cnn, layer
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--methods", default="gradcam,qa")
     parser.add_argument("--competing", action="store_true", help="run one CPU-bound process beside it")
+    parser.add_argument("--rounds", type=int, default=3, help="repeats: min–median–max of each ratio")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     from qxai.explain.registry import get_explainer
@@ -94,35 +96,44 @@ def main() -> None:
     model, layer, x, t = model_and_images(args.images)
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.competing else None
     try:
-        rows, loads = [], []
-        for method in args.methods.split(","):
-            explainer = get_explainer(method, model, layer, seed=0)
-            if hasattr(explainer, "ground_truth"):
-                explainer.ground_truth = "never"  # as the evaluation re-explains: the maps only
-            e_x = explainer.explain(x, t).saliency  # also the warm-up
-            for family in FAMILY_METRICS:
-                mine, _ = ours(model, explainer, x, t, e_x, family, args.samples)
-                theirs = reference(model, explainer, x, t, e_x, family, args.samples)
-                loads.append(os.getloadavg()[0])
-                rows.append((method, family, mine, theirs))
-                print(f"{method:8s} {family:12s} ours {mine:7.2f} s  quantus {theirs:7.2f} s  "
-                      f"{theirs / mine:5.1f}×", flush=True)  # fmt: skip
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        loads = []
+        for r in range(args.rounds):
+            for method in args.methods.split(","):
+                explainer = get_explainer(method, model, layer, seed=0)
+                if hasattr(explainer, "ground_truth"):
+                    explainer.ground_truth = "never"  # as the evaluation re-explains: the maps only
+                e_x = explainer.explain(x, t).saliency  # also the warm-up
+                for family in FAMILY_METRICS:
+                    mine, _ = ours(model, explainer, x, t, e_x, family, args.samples)
+                    theirs = reference(model, explainer, x, t, e_x, family, args.samples)
+                    loads.append(os.getloadavg()[0])
+                    times.setdefault((method, family), []).append((mine, theirs))
+                    print(f"round {r} {method:8s} {family:12s} ours {mine:7.2f} s  quantus {theirs:7.2f} s  "
+                          f"{theirs / mine:5.1f}×", flush=True)  # fmt: skip
     finally:
         if hog is not None:
             hog.kill()
-    print(f"\n{args.images} images × {args.samples} samples, torch threads {torch.get_num_threads()}, "
-          f"{'one competing process' if args.competing else 'idle'}, load average (1 min) "
-          f"{min(loads):.2f}–{max(loads):.2f}")  # fmt: skip
-    print("| method | family (metrics) | ours (s) | quantus (s) | speed-up |")
+    print(f"\n{args.images} images × {args.samples} samples, {args.rounds} rounds, torch threads "
+          f"{torch.get_num_threads()}, {'one competing process' if args.competing else 'idle'}, "
+          f"load average (1 min) {min(loads):.2f}–{max(loads):.2f}")  # fmt: skip
+    print("| method | family (metrics) | ours (s, median) | quantus (s, median) | speed-up min–median–max |")
     print("| --- | --- | ---: | ---: | ---: |")
-    for method, family, mine, theirs in rows:
+
+    def spread(ratios: list[float]) -> str:
+        return f"{min(ratios):.1f}–{float(np.median(ratios)):.1f}–{max(ratios):.1f}×"
+
+    for (method, family), pairs in times.items():
         names = ", ".join(FAMILY_METRICS[family])
-        print(f"| {method} | {family} ({names}) | {mine:.2f} | {theirs:.2f} | {theirs / mine:.1f}× |")
-    for method in dict.fromkeys(r[0] for r in rows):
-        mine = sum(r[2] for r in rows if r[0] == method)
-        theirs = sum(r[3] for r in rows if r[0] == method)
-        ratio = theirs / mine
-        print(f"| **{method} total** | all six | **{mine:.2f}** | **{theirs:.2f}** | **{ratio:.1f}×** |")
+        mine, theirs = (float(np.median([p[i] for p in pairs])) for i in (0, 1))
+        ratios = spread([b / a for a, b in pairs])
+        print(f"| {method} | {family} ({names}) | {mine:.2f} | {theirs:.2f} | {ratios} |")
+    for method in dict.fromkeys(m for m, _ in times):
+        per_round = [tuple(sum(times[method, f][r][i] for f in FAMILY_METRICS) for i in (0, 1))
+                     for r in range(args.rounds)]  # fmt: skip
+        mine, theirs = (float(np.median([p[i] for p in per_round])) for i in (0, 1))
+        print(f"| **{method} total** | all six | **{mine:.2f}** | **{theirs:.2f}** | "
+              f"**{spread([b / a for a, b in per_round])}** |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def test_paired_tests_and_claims_over_seeds(tmp_path, cache_dir):
     assert np.isclose(test["difference"], np.mean(firsts), rtol=1e-12, atol=1e-15)
     assert test["first_seed"]["difference"] == firsts[0]
     row = next(c for c in doc["claims"] if "GradCAM's top-k (causal precision" in c["claim"])
-    assert row["verdict"] == "not testable" or "bootstrap over 2 seeds × images" in row["why"]
+    assert "bootstrap over 2 seeds × images" in row["why"], row
 
 
 def test_seeds_that_disagree_give_no_claim():

@@ -33,6 +33,7 @@ import numpy as np
 
 from qxai.errors import QxaiError, unknown_name
 from qxai.evaluate import causal, disentangle, faithfulness, localisation, reexplain, sanity
+from qxai.evaluate.statistics import column_reduce
 from qxai.seeding import numpy_rng
 
 if TYPE_CHECKING:
@@ -263,7 +264,7 @@ def _randomisation(ctx: EvalContext, r: MethodResult) -> tuple[np.ndarray, np.nd
             rhos.append(rho)
             blanks.append(blank)
         with np.errstate(invalid="ignore"):
-            rho_rows = _nanmean_rows(np.stack(rhos))
+            rho_rows = column_reduce(np.stack(rhos), np.nanmean)
         r.details["randomisation_stages"] = [
             float(np.nanmean(x)) if np.isfinite(x).any() else None for x in rhos
         ]
@@ -282,14 +283,6 @@ def _class_sensitivity(ctx: EvalContext, r: MethodResult) -> tuple[np.ndarray, n
         return ctx.spread(rows, rho), ctx.spread(rows, blank)
 
     return ctx.cached(("class_sensitivity", r.name), run)
-
-
-def _nanmean_rows(stack: np.ndarray) -> np.ndarray:
-    """Column means of ``(S, N)`` ignoring NaN; NaN where a column has none."""
-    finite = np.isfinite(stack)
-    total = np.where(finite, stack, 0.0).sum(axis=0)
-    count = finite.sum(axis=0)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 # --------------------------------------------------------------------------- causal ground truth

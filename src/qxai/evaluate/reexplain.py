@@ -41,10 +41,10 @@ FAMILY = {
 
 def sample_rows(ctx: EvalContext) -> np.ndarray:
     """The images the group re-explains: ``images`` of them, evenly spread over the run's order."""
-    n, k = len(ctx.targets), int(ctx.setting(LEAD, "images"))
+    k = int(ctx.setting(LEAD, "images"))
     if k < 1:
         raise QxaiError(f"{LEAD}.images must be ≥ 1, got {k}")
-    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
+    return ctx.sample_rows(k)
 
 
 def chosen(ctx: EvalContext, r: MethodResult) -> str | None:
@@ -123,7 +123,7 @@ def robustness_metric(name: str) -> Callable[[EvalContext, MethodResult], np.nda
     return compute
 
 
-def _sized(ctx: EvalContext, extras: dict[str, Any] | None, sizes: list[int], copies: int) -> list[list[int]]:
+def _sized(extras: dict[str, Any] | None, sizes: list[int], copies: int) -> list[list[int]]:
     """The copies' map sets: a selection as it is, channel weights as the top ``sizes[b]``."""
     extras = extras or {}
     if "selected" in extras:
@@ -149,7 +149,7 @@ def selection_under_noise(ctx: EvalContext, r: MethodResult) -> np.ndarray:
     sample = perturbed_sample(ctx, r, "sensitivity")
     ref, sizes = _reference_sets(ctx, r, rows)
     copies = sample.explanations.shape[0]
-    sets = _sized(ctx, sample.extras, sizes, copies)
+    sets = _sized(sample.extras, sizes, copies)
     b = len(rows)
     return ctx.spread(rows, stability.mean_jaccard(ref, [sets[s * b : (s + 1) * b] for s in range(copies)]))
 
@@ -168,7 +168,7 @@ def selection_across_seeds(ctx: EvalContext, r: MethodResult) -> np.ndarray:
             explain, collected = _collecting(ctx.explainer(r.name, seed=ctx.seed + offset))
             for s in range(0, len(x), ctx.settings.batch_size):
                 explain(x[s : s + ctx.settings.batch_size], t[s : s + ctx.settings.batch_size])
-            others.append(_sized(ctx, {k: v for k, v in collected.items() if v}, sizes, 1))
+            others.append(_sized({k: v for k, v in collected.items() if v}, sizes, 1))
         return ctx.spread(rows, stability.mean_jaccard(ref, others))
 
     return ctx.cached(("seeds", r.name), run)

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from qxai.errors import QxaiError
+from qxai.evaluate.statistics import column_reduce
 from qxai.probe import eval_mode
 from qxai.seeding import numpy_rng
 
@@ -86,7 +87,8 @@ class PerturbedSample:
     """The copies of ``B`` images and what the model and the explainer give on them.
 
     ``inputs`` (B, P) and ``perturbed`` (S, B, P) float64 pixels; ``explanation`` (B, Q) and
-    ``explanations`` (S, B, Q) the maps, flattened; ``logits`` (B, K) and ``perturbed_logits`` (S, B, K);
+    ``explanations`` (S, B, Q) the maps, flattened; ``logits`` (B, K) and ``perturbed_logits`` (S, B, K)
+    (None when the copies were not run through the model);
     ``representation_change`` (S, B): ``‖(h(x) − h(x_s)) ⊘ h(x)‖₂`` over every hidden module's output
     ``h`` (only when asked for; the outputs themselves are not kept); ``flipped`` (S, B): the copy's
     predicted class differs from the image's; ``extras``: the explainer's per-copy extras in the
@@ -98,7 +100,7 @@ class PerturbedSample:
     explanation: np.ndarray
     explanations: np.ndarray
     logits: np.ndarray
-    perturbed_logits: np.ndarray
+    perturbed_logits: np.ndarray | None
     flipped: np.ndarray | None
     representation_change: np.ndarray | None = None
     extras: dict | None = None
@@ -190,19 +192,21 @@ def perturb_and_explain(
     clean = [run(images[s : s + batch_size].float()) for s in range(0, b, batch_size)]
     logits_x = np.concatenate([p[0] for p in clean])
     hidden_x = np.concatenate([p[1] for p in clean]) if hidden else None  # type: ignore[misc]
-    logits_xs = np.empty((samples * b, logits_x.shape[1]))
-    change = np.empty(samples * b) if hidden else None
     # the copies' forwards only where a score reads them (the flip rule, ROS, RRS): the sensitivity
     # and Lipschitz scores keep a flipped copy, as Quantus does, and need the explanations alone
-    for start in range(0, len(flat) if outputs or hidden else 0, batch_size):
-        z, h = run(flat[start : start + batch_size])
-        logits_xs[start : start + len(z)] = z
-        if hidden_x is not None and change is not None and h is not None:
-            # each copy's relative representation change, kept instead of the (S·B, R) outputs themselves
-            ref = hidden_x[np.arange(start, start + len(z)) % b]
-            change[start : start + len(z)] = _norm((ref - h) / _safe(ref))
-    logits_xs = logits_xs.reshape(samples, b, -1)
-    flipped = logits_xs.argmax(axis=-1) != logits_x.argmax(axis=-1)[None, :] if outputs or hidden else None
+    logits_xs = flipped = change = None
+    if outputs or hidden:
+        logits_xs = np.empty((samples * b, logits_x.shape[1]))
+        change = np.empty(samples * b) if hidden else None
+        for start in range(0, len(flat), batch_size):
+            z, h = run(flat[start : start + batch_size])
+            logits_xs[start : start + len(z)] = z
+            if hidden_x is not None and change is not None and h is not None:
+                # each copy's relative representation change, kept instead of the (S·B, R) outputs
+                ref = hidden_x[np.arange(start, start + len(z)) % b]
+                change[start : start + len(z)] = _norm((ref - h) / _safe(ref))
+        logits_xs = logits_xs.reshape(samples, b, -1)
+        flipped = logits_xs.argmax(axis=-1) != logits_x.argmax(axis=-1)[None, :]
     return PerturbedSample(
         images.detach().cpu().numpy().astype(np.float64).reshape(b, -1), copies.reshape(samples, b, -1),
         np.asarray(explanation, dtype=np.float64).reshape(b, -1), maps.reshape(samples, b, -1),
@@ -223,17 +227,7 @@ def sensitivity(s: PerturbedSample, reduce: str = "max") -> np.ndarray:
     """``(B,)`` max (``reduce="max"``) or mean sensitivity; NaN for an all-zero explanation (0/0)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = _norm(s.explanation[None] - s.explanations) / _norm(s.explanation)[None]
-    ratio = np.where(np.isfinite(ratio), ratio, np.nan)
-    return _reduce_nan(ratio, np.nanmax if reduce == "max" else np.nanmean)
-
-
-def _reduce_nan(values: np.ndarray, func: Callable) -> np.ndarray:
-    """``func`` over the samples (axis 0), NaN where every sample is NaN (without numpy's warning)."""
-    out = np.full(values.shape[1], np.nan)
-    some = np.isfinite(values).any(axis=0)
-    if some.any():
-        out[some] = func(values[:, some], axis=0)
-    return out
+    return column_reduce(ratio, np.nanmax if reduce == "max" else np.nanmean)
 
 
 def max_normalised(a: np.ndarray) -> np.ndarray:
@@ -247,7 +241,7 @@ def local_lipschitz(s: PerturbedSample, normalise: bool = True) -> np.ndarray:
     e_x, e_xs = (max_normalised(s.explanation), max_normalised(s.explanations)) if normalise else (
         s.explanation, s.explanations)  # fmt: skip
     ratio = _norm(e_x[None] - e_xs) / (_norm(s.inputs[None] - s.perturbed) + LIPSCHITZ_EPS)
-    return _reduce_nan(ratio, np.nanmax)
+    return column_reduce(ratio, np.nanmax)
 
 
 def _explanation_change(s: PerturbedSample) -> np.ndarray:
@@ -270,6 +264,8 @@ def relative_input_stability(s: PerturbedSample) -> np.ndarray:
 
 def relative_output_stability(s: PerturbedSample) -> np.ndarray:
     """``(B,)`` ROS: explanation change over the change of the logits."""
+    if s.perturbed_logits is None:
+        raise QxaiError("the sample holds no predictions of its copies; draw it with outputs=True")
     return _relative(s, _norm(s.logits[None] - s.perturbed_logits))
 
 

@@ -183,8 +183,12 @@ class EvalContext:
         return 1 + max((max(s, default=0) for s in sets), default=0)
 
     def sanity_rows(self) -> np.ndarray:
+        return self.sample_rows(self.settings.sanity_images)
+
+    def sample_rows(self, count: int) -> np.ndarray:
+        """``count`` image positions evenly spread over the run's order (all of them when fewer)."""
         n = len(self.targets)
-        return np.unique(np.linspace(0, n - 1, min(n, self.settings.sanity_images)).round().astype(int))
+        return np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(int))
 
     def spread(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``(N,)`` with ``values`` at ``rows`` and NaN elsewhere (metrics on a subset of images)."""

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import dimod
 import numpy as np
 
+from qxai.evaluate.statistics import column_reduce
+
 
 def jaccard(a: Sequence[int], b: Sequence[int]) -> float:
     """``|a ∩ b| / |a ∪ b|``; NaN when both are empty."""
@@ -38,11 +40,7 @@ def mean_jaccard(reference: Sequence[Sequence[int]], others: Sequence[Sequence[S
     """``(B,)``: image ``b``'s mean Jaccard index between ``reference[b]`` and each ``others[s][b]``
     (NaN where every pair is empty)."""
     values = np.array([[jaccard(ref, row[b]) for b, ref in enumerate(reference)] for row in others])
-    out = np.full(len(reference), np.nan)
-    some = np.isfinite(values).any(axis=0)
-    if some.any():
-        out[some] = np.nanmean(values[:, some], axis=0)
-    return out
+    return column_reduce(values, np.nanmean)
 
 
 def top_k_sets(weights: np.ndarray, sizes: Sequence[int]) -> list[list[int]]:

@@ -195,6 +195,21 @@ def paired_test_over_seeds(
     return _paired_from_draws(point, draws)
 
 
+def column_reduce(values: np.ndarray, func: Callable[..., np.ndarray]) -> np.ndarray:
+    """``func`` (``np.nanmax``, ``np.nanmean``) down the columns of ``values`` ``(S, N)`` over their
+    finite entries: ``(N,)``, NaN where a column has none (without numpy's all-NaN warning).
+
+    >>> column_reduce(np.array([[1.0, np.nan], [3.0, np.inf]]), np.nanmean).tolist()
+    [2.0, nan]
+    """
+    values = np.where(np.isfinite(values), values, np.nan)
+    out = np.full(values.shape[1], np.nan)
+    some = np.isfinite(values).any(axis=0)
+    if some.any():
+        out[some] = func(values[:, some], axis=0)
+    return out
+
+
 def finite_mean(values: np.ndarray, rows: np.ndarray | None = None) -> float:
     """Mean of the finite entries of ``values[rows]``; NaN (without a warning) when there are none."""
     arr = np.asarray(values, dtype=np.float64)

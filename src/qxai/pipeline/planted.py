@@ -235,7 +235,7 @@ def planted_picture(
     document, its evaluation in ``out/<difficulty>`` run with ``settings``.
 
     The maps shown are the ones the evaluation wrote (``method_saliency.npz``); the sets, which the
-    evaluation does not store, come from explaining the same images again with the same explainers,
+    evaluation does not store, come from explaining the pictured image again with the same explainers,
     options and seed through the runner. Where a method's maps then differ from the stored ones, the
     caption says so. None when no difficulty has an image to show.
     """
@@ -265,16 +265,20 @@ def planted_picture(
         # the methods with map sets (QA first: the others' sets are size-matched to its)
         selecting = [m for m in methods if isinstance((doc.get(m) or {}).get("planted_precision"), float)]
         selecting = ["qa", *[m for m in selecting if m != "qa"]]
-        ctx = EvalContext(
-            md.model, md.layer, data.images, data.labels, np.asarray(data.masks), settings.scoring,
-            settings.seed, len(md.class_names), options, {}, data.indices.numpy(), map_truth=truth,
-        )  # fmt: skip
-        explain_and_score(ctx, selecting, [])
         labels = data.labels.numpy()
         picks = np.flatnonzero(labels == r % len(md.class_names))
         if not len(picks):
             continue
         i = int(picks[0])
+        # only the pictured image is explained again (an image's explanation does not depend on the
+        # others, and its size-matched sets only on QA's set for it)
+        one = slice(i, i + 1)
+        ctx = EvalContext(
+            md.model, md.layer, data.images[one], data.labels[one], np.asarray(data.masks)[one],
+            settings.scoring, settings.seed, len(md.class_names), options, {}, data.indices.numpy()[one],
+            map_truth=truth,
+        )  # fmt: skip
+        explain_and_score(ctx, selecting, [])
         rows["images"].append(data.images[i, 0].numpy())
         rows["masks"].append(np.asarray(data.masks[i]))
         rows["designated"].append(set(truth.maps(int(labels[i]))))
@@ -285,11 +289,11 @@ def planted_picture(
             result = ctx.results.get(m)
             if result is None or result.error is not None or result.saliency is None:
                 continue
-            if not np.allclose(result.saliency, stored[_key(m)], atol=1e-5):
+            if not np.allclose(result.saliency[0], stored[_key(m)][i], atol=1e-5):
                 differ.add(m)
             sets = result.selections(ctx, sizes=sizes)
             if sets is not None:
-                choices.setdefault(m, []).append(sorted(int(k) for k in sets[i]))
+                choices.setdefault(m, []).append(sorted(int(k) for k in sets[0]))
     if not rows["images"]:
         return None
     count = len(rows["images"])
