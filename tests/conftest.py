@@ -24,6 +24,20 @@ def digits_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def digits_vit_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-block vit-tiny (patch 4 on 16×16 digits, dim 32, 2 heads) trained for 4 epochs on
+    `digits`; its checkpoint path."""
+    from qxai.pipeline.train import run_train, train_config
+
+    out = tmp_path_factory.mktemp("models") / "digits-vit.pt"
+    hparams = {"patch_size": 4, "dim": 32, "depth": 2, "heads": 2}
+    config = train_config("digits", "vit-tiny", maps=None, epochs=4, seed=0, batch_size=64, lr=3e-3,
+                          hparams=hparams)  # fmt: skip
+    run_train(config, out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def digits_qixai_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A qixai-cnn trained for 2 epochs on `digits`; its checkpoint path."""
     from qxai.pipeline.train import run_train, train_config

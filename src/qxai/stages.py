@@ -33,6 +33,7 @@ class Stage:
     section: str | None = None
     claims: bool = False
     parts: str | None = None
+    optional: bool = False
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -44,7 +45,8 @@ class Stage:
 #: and ``evaluate`` can write into one folder without either overwriting the other). ``demo`` writes
 #: the root of a run folder; ``quantum`` is the demo's analysis of its hybrid quantum model; ``planted``
 #: is the planted benchmark: one ``evaluate`` run per difficulty in the sub-folder named after it
-#: (``planted/easy/metrics.json`` …), the tables, the claims and the figure in ``planted.json``.
+#: (``planted/easy/metrics.json`` …), the tables, the claims and the figure in ``planted.json``;
+#: ``heads`` is QA over a Transformer's attention heads against the head-ablation oracle.
 STAGES: dict[str, Stage] = {s.command: s for s in (
     Stage("model", "model.json", ("confusion.png",), "model"),
     Stage("explain", "explanations.json", ("saliency.npz", "qa_grid.png"), "explanations"),
@@ -58,6 +60,7 @@ STAGES: dict[str, Stage] = {s.command: s for s in (
         "mutual_information.png", "integrated_gradients.png", "quantum_entanglement.png", "quantum_mi.png",
         "quantum_separability.png"), "layers", claims=True),
     Stage("planted", "planted.json", ("planted.png",), "planted", claims=True, parts="evaluate"),
+    Stage("heads", "heads.json", ("transformer.png",), "transformer", claims=True, optional=True),
     Stage("demo", "stages.json", ("metrics.json", "report.html")),
 )}  # fmt: skip
 

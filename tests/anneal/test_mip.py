@@ -33,7 +33,7 @@ def test_passes_the_dimod_sampler_kit() -> None:
     dimod.testing.assert_sampleset_energies(sampler.sample(bqm.binary), bqm.binary)
 
 
-@pytest.mark.parametrize("engine", ["cp-sat", "highs"])
+@pytest.mark.parametrize("engine", ["auto", "cp-sat", "highs"])  # auto: cp-sat here (mixed signs)
 @pytest.mark.parametrize("vartype", ["BINARY", "SPIN"])
 @pytest.mark.parametrize("d", [1, 2, 5, 9, 11])
 def test_proves_the_enumerated_optimum(d: int, vartype: str, engine: str) -> None:
@@ -45,7 +45,7 @@ def test_proves_the_enumerated_optimum(d: int, vartype: str, engine: str) -> Non
         assert float(ss.first.energy) == pytest.approx(exact, abs=1e-9)
         assert ss.info["bound"] <= float(ss.first.energy) + 1e-12
         # CP-SAT scales the float objective to integers: its bound is good to ~1e-6 of the scale
-        assert ss.info["gap"] <= (1e-5 if engine == "cp-sat" else 1e-8) * max(1.0, abs(exact))
+        assert ss.info["gap"] <= (1e-8 if engine == "highs" else 1e-5) * max(1.0, abs(exact))
         dimod.testing.assert_sampleset_energies(ss, bqm)
 
 
@@ -71,6 +71,34 @@ def test_time_limit_returns_the_best_found_with_a_valid_bound(engine: str) -> No
     assert ss.info["gap"] == pytest.approx(float(ss.first.energy) - ss.info["bound"])
     if not ss.info["optimal"]:
         assert ss.info["gap"] > 1e-8 * max(1.0, abs(float(ss.first.energy)))
+
+
+@pytest.mark.parametrize("engine", ["auto", "bnb", "cp-sat", "highs"])
+def test_every_engine_agrees_on_explanation_qubos(engine: str) -> None:
+    rng = np.random.default_rng(3)
+    alpha = np.maximum(rng.standard_normal((3, 24)), 0)
+    acts = np.maximum(rng.standard_normal((3, 24, 5, 5)), 0)
+    for bqm, _ in explanation_qubos(alpha, acts, beta=0.7):
+        if not len(bqm):
+            continue
+        ss = ExactMIPSampler(time_limit=30, engine=engine).sample(bqm)
+        exact = float(ExactEnumerationSampler().sample(bqm).first.energy)
+        assert ss.info["optimal"] and ss.info["engine"] == ("bnb" if engine == "auto" else engine)
+        assert float(ss.first.energy) == pytest.approx(exact, abs=1e-9)
+
+
+def test_bnb_time_limit_returns_a_valid_bound() -> None:
+    # an explanation-like model of 150 variables stopped after 1 ms: its bound must hold
+    rng = np.random.default_rng(1)
+    d = 150
+    q = np.triu(rng.uniform(0, 0.3, (d, d)), 1)
+    bqm = dimod.BinaryQuadraticModel(-0.7 * rng.random(d), q, 0.0, "BINARY")
+    ss = ExactMIPSampler(time_limit=1e-3, engine="bnb").sample(bqm)
+    full = ExactMIPSampler(time_limit=600, engine="bnb").sample(bqm)
+    assert full.info["optimal"]
+    assert ss.info["bound"] <= float(full.first.energy) + 1e-9
+    assert float(ss.first.energy) >= float(full.first.energy) - 1e-9
+    assert ss.info["gap"] == pytest.approx(float(ss.first.energy) - ss.info["bound"])
 
 
 def test_cardinality_bounds_hold_for_every_selection() -> None:
@@ -198,8 +226,22 @@ def test_a_256_map_layer_explains_end_to_end(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
 
     model = str(tmp_path / "m.pt")
-    qxai("train", "--dataset", f"imagefolder:{tmp_path / 'data'}", "--arch", "resnet18-reduced",
-         "--maps", "256", "--epochs", "1", "--image-size", "32", "--no-pretrained", "--out", model)
+    qxai(
+        "train",
+        "--dataset",
+        f"imagefolder:{tmp_path / 'data'}",
+        "--arch",
+        "resnet18-reduced",
+        "--maps",
+        "256",
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--no-pretrained",
+        "--out",
+        model,
+    )
     for layer, solver, out in (("reduce", "batch-sa", "ex"), ("trunk.layer3", "exact-mip", "ex3")):
         qxai("explain", "--model", model, "--per-class", "1", "--layer", layer, "--solver", solver,
              "--out", str(tmp_path / out))  # fmt: skip

@@ -66,7 +66,7 @@ CASES = [
     # option values the CLI framework rejects: the same one-line form
     (["explain", "--model", "{zero}", "--per-class", "0"], "--per-class", 2),
     (["evaluate", "--model", "{zero}", "--per-class", "0"], "--per-class", 2),
-    (["explain", "--per-class", "2"], "Missing option '--model'", 2),
+    (["explain", "--per-class", "2"], "name the model: --model", 2),
     ([*TRAIN, "--epochs", "x"], "Invalid value for '--epochs'", 2),
     (["no-such-command"], "No such command", 2),
     # user models

@@ -62,12 +62,14 @@ NOT_SETTINGS: dict[str, dict[str, str]] = {
         "weights": "resnet18-reduced weights file",
     },
     "explain": {
-        "model": "the checkpoint to explain (required)",
+        "model": "the checkpoint to explain (this or --hf-model)",
+        "hf_model": "the Hugging Face folder to explain (this or --model)",
         "num_reads": "solver_options entry; None = the solver's own default",
         "stream": "asks for StreamSettings at all (StreamSettings.from_options)",
     },
     "evaluate": {
-        "model": "the checkpoint to evaluate (required)",
+        "model": "the checkpoint to evaluate (this or --hf-model)",
+        "hf_model": "the Hugging Face folder to evaluate (this or --model)",
         "stream": "asks for StreamSettings at all (StreamSettings.from_options)",
         "method_option": "repeated METHOD.KEY=VALUE; the defaults are each ExplainerSpec.options",
         "metric_option": "repeated METRIC.KEY=VALUE; the defaults are each Metric.settings",

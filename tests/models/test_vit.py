@@ -176,17 +176,15 @@ def test_the_last_blocks_output_is_flagged_zero_gradient_not_explained():
     assert image_flags(cam.extras, cam.saliency) == ["zero_gradient"] * 3
 
 
-def test_vit_tiny_trains_and_qxai_explain_explains_it(tmp_path, capsys):
-    """End to end on the offline digits: train a small vit-tiny, then `qxai explain` with no --layer
-    finds the token grid at the last block's input norm and selects maps on every image."""
-    from qxai.pipeline.train import run_train, train_config
+def test_vit_tiny_trains_and_qxai_explain_explains_it(tmp_path, capsys, digits_vit_checkpoint):
+    """End to end on the offline digits: a small vit-tiny trained (the session's fixture), then `qxai
+    explain` with no --layer finds the token grid at the last block's input norm and selects maps on
+    every image."""
+    from qxai.models.checkpoint import read_checkpoint_payload
 
-    hparams = {"patch_size": 4, "dim": 32, "depth": 2, "heads": 2}
-    config = train_config("digits", "vit-tiny", maps=None, epochs=4, seed=0, batch_size=64, lr=3e-3,
-                          hparams=hparams)  # fmt: skip
-    saved = run_train(config, tmp_path / "vit.pt")
+    saved = json.loads(read_checkpoint_payload(digits_vit_checkpoint)["config"])
     assert saved["metrics"]["test_accuracy"] > 0.5
-    args = ["explain", "--model", str(tmp_path / "vit.pt"), "--per-class", "1", "--ground-truth", "never",
+    args = ["explain", "--model", str(digits_vit_checkpoint), "--per-class", "1", "--ground-truth", "never",
             "--out", str(tmp_path / "e")]  # fmt: skip
     assert cli(args) == 0, capsys.readouterr().err
     doc = json.loads((tmp_path / "e" / "explanations.json").read_text())

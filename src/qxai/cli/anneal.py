@@ -41,6 +41,10 @@ def register(app: typer.Typer) -> None:
         bqm: Path = typer.Option(None, help="One BQM file (dimod to_file() bytes or to_serializable() JSON)"),
         dataset: str = options.dataset(),
         layer: str = setting(A, "layer", help="Layer to explain (default: the model's default layer)."),
+        target: str = setting(
+            A, "target", help="What the QUBOs select: maps (the layer's feature maps) | heads (every "
+            "attention head of a Transformer).",
+        ),
         per_class: int = setting(A, "per_class", help="Correctly classified test images per class."),
         max_problems: int = setting(A, "max_problems", help="Stop after this many problems."),
         tau: str = setting(A, "taus", help="Total anneal times, comma-separated."),
@@ -83,7 +87,7 @@ def register(app: typer.Typer) -> None:
             taus=tuple(parse_taus(tau)), max_qubits=max_qubits, grid=grid, max_problems=max_problems,
             per_class=per_class, seed=seed, energy_convention=energy_convention, memory_mb=memory_mb,
             protocol=AnnealProtocol(dt=dt, driver=driver, schedule=schedule), qubo=qubo, dataset=dataset,
-            layer=layer,
+            layer=layer, target=target,
         )  # fmt: skip
         summary = run_anneal(out, model=model, bqm=bqm, settings=settings, cluster=where)
         if as_json:

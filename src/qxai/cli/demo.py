@@ -32,7 +32,10 @@ def register(app: typer.Typer) -> None:
         per_class: int = setting(
             D, "per_class", min=1, help="Correctly classified test images explained per class."
         ),
-        methods: str = setting(D, "methods", help="Comma-separated."),
+        methods: str = setting(
+            D, "methods", help="Comma-separated; default: qa,gradcam,gradcam++,eigencam,ig,shap,lime,lrp "
+            "(a Transformer arch: rollout,chefer,qa-heads in place of lrp).",
+        ),
         taus: str = setting(D, "taus", help="Annealing times τ for the fidelity study."),
         max_qubits: int = setting(
             D, "max_qubits", help="Largest explanation QUBO simulated as a state vector."
@@ -40,7 +43,10 @@ def register(app: typer.Typer) -> None:
         anneal_per_class: int = setting(
             D, "anneal_per_class", min=1, help="Explanation QUBOs per class for the physics stage."
         ),
-        stages: str = setting(D, "stages", help="Which stages to run."),
+        stages: str = setting(
+            D, "stages", help="Which stages to run; default: model,explain,evaluate,anneal,analyze,planted "
+            "(+ heads after evaluate for a Transformer arch).",
+        ),
         quantum: bool = setting(
             D,
             "quantum",
@@ -59,9 +65,9 @@ def register(app: typer.Typer) -> None:
             raise QxaiError(f"--taus must be comma-separated numbers, got '{taus}'") from None
         settings = DemoSettings(
             dataset=dataset, arch=arch, maps=maps, epochs=epochs, seed=seed, per_class=per_class,
-            methods=tuple(m.strip() for m in methods.split(",") if m.strip()), taus=tau_values,
+            methods=tuple(m.strip() for m in (methods or "").split(",") if m.strip()), taus=tau_values,
             max_qubits=max_qubits, anneal_per_class=anneal_per_class,
-            stages=tuple(s.strip() for s in stages.split(",") if s.strip()), quantum=quantum,
+            stages=tuple(s.strip() for s in (stages or "").split(",") if s.strip()), quantum=quantum,
         )  # fmt: skip
         meta = run_demo(out, settings, command=shlex.join(["qxai", *sys.argv[1:]]))
         table = Table(title="qxai demo")

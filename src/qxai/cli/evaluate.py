@@ -13,14 +13,13 @@ from rich.table import Table
 from qxai.anneal.qubo import QuboOptions
 from qxai.cli import options
 from qxai.cli.options import setting
+from qxai.errors import QxaiError
 from qxai.evaluate import EvalSettings
 from qxai.pipeline.evaluate import EvaluateSettings
 from qxai.pipeline.shards import StreamSettings
 
 
 def _ints(text: str | None) -> tuple[int, ...]:
-    from qxai.errors import QxaiError
-
     if not text:
         return ()
     try:
@@ -40,8 +39,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def evaluate(
         model: Path = typer.Option(
-            ..., "--model", help="Checkpoint written by `qxai train` (or file.py:Class)."
+            None, "--model", help="Checkpoint written by `qxai train` (or file.py:Class)."
         ),
+        hf_model: Path = options.hf_model(),
         model_file: str = options.model_file(),
         trust_model_code: bool = options.trust_model_code(),
         dataset: str = options.dataset(),
@@ -101,6 +101,9 @@ def register(app: typer.Typer) -> None:
         from qxai.pipeline.evaluate import run_evaluate
         from qxai.settings import parse_assignments
 
+        source = options.model_source(model, hf_model)  # --model or --hf-model, exactly one
+        if hf_model is not None and seeds:
+            raise QxaiError("--seeds retrains the model, which a --hf-model folder cannot; drop --seeds")
         qubo = QuboOptions.resolve(
             qubo_from, beta=beta, normalise=normalise, penalty=penalty, dead_eps=dead_eps
         )
@@ -124,7 +127,7 @@ def register(app: typer.Typer) -> None:
             stream=stream, limit=limit, all_images=all_images, selection=selection, shard_size=shard_size,
             loader_workers=loader_workers, ray=ray, ray_address=ray_address, workers=workers,
         )  # fmt: skip
-        doc = run_evaluate(out, model=model, settings=settings, stream=streamed)
+        doc = run_evaluate(out, model=source, settings=settings, stream=streamed)
         console = Console(width=max(Console().width, 120))
         console.print(results_table(doc))
         for name in doc["config"]["methods"]:

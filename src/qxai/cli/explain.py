@@ -23,8 +23,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def explain(
         model: Path = typer.Option(
-            ..., "--model", help="Checkpoint written by `qxai train` (or file.py:Class)."
+            None, "--model", help="Checkpoint written by `qxai train` (or file.py:Class)."
         ),
+        hf_model: Path = options.hf_model(),
         model_file: str = options.model_file(),
         trust_model_code: bool = options.trust_model_code(),
         dataset: str = options.dataset(),
@@ -61,6 +62,7 @@ def register(app: typer.Typer) -> None:
         """Select the feature maps that explain each decision (QA-fGradCAM) and write them to OUT."""
         from qxai.pipeline.explain import run_explain
 
+        source = options.model_source(model, hf_model)  # --model or --hf-model, exactly one
         if num_reads is not None and num_reads < 1:
             raise QxaiError(f"--num-reads must be at least 1, got {num_reads}")
         qubo = QuboOptions.resolve(
@@ -76,7 +78,7 @@ def register(app: typer.Typer) -> None:
             stream=stream, limit=limit, all_images=all_images, selection=selection, shard_size=shard_size,
             loader_workers=loader_workers, ray=ray, ray_address=ray_address, workers=workers,
         )  # fmt: skip
-        doc = run_explain(out, model=model, settings=settings, stream=scaled)
+        doc = run_explain(out, model=source, settings=settings, stream=scaled)
         summary = doc["summary"]
         optimal = summary["optimal_rate"]
         hit = (

@@ -78,6 +78,31 @@ def trust_model_code() -> Any:
     )
 
 
+def hf_model() -> Any:
+    return typer.Option(
+        None, "--hf-model", metavar="DIR",
+        help="A local Hugging Face image classifier folder (save_pretrained, safetensors; never downloads) "
+        "instead of --model; needs --dataset.",
+    )  # fmt: skip
+
+
+def model_source(model: Any, hf_model: Any) -> str:
+    """The model spec of ``--model`` or ``--hf-model`` (``hf:DIR``, see :func:`qxai.models.loading.hf_spec`):
+    exactly one of them, else a one-line error.
+
+    >>> model_source(None, "models/vit")
+    'hf:models/vit'
+    """
+    from qxai.errors import QxaiError
+    from qxai.models.loading import hf_spec
+
+    if model is not None and hf_model is not None:
+        raise QxaiError("give --model or --hf-model, not both")
+    if model is None and hf_model is None:
+        raise QxaiError("name the model: --model CHECKPOINT (or file.py:Class) or --hf-model DIR")
+    return str(model) if model is not None else hf_spec(hf_model)
+
+
 def dataset() -> Any:
     return typer.Option(None, help="Data set (default: the one the model was trained on).")
 

@@ -312,12 +312,14 @@ def _untestable(blank: dict[str, str], methods: tuple[str, ...], classes: list[i
 def collect_claims(run_dir: str | Path) -> list[dict[str, Any]]:
     """Every claim row the stages of the demo run ``run_dir`` stored (``"claims"`` in the main JSON
     of each stage :data:`qxai.stages.STAGES` marks); a stage that did not run contributes one
-    "not testable" row saying so."""
+    "not testable" row saying so (an optional stage, :attr:`qxai.stages.Stage.optional`, none)."""
     run_dir = Path(run_dir)
     rows: list[dict[str, Any]] = []
     for stage in (s for s in STAGES.values() if s.claims):
         path = run_dir / stage.command / stage.main
         if not path.is_file():
+            if stage.optional:
+                continue  # e.g. the heads stage of a convolutional model: nothing to claim
             name = stage.command
             why = f"the {name} stage did not run or failed in this run"
             rows.append(_row(f"claims checked by the {name} stage", None, None, "", UNTESTABLE, why, name))

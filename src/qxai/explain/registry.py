@@ -88,6 +88,18 @@ def _rollout(model: torch.nn.Module, layer: str | None, **options: Any) -> Expla
     return AttentionRolloutExplainer(model, layer, **options)
 
 
+def _qa_heads(model: torch.nn.Module, layer: str | None, **options: Any) -> Explainer:
+    from qxai.explain.heads import QAHeadsExplainer  # heavy (annealers): imported on demand
+
+    return QAHeadsExplainer(model, layer, **options)
+
+
+def _chefer(model: torch.nn.Module, layer: str | None, **options: Any) -> Explainer:
+    from qxai.explain.chefer import CheferExplainer
+
+    return CheferExplainer(model, layer, **options)
+
+
 #: Every explainer by name, in the order help texts list them. Add one with :func:`register_explainer`.
 EXPLAINERS: dict[str, ExplainerSpec] = {
     spec.name: spec
@@ -108,6 +120,12 @@ EXPLAINERS: dict[str, ExplainerSpec] = {
                       torchscript=False),
         ExplainerSpec("rollout", _rollout, False, "attention rollout (Abnar & Zuidema 2020), Transformers",
                       torchscript=False, options={"residual": 0.5}, requires="attention"),
+        ExplainerSpec("qa-heads", _qa_heads, False,
+                      "QA selection over attention heads (the last block's, or every block's), Transformers",
+                      torchscript=False, options={"blocks": "last"}, requires="attention"),
+        ExplainerSpec("chefer", _chefer, False,
+                      "gradient-weighted attention relevance (Chefer, Gur & Wolf 2021), Transformers",
+                      torchscript=False, requires="attention"),
     )
 }  # fmt: skip
 

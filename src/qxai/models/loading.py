@@ -1,5 +1,6 @@
-"""A model from anything a user names — a qxai checkpoint, ``file.py:ClassName`` or a TorchScript
-archive — with the data set it was trained on and the layer to explain."""
+"""A model from anything a user names — a qxai checkpoint, ``file.py:ClassName``, a TorchScript
+archive or a local Hugging Face image classifier (``--hf-model DIR``, spelled ``hf:DIR`` here) —
+with the data set it was trained on and the layer to explain."""
 
 from __future__ import annotations
 
@@ -15,6 +16,23 @@ from qxai.errors import QxaiError
 from qxai.models.checkpoint import Checkpoint, load_checkpoint
 from qxai.models.layers import resolve_layer
 from qxai.models.registry import default_layer
+
+#: The prefix of a model spec naming a Hugging Face image-classification folder: ``hf:DIR``.
+HF_PREFIX = "hf:"
+
+
+def hf_spec(folder: str | os.PathLike[str]) -> str:
+    """The model spec of the Hugging Face folder ``folder`` (what ``--hf-model DIR`` passes on).
+
+    >>> hf_spec("models/vit")
+    'hf:models/vit'
+    """
+    return f"{HF_PREFIX}{os.fspath(folder)}"
+
+
+def is_hf_spec(spec: str | os.PathLike[str]) -> bool:
+    """Whether ``spec`` names a Hugging Face folder (:func:`hf_spec`)."""
+    return isinstance(spec, str) and spec.startswith(HF_PREFIX)
 
 
 @dataclass
@@ -34,13 +52,20 @@ class ModelAndData:
 def load_any_model(
     spec: str, model_file: str | None = None, trust_model_code: bool | None = None
 ) -> Checkpoint:
-    """A qxai checkpoint, a user's ``file.py:ClassName``, or a TorchScript archive.
+    """A qxai checkpoint, a user's ``file.py:ClassName``, a TorchScript archive, or ``hf:DIR`` (a
+    local Hugging Face image classifier, :func:`qxai.models.hf_vision.load_hf_vision`; its config
+    records ``arch`` ``hf:DIR`` and the ``input_shape`` it takes).
 
     A checkpoint of a user's model imports its code only from ``model_file`` or, with
     ``trust_model_code``, the file it names, SHA-256 checked (the trust rule, docs/ARCHITECTURE.md).
     """
     from qxai.models.user import check_model_path, is_torchscript, load_user_model
 
+    if is_hf_spec(spec):
+        from qxai.models.hf_vision import load_hf_vision
+
+        model = load_hf_vision(spec[len(HF_PREFIX) :])
+        return Checkpoint(model, {"arch": spec, "input_shape": list(model.input_shape)})
     if ".py:" not in spec and os.path.lexists(spec):
         check_model_path(spec)  # before anything opens it: a pipe would block, a folder mislead
     if ".py:" in spec or is_torchscript(spec):  # the user named the code itself
@@ -75,7 +100,7 @@ def load_model_and_data(
             f"data set '{name}' has images {split.test.image_shape}, the model expects {expected}; "
             "use the data set the model was trained on"
         )
-    if str(cfg.get("arch", "")).startswith("file:"):
+    if str(cfg.get("arch", "")).startswith(("file:", HF_PREFIX)):
         from qxai.models.user import check_model_output
 
         check_model_output(ckpt.model, split.test.images[:2], split.test.num_classes, source=str(checkpoint))
@@ -84,4 +109,4 @@ def load_model_and_data(
     return ModelAndData(ckpt.model, cfg, split, chosen)
 
 
-__all__ = ["ModelAndData", "load_any_model", "load_model_and_data"]
+__all__ = ["HF_PREFIX", "ModelAndData", "hf_spec", "is_hf_spec", "load_any_model", "load_model_and_data"]

@@ -69,6 +69,19 @@ def transformer_blocks(model: nn.Module) -> list[str]:
     return found
 
 
+def is_transformer(arch: str) -> bool:
+    """Whether the built-in architecture ``arch`` has attention blocks (read off a small instance).
+
+    >>> is_transformer("vit-tiny"), is_transformer("reduced-cnn")
+    (True, False)
+    """
+    try:
+        net = build_model(arch, in_channels=1, num_classes=2, image_size=(28, 28))
+    except QxaiError:
+        return False
+    return bool(transformer_blocks(net))
+
+
 def transformer_default_layer(model: nn.Module) -> str | None:
     """The layer to explain in a Transformer (None for other models): the input norm of the last
     block (``norm1`` / ``ln_1`` / ``layernorm_before``: its first LayerNorm), whose patch tokens

@@ -97,7 +97,9 @@ def model_qubos(
     checkpoint: str | Path, settings: AnnealSettings
 ) -> tuple[list[tuple[dict[str, Any], dimod.BinaryQuadraticModel]], dict[str, Any]]:
     """``(meta, bqm)`` for the explanation QUBO of each selected correctly classified test image, and
-    what they came from (``{"kind", "checkpoint", "dataset", "layer", "num_maps"}``)."""
+    what they came from (``{"kind", "checkpoint", "dataset", "layer", "num_maps", "target"}``). With
+    ``settings.target == "heads"`` the QUBOs select every block's attention heads (``layer`` is then
+    the attention blocks, ``num_maps`` the number of heads)."""
     from qxai.data.base import batches
     from qxai.explain.qa import QAFeatureMapExplainer
     from qxai.models.loading import load_model_and_data
@@ -105,21 +107,31 @@ def model_qubos(
 
     md = load_model_and_data(str(checkpoint), settings.dataset, settings.layer)
     images = select_correct_per_class(md.model, md.split.test, settings.per_class, seed=settings.seed)
-    explainer = QAFeatureMapExplainer(
-        md.model, md.layer, solver="exact", qubo=settings.qubo, seed=settings.seed, ground_truth="never"
-    )
+    options = {"solver": "exact", "qubo": settings.qubo, "seed": settings.seed, "ground_truth": "never"}
+    if settings.target == "heads":
+        from qxai.explain.heads import QAHeadsExplainer
+
+        heads = QAHeadsExplainer(md.model, blocks="all", **options)
+        layer = ",".join(site.name for site in heads.sites)
+    else:
+        explainer = QAFeatureMapExplainer(md.model, md.layer, **options)
+        layer = md.layer
     out: list[tuple[dict[str, Any], dimod.BinaryQuadraticModel]] = []
     num_maps = None
     for x, y in batches(images, 32):
-        batch = explainer.build_qubos(x, y)
-        num_maps = int(batch.channel_weights.shape[1])
+        if settings.target == "heads":
+            _, qubos, _ = heads.build_qubos(x, y)
+            num_maps = heads.num_heads
+        else:
+            batch = explainer.build_qubos(x, y)
+            qubos, num_maps = batch.qubos, int(batch.channel_weights.shape[1])
         # built with *every* QUBO option of the settings, so a run's "qubo" is reproduced exactly
-        for (bqm, kept), label in zip(batch.qubos, y.tolist(), strict=True):
+        for (bqm, kept), label in zip(qubos, y.tolist(), strict=True):
             meta = {"id": len(out), "label": md.class_names[label], "maps": np.asarray(kept).tolist()}
             out.append((meta, bqm))
     dataset = settings.dataset or md.config.get("dataset")
     source = {"kind": "model", "checkpoint": str(checkpoint), "dataset": dataset,
-              "layer": md.layer, "num_maps": num_maps}  # fmt: skip
+              "layer": layer, "num_maps": num_maps, "target": settings.target}  # fmt: skip
     return out, source
 
 

@@ -2,7 +2,9 @@
 
 Stages, each writing into its own folder of the run:
 ``model`` (train, cached by a hash of its config) → ``explain`` (QA with ``batch-sa``) →
-``evaluate`` (QA and every baseline, scored) → ``anneal`` (state-vector physics on the explanation
+``evaluate`` (QA and every baseline, scored) → ``heads`` (a Transformer only: QA over attention heads
+against the head-ablation oracle, and the token-grid pictures; :func:`qxai.pipeline.heads.
+run_heads_stage`) → ``anneal`` (state-vector physics on the explanation
 QUBOs) → ``analyze`` (QIXAI layer analyses) → ``planted`` (the planted benchmark: ``planted-cnn``
 trained per difficulty, every map-selecting method scored against its designated maps, its masks and
 the causal oracle; :func:`qxai.pipeline.planted.run_planted_stage`) → ``report.html``. A stage that
@@ -37,6 +39,15 @@ if TYPE_CHECKING:
 
 _console = Console(stderr=True)
 
+#: the methods every demo compares
+METHODS = ("qa", "gradcam", "gradcam++", "eigencam", "ig", "shap", "lime", "lrp")
+#: a Transformer's methods: LRP's zennit rules have none for LayerNorm and softmax attention (its place
+#: goes to Chefer et al.'s relevance)
+TRANSFORMER_METHODS = ("qa", "gradcam", "gradcam++", "eigencam", "ig", "shap", "lime", "rollout", "chefer",
+                       "qa-heads")  # fmt: skip
+#: the stages a demo runs unless told (``heads`` only for a Transformer)
+STAGE_ORDER = ("model", "explain", "evaluate", "heads", "anneal", "analyze", "planted")
+
 
 @dataclass
 class DemoSettings:
@@ -48,7 +59,8 @@ class DemoSettings:
     epochs: int = 5
     seed: int = 0
     per_class: int = 20
-    methods: tuple[str, ...] = ("qa", "gradcam", "gradcam++", "eigencam", "ig", "shap", "lime", "lrp")
+    # empty: METHODS, plus TRANSFORMER_METHODS for a Transformer arch
+    methods: tuple[str, ...] = ()
     taus: tuple[float, ...] = (10.0, 50.0, 100.0)
     max_qubits: int = 12
     anneal_per_class: int = 4
@@ -58,7 +70,8 @@ class DemoSettings:
     ig_steps: int = 24
     shap_samples: int = 8
     sanity_images: int = 16
-    stages: tuple[str, ...] = ("model", "explain", "evaluate", "anneal", "analyze", "planted")
+    # empty: STAGE_ORDER, without ``heads`` unless the arch is a Transformer
+    stages: tuple[str, ...] = ()
     dataset_options: dict[str, Any] = field(default_factory=dict)
     quantum: bool = False  # add the hybrid quantum–classical model as an extra stage
     # the planted stage (its own data and model; drop "planted" from stages to skip it)
@@ -75,19 +88,28 @@ class DemoSettings:
     def __post_init__(self) -> None:
         """Every option is checked here, before stage 1 trains anything."""
         from qxai.explain.registry import parse_methods
-        from qxai.models.registry import ARCHITECTURES
+        from qxai.models.registry import ARCHITECTURES, is_transformer
 
-        known = ("model", "explain", "evaluate", "anneal", "analyze", "planted", "quantum")
-        unknown = [s for s in self.stages if s not in known]
-        if unknown:
-            raise QxaiError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(known)}")
-        if self.quantum and "quantum" not in self.stages:
-            self.stages = (*self.stages, "quantum")
-        self.methods = tuple(parse_methods(self.methods))
         if self.arch not in ARCHITECTURES:
             from qxai.errors import unknown_name
 
             raise unknown_name("architecture", self.arch, ARCHITECTURES)
+        transformer = is_transformer(self.arch)
+        known = (*STAGE_ORDER, "quantum")
+        unknown = [s for s in self.stages if s not in known]
+        if unknown:
+            raise QxaiError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(known)}")
+        if not self.stages:
+            self.stages = tuple(s for s in STAGE_ORDER if s != "heads" or transformer)
+        elif "heads" in self.stages and not transformer:
+            raise QxaiError(
+                f"the heads stage needs a Transformer and '{self.arch}' has no attention heads; "
+                "use --arch vit-tiny or leave 'heads' out of --stages"
+            )
+        if self.quantum and "quantum" not in self.stages:
+            self.stages = (*self.stages, "quantum")
+        defaults = TRANSFORMER_METHODS if transformer else METHODS
+        self.methods = tuple(parse_methods(self.methods or defaults))
         for name in (
             "maps",
             "epochs",
@@ -232,12 +254,14 @@ def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[]
 
     def anneal() -> dict[str, Any]:
         from qxai.anneal.physics.study import AnnealSettings
+        from qxai.models.registry import is_transformer
         from qxai.pipeline.anneal import run_anneal
 
-        # the authors' driver and energy convention, so that the paper's annealing claims are testable
+        # the authors' driver and energy convention, so that the paper's annealing claims are testable;
+        # a Transformer's token-channel QUBOs (d ≈ 30) are beyond a state vector: its heads' are not
         anneal_settings = AnnealSettings.authors(
             per_class=settings.anneal_per_class, taus=tuple(settings.taus), max_qubits=settings.max_qubits,
-            seed=settings.seed,
+            seed=settings.seed, target="heads" if is_transformer(settings.arch) else "maps",
         )  # fmt: skip
         return run_anneal(out / "anneal", model=ckpt, settings=anneal_settings)
 
@@ -247,6 +271,12 @@ def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[]
         analyze_settings = AnalyzeSettings(samples=settings.analysis_images, seed=settings.seed)
         return run_analyze(out / "analyze", model=ckpt, settings=analyze_settings)
 
+    def heads() -> dict[str, Any]:
+        from qxai.pipeline.heads import HeadsSettings, run_heads_stage
+
+        chosen = HeadsSettings(per_class=settings.per_class, seed=settings.seed)
+        return run_heads_stage(out / "heads", ckpt, chosen)
+
     def planted() -> dict[str, Any]:
         from qxai.pipeline.planted import run_planted_stage
 
@@ -254,7 +284,7 @@ def _stage_functions(settings: DemoSettings, out: Path) -> dict[str, Callable[[]
 
     return {
         "model": lambda: model_stage(settings, out), "explain": explain, "evaluate": evaluate,
-        "anneal": anneal, "analyze": analyze, "planted": planted,
+        "heads": heads, "anneal": anneal, "analyze": analyze, "planted": planted,
         "quantum": lambda: quantum_stage(settings, out),
     }  # fmt: skip
 

@@ -322,8 +322,13 @@ def stream_rows(
 
 def model_sha256(spec: str) -> str:
     """The SHA-256 of the model's file (a checkpoint, a TorchScript archive, or ``file.py``)."""
+    from qxai.models.loading import HF_PREFIX, is_hf_spec
     from qxai.models.user import file_sha256
 
+    if is_hf_spec(spec):  # a Hugging Face folder: its config, weights and preprocessing
+        from qxai.models.hf_vision import folder_sha256
+
+        return folder_sha256(spec[len(HF_PREFIX) :])
     path = spec.rsplit(":", 1)[0] if ".py:" in spec else spec
     return file_sha256(path)
 

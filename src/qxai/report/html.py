@@ -73,6 +73,12 @@ SECTIONS = (
         "scored against that truth and against the causal oracle, with 95 % intervals.",
     ),
     Section(
+        "transformer", "Transformer: token-grid maps and attention heads", "heads",
+        "The CAMs on the token grid of a Transformer layer beside attention rollout and Chefer et al.'s "
+        "relevance, and QA over attention heads: zeroing its selected heads against zeroing as many "
+        "heads by gradient weight or at random (the drop of the target logit, 95 % intervals).",
+    ),
+    Section(
         "annealing", "Annealing physics", "anneal",
         "Minimum spectral gap and success probability of quantum annealing on the explanation QUBOs.",
     ),
@@ -413,6 +419,37 @@ def planted_table(doc: dict[str, Any]) -> str:
     return f"{out}<p class='note'>{html.escape(note)}</p>"
 
 
+def heads_table(doc: dict[str, Any]) -> str:
+    """One row per head choice of the heads stage's ``heads.json``: the mean logit drop of QA's heads,
+    the gradient-weight and the random heads of the same size (95 % intervals), QA's paired
+    differences with their verdicts, and the number of images compared."""
+    comparisons = doc.get("comparisons") or {}
+    if not comparisons:
+        return "<p class='muted'>no head comparison in this run</p>"
+    names = ("qa", "gradient-weight", "random")
+    head = "".join(f"<th>{html.escape(n)} drop ↑</th>" for n in names)
+    body = []
+    for blocks, c in comparisons.items():
+        methods = c.get("methods") or {}
+        found = [methods.get(n) or {} for n in names]
+        cells = "".join(f"<td>{_with_interval(m.get('mean_drop'), m.get('interval'))}</td>" for m in found)
+        paired = "".join(
+            f"<td>{_with_interval(t.get('difference'), t.get('interval'))} "
+            f"<span class='note'>({html.escape(str(t.get('verdict')))})</span></td>"
+            for t in (c.get("paired") or {}).values()
+        )
+        size = _fmt(c.get("mean_selected"))
+        label = f"{html.escape(str(blocks))} ({c.get('heads')} heads, mean |S| = {size})"
+        body.append(f"<tr><td>{label}</td>{cells}{paired}<td>{_fmt(c.get('compared'))}</td></tr>")
+    return (
+        "<div class='scroll'><table><tr><th>heads</th>" + head + "<th>QA − gradient weight</th>"
+        "<th>QA − random</th><th>images</th></tr>" + "".join(body) + "</table></div>"
+        "<p class='note'>Drop = target logit − target logit with the heads zeroed (before they are merged). "
+        "The paired verdict names the method whose heads matter more, or says tie where the interval "
+        "contains 0.</p>"
+    )
+
+
 def _paired_cell(test: Any, name: str) -> str:
     """The ``QA − row`` cell of a paired test ``{difference, interval}`` (QA's own row: reference)."""
     if name == "qa":
@@ -569,6 +606,8 @@ def _render_section(run_dir: Path, section: Section, stages: dict[str, Any], fig
             f'<p class="error">{html.escape(str(status.get("error", "unknown error")))}</p></section>'
         )
     path = run_dir / section.stage / section.result_file
+    if section.key == "transformer" and not path.is_file() and section.stage not in stages:
+        return ""  # a convolutional model: no attention heads, no section
     if section.key == "quantum" and not path.is_file():
         path = run_dir / "analyze" / STAGES["analyze"].main  # a hybrid model analysed by the analyze stage
     if not path.is_file():
@@ -607,6 +646,8 @@ def _render_section(run_dir: Path, section: Section, stages: dict[str, Any], fig
         parts.append(overlap_table(result))
     elif section.key == "planted":
         parts.append(planted_table(result))
+    elif section.key == "transformer":
+        parts.append(heads_table(result))
     elif section.key == "groundtruth":
         parts.append(causal_table(result) or "<p class='muted'>the causal metrics were not computed in "
                      "this run (qxai evaluate --metrics causal, with qa among the methods)</p>")
@@ -662,10 +703,13 @@ def render_report(run_dir: str | os.PathLike[str]) -> str:
     if not stages and not any((run_dir / s.stage / s.result_file).is_file() for s in SECTIONS if s.stage):
         raise QxaiError(f"{run_dir} holds no stage results; run `qxai demo --out {run_dir}` first")
     title = meta.get("title") or "qxai report"
-    nav = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in SECTIONS if s.key != "quantum")
-    nav += '<a href="#timings">Timings</a><a href="#provenance">Command</a>'
     figures = _figures_by_section(run_dir)
-    body = "".join(_render_section(run_dir, s, stages, figures.get(s.key, [])) for s in SECTIONS)
+    rendered = [(s, _render_section(run_dir, s, stages, figures.get(s.key, []))) for s in SECTIONS]
+    # a section a model does not have (quantum layers, attention heads) is left out, link and all
+    nav = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s, part in rendered
+                  if part and s.key != "quantum")  # fmt: skip
+    nav += '<a href="#timings">Timings</a><a href="#provenance">Command</a>'
+    body = "".join(part for _, part in rendered)
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"

@@ -40,6 +40,10 @@ from qxai.errors import QxaiError, unknown_name
 REFINE = 2
 
 
+#: what an explanation QUBO of a model selects: feature maps, or a Transformer's attention heads
+TARGETS = ("maps", "heads")
+
+
 @dataclass(frozen=True)
 class AnnealSettings:
     """Everything ``qxai anneal`` runs with, validated on construction, defaults written once.
@@ -56,6 +60,8 @@ class AnnealSettings:
         protocol: ``dt``, driver and schedule (:class:`AnnealProtocol`).
         qubo: the explanation QUBO options (:class:`QuboOptions`, model source).
         dataset, layer: override the checkpoint's data set and layer (model source).
+        target: what the explanation QUBOs select (model source): ``maps`` (the layer's feature maps)
+            or ``heads`` (every block's attention heads of a Transformer, :mod:`qxai.explain.heads`).
         figures: write the figures (for more than one problem).
         resamples: bootstrap resamples of every interval (≥ 1000).
 
@@ -78,6 +84,7 @@ class AnnealSettings:
     qubo: QuboOptions = field(default_factory=QuboOptions)
     dataset: str | None = None
     layer: str | None = None
+    target: str = "maps"
     figures: bool = True
     resamples: int = RESAMPLES
 
@@ -106,6 +113,8 @@ class AnnealSettings:
             not isinstance(self.max_problems, int) or self.max_problems < 1
         ):
             raise QxaiError(f"--max-problems must be a positive integer, got {self.max_problems!r}")
+        if self.target not in TARGETS:
+            raise unknown_name("anneal target", str(self.target), TARGETS)
         if self.energy_convention not in ENERGY_CONVENTIONS:
             raise unknown_name("energy convention", str(self.energy_convention), ENERGY_CONVENTIONS)
         if not (

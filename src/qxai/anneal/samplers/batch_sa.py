@@ -1,9 +1,17 @@
 """Simulated annealing of many small dense QUBOs in one call, over problems × reads.
 
 Every model becomes dense BINARY arrays (``h`` (d,), symmetric ``Q`` (d, d), zero diagonal), padded
-to the largest ``d`` of its size group; padded variables never flip. Two kernels share one contract:
-``numba`` (CPU, default there; fields updated only after an actual flip, problems spread over
-threads) and ``torch`` (any device; all problems × reads advance one variable per vectorised step).
+to the largest ``d`` of its size group; padded variables never flip. Two backends share one contract:
+``numba`` (CPU, default there; fields updated only after an actual flip, from the dense row of
+``Q`` or — for a sparse group, chosen by density — from neighbour lists, ``O(degree)`` per flip;
+problems spread over threads) and ``torch`` (any device; all problems × reads advance one variable
+per vectorised step).
+
+Budget: with neither ``num_reads`` nor ``num_sweeps`` given, the numba backend follows each problem
+(:func:`adaptive_budget`): reads in rounds, the sweeps doubling from round to round, until a round
+does not lower the best energy while enough reads hold it — an easy problem stops after two short
+rounds, a hard one spends up to twice the fixed budget's sweeps. Given either, every model gets the
+fixed budget (:func:`default_budget`).
 
 Physics: Metropolis sweeps at a geometric schedule of inverse temperatures, per problem, derived
 from that problem's own bias scale (as dwave-samplers does): at the hot end the largest possible
@@ -24,12 +32,19 @@ import numpy as np
 import torch
 from dimod.variables import Variables
 
-from qxai.anneal.samplers._sa_kernel import anneal_kernel, bias_scales_kernel, pad_kernel
+from qxai.anneal.samplers._sa_kernel import (
+    anneal_kernel,
+    bias_scales_kernel,
+    csr_kernel,
+    energies_kernel,
+    pad_kernel,
+)
 from qxai.errors import QxaiError
 from qxai.seeding import numpy_rng
 from qxai.threads import numba_threads, threads_for
 
 BACKENDS = ("auto", "numba", "torch")
+KERNELS = ("auto", "dense", "sparse")
 SCHEDULES = ("geometric", "linear")
 
 #: Reads per model unless the caller gives ``num_reads``.
@@ -47,6 +62,29 @@ MEDIUM_SWEEPS = 32
 #: 20 frustrated-loop and 20 Wishart instances were 32/16, 128/16, 64/32, 64/64 at d = 32/64/128/256;
 #: the rule is their envelope, extended ∝ d past the measured sizes.
 LARGE_SWEEPS = 128
+#: The adaptive budget (both ``num_reads`` and ``num_sweeps`` left to the sampler, see
+#: :func:`adaptive_budget`), in three regimes of ``d``: up to :data:`SMALL_D`, up to
+#: :data:`FIRST_SWEEPS_D`, and above. Each runs rounds of ``ROUND_READS*`` reads, the first at
+#: ``FIRST_SWEEPS*`` sweeps, doubling every round up to :data:`MAX_SWEEPS_FACTOR` × the fixed
+#: budget's sweeps; a problem stops after a round that did not lower its best energy once
+#: ``AGREE*`` reads hold it, else at :data:`MAX_READS` reads. Measured (BENCHMARKS.md, P2, P2b):
+#: the small regime on the P2 explanation QUBOs; the large one on planted loops, where 16 first
+#: sweeps let 3–4 reads agree on a non-ground energy (85 % solved at d = 64) and 64 solved all
+#: (instance seeds 0 and 1000).
+ROUND_READS_SMALL = 2
+AGREE_SMALL = 2
+ROUND_READS = 4
+AGREE = 3
+AGREE_LARGE = 3
+ROUND_READS_LARGE = 4
+FIRST_SWEEPS = 8
+FIRST_SWEEPS_D = 48
+FIRST_SWEEPS_LARGE = 64
+MAX_SWEEPS_FACTOR = 2
+MAX_READS = 32
+#: A group runs the sparse kernel (neighbour lists, ``O(degree)`` per flip) when at most this
+#: fraction of its possible couplings is non-zero, else the dense one (``O(d)`` vectorised rows).
+SPARSE_DENSITY = 0.1
 #: Site visits (models × reads × sweeps × d) a numba thread must get before a second one starts.
 MIN_WORK_PER_THREAD = 1 << 18
 
@@ -70,6 +108,17 @@ class Problems(NamedTuple):
     values: np.ndarray
     pairs: np.ndarray
     offsets: np.ndarray
+
+
+class Budget(NamedTuple):
+    """Reads and sweeps of one group (see :func:`qxai.anneal.samplers._sa_kernel.anneal_kernel`)."""
+
+    round_reads: int
+    max_reads: int
+    first_sweeps: int
+    max_sweeps: int
+    agree: int
+    quorum: int
 
 
 def binary_vectors(
@@ -108,8 +157,18 @@ def flatten(bqms: Sequence[dimod.BinaryQuadraticModel]) -> Problems:
     >>> flatten([bqm, bqm]).values.tolist()
     [2.0, 2.0]
     """
-    parts = [binary_vectors(bqm) for bqm in bqms]
-    if not parts:
+    linear, rows, cols, values, offsets = [], [], [], [], []
+    for bqm in bqms:  # one dimod call per model; a SPIN model is converted (binary_vectors)
+        if bqm.vartype is dimod.BINARY:
+            h, (r, c, v), off = bqm.to_numpy_vectors(sort_labels=False)
+        else:
+            h, (r, c, v), off = binary_vectors(bqm)
+        linear.append(h)
+        rows.append(r)
+        cols.append(c)
+        values.append(v)
+        offsets.append(off)
+    if not bqms:
         empty = np.zeros(0)
         return Problems(
             np.zeros(0, np.int64),
@@ -120,15 +179,14 @@ def flatten(bqms: Sequence[dimod.BinaryQuadraticModel]) -> Problems:
             np.zeros(0, np.int64),
             empty,
         )
-    linear = [np.asarray(v[0], dtype=np.float64) for v in parts]
     return Problems(
-        sizes=np.array([len(v) for v in linear], dtype=np.int64),
-        linear=np.concatenate(linear),
-        rows=np.concatenate([v[1][0] for v in parts]).astype(np.int64),
-        cols=np.concatenate([v[1][1] for v in parts]).astype(np.int64),
-        values=np.concatenate([v[1][2] for v in parts]).astype(np.float64),
-        pairs=np.array([len(v[1][2]) for v in parts], dtype=np.int64),
-        offsets=np.array([float(v[2]) for v in parts]),
+        sizes=np.fromiter(map(len, linear), dtype=np.int64, count=len(linear)),
+        linear=np.concatenate(linear).astype(np.float64, copy=False),
+        rows=np.concatenate(rows).astype(np.int64, copy=False),
+        cols=np.concatenate(cols).astype(np.int64, copy=False),
+        values=np.concatenate(values).astype(np.float64, copy=False),
+        pairs=np.fromiter(map(len, values), dtype=np.int64, count=len(values)),
+        offsets=np.array(offsets, dtype=np.float64),
     )
 
 
@@ -162,7 +220,9 @@ def default_beta_ranges(h: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def default_budget(d: int) -> tuple[int, int]:
-    """``(num_reads, num_sweeps)`` batch-sa uses for a model of ``d`` variables by default.
+    """``(num_reads, num_sweeps)`` of batch-sa's fixed budget for a model of ``d`` variables (used when
+    the caller gives ``num_reads`` or ``num_sweeps``, and by the torch backend; it also caps the
+    adaptive budget's sweeps, :func:`adaptive_budget`).
 
     The rule: :data:`DEFAULT_READS` reads; 16 sweeps up to ``d = 16``, 32 up to ``d = 32``, above
     it ``max(128, d/2 rounded up to a power of two)``. The energy
@@ -177,6 +237,26 @@ def default_budget(d: int) -> tuple[int, int]:
     if d <= MEDIUM_D:
         return DEFAULT_READS, MEDIUM_SWEEPS
     return DEFAULT_READS, max(LARGE_SWEEPS, 1 << math.ceil(math.log2(d / 2)))
+
+
+def adaptive_budget(d: int) -> Budget:
+    """The rounds batch-sa runs for a model of ``d`` variables when the caller gives neither
+    ``num_reads`` nor ``num_sweeps`` (see :data:`ROUND_READS` and
+    :func:`qxai.anneal.samplers._sa_kernel.anneal_kernel`).
+
+    >>> adaptive_budget(10), adaptive_budget(256).first_sweeps
+    (Budget(round_reads=2, max_reads=32, first_sweeps=8, max_sweeps=32, agree=2, quorum=33), 64)
+    """
+    small = d <= SMALL_D
+    first = FIRST_SWEEPS if d <= FIRST_SWEEPS_D else FIRST_SWEEPS_LARGE
+    return Budget(
+        round_reads=ROUND_READS_SMALL if small else ROUND_READS if d <= FIRST_SWEEPS_D else ROUND_READS_LARGE,
+        max_reads=MAX_READS,
+        first_sweeps=first,
+        max_sweeps=max(first, MAX_SWEEPS_FACTOR * default_budget(d)[1]),
+        agree=AGREE_SMALL if small else AGREE if d <= FIRST_SWEEPS_D else AGREE_LARGE,
+        quorum=MAX_READS + 1,  # off: a round must fail to lower the best energy (see anneal_kernel)
+    )
 
 
 def _max_cost(h: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -236,14 +316,18 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         backend: str = "auto",
+        kernel: str = "auto",
     ) -> None:
         if backend not in BACKENDS:
             raise QxaiError(f"backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
+        if kernel not in KERNELS:
+            raise QxaiError(f"kernel must be one of {', '.join(KERNELS)}, got '{kernel}'")
         self.device = torch.device(device)
         self.dtype = dtype
         self.backend = ("numba" if self.device.type == "cpu" else "torch") if backend == "auto" else backend
         if self.backend == "numba" and self.device.type != "cpu":
             raise QxaiError(f"the numba backend runs on the CPU only, not {self.device}; use backend='torch'")
+        self.kernel = kernel
 
     @property
     def parameters(self) -> dict[str, list[Any]]:
@@ -251,7 +335,8 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
 
     @property
     def properties(self) -> dict[str, Any]:
-        return {"device": str(self.device), "dtype": str(self.dtype), "backend": self.backend}
+        return {"device": str(self.device), "dtype": str(self.dtype), "backend": self.backend,
+                "kernel": self.kernel}  # fmt: skip
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, **parameters: Any) -> dimod.SampleSet:
         """Anneal one model; parameters as in :meth:`sample_many`."""
@@ -268,11 +353,15 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
         seed: int | None = None,
         **kwargs: Any,
     ) -> list[dimod.SampleSet]:
-        """Anneal every model of ``bqms`` (any sizes, BINARY or SPIN); one SampleSet of
-        ``num_reads`` reads each, in order.
+        """Anneal every model of ``bqms`` (any sizes, BINARY or SPIN); one SampleSet each, in order.
 
-        ``num_reads``/``num_sweeps`` default to :func:`default_budget` of each size group's largest
-        ``d`` (8 reads; 16 sweeps up to d = 16, 32 up to d = 32, 128 above, ∝ d past 256).
+        With neither ``num_reads`` nor ``num_sweeps`` given (the default) the budget follows each
+        problem (numba backend, :func:`adaptive_budget`): reads in rounds, sweeps doubling every
+        round, until a round does not lower the best energy while enough reads hold it (or
+        :data:`MAX_READS` reads); a SampleSet then holds the 4…:data:`MAX_READS` reads its problem
+        took (at least two rounds). Given either, every model gets exactly ``num_reads`` reads
+        (default :data:`DEFAULT_READS`) of ``num_sweeps`` sweeps (default
+        :func:`default_budget` of its size group's largest ``d``); the torch backend always does.
         ``beta_range`` overrides the per-problem :func:`default_beta_ranges` for all problems;
         ``beta_schedule_type`` spaces the inverse temperatures ``geometric`` (default) or ``linear``
         between its ends.
@@ -289,6 +378,7 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
             raise QxaiError(
                 f"beta_schedule_type must be one of {', '.join(SCHEDULES)}, got '{beta_schedule_type}'"
             )
+        adaptive = num_reads is None and num_sweeps is None and self.backend == "numba"
         num_reads = DEFAULT_READS if num_reads is None else int(num_reads)
         bqms = list(bqms)
         problems = flatten(bqms)
@@ -296,57 +386,82 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
             seed = int(np.random.SeedSequence().entropy % 2**63)
         group_seeds = numpy_rng(int(seed), "batch-sa").integers(0, 2**62, size=len(bqms))
         samples: list[np.ndarray | None] = [None] * len(bqms)  # (reads, d) BINARY int8 per model
-        energies = np.zeros((len(bqms), num_reads))
+        energies: list[np.ndarray | None] = [None] * len(bqms)  # (reads,) per model
         for i in np.flatnonzero(problems.sizes == 0):  # nothing to anneal: the single empty assignment
             samples[i] = np.zeros((1, 0), dtype=np.int8)
-            energies[i, 0] = problems.offsets[i]
-        for g, group in enumerate(_groups(problems.sizes, num_reads)):
-            sweeps = num_sweeps or default_budget(int(problems.sizes[group].max()))[1]
-            x, e = self._anneal(problems, group, num_reads, sweeps, beta_range, beta_schedule_type,
-                                int(group_seeds[g]))  # fmt: skip
-            energies[group] = e
-            for j, i in enumerate(group):
-                samples[i] = x[j, :, : problems.sizes[i]]
+            energies[i] = np.array([problems.offsets[i]])
+        for g, group in enumerate(_groups(problems.sizes, MAX_READS if adaptive else num_reads)):
+            d_max = int(problems.sizes[group].max())
+            if adaptive:
+                budget = adaptive_budget(d_max)
+            else:
+                sweeps = num_sweeps or default_budget(d_max)[1]
+                budget = Budget(num_reads, num_reads, sweeps, sweeps, num_reads, num_reads)
+            x, done, e = self._anneal(problems, group, budget, beta_range, beta_schedule_type,
+                                      int(group_seeds[g]))  # fmt: skip
+            for j, i in enumerate(group.tolist()):
+                samples[i] = x[j, : done[j], : problems.sizes[i]]
+                energies[i] = e[j, : done[j]]
         return _samplesets(bqms, samples, energies)
 
     def _anneal(
         self,
         problems: Problems,
         group: np.ndarray,
-        reads: int,
-        sweeps: int,
+        budget: Budget,
         beta_range: tuple[float, float] | None,
         schedule: str,
         seed: int,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Anneal models ``group`` (n,) of ``problems``; returns their ``(n, reads, D)`` int8 BINARY
-        samples and ``(n, reads)`` energies, computed afresh in float64 from the models' own biases."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Anneal models ``group`` (n,) of ``problems``; returns their ``(n, R, D)`` int8 BINARY
+        samples, the reads each took ``(n,)`` (the first of the ``R`` rows) and ``(n, R)`` energies,
+        computed afresh in float64 from the models' own biases."""
         sizes = problems.sizes[group]
         n, d_max = len(group), int(sizes.max())
         h, q = pad(problems, group, d_max)
         # compiled, in one pass over Q: the numpy _beta_ranges costs about as much as annealing small d
         max_cost, min_cost = bias_scales_kernel(h, q, sizes)
         ranges = np.tile(beta_range, (n, 1)) if beta_range else _ranges_from_scales(max_cost, min_cost)
-        fraction = np.linspace(0.0, 1.0, sweeps)[None, :]
-        if schedule == "geometric":
-            betas = ranges[:, :1] * (ranges[:, 1:] / ranges[:, :1]) ** fraction  # (n, sweeps)
-        else:
-            betas = ranges[:, :1] + (ranges[:, 1:] - ranges[:, :1]) * fraction
         # the greedy phase only takes flips that gain more than a few ulps of the largest field
         eps = np.finfo(np.float64).eps if self.backend == "numba" else torch.finfo(self.dtype).eps
         tol = 8 * eps * max_cost
         if self.backend == "numba":
+            sparse = self._sparse(problems, group)
+            if sparse:
+                ptr, idx, val = csr_kernel(q, sizes)
+                qk = np.zeros((n, 1, 1))
+            else:
+                ptr, idx, val = np.zeros((n, 1), np.int64), np.zeros(0, np.int64), np.zeros(0)
+                qk = q
             # one region for the whole group: threads only where each gets enough site visits
-            with numba_threads(threads_for(float(sizes.sum()) * reads * sweeps, MIN_WORK_PER_THREAD)):
-                x = anneal_kernel(h, q, sizes, betas, tol, reads, seed)
+            work = float(sizes.sum()) * budget.round_reads * budget.first_sweeps * 3
+            with numba_threads(threads_for(work, MIN_WORK_PER_THREAD)):
+                x, done, _ = anneal_kernel(
+                    h, qk, ptr, idx, val, sparse, sizes, ranges, schedule == "geometric", tol,
+                    1e-9 * max_cost, budget.round_reads, budget.max_reads, budget.first_sweeps,
+                    budget.max_sweeps, budget.agree, budget.quorum, seed,
+                )  # fmt: skip
         else:
             from qxai.anneal.samplers._sa_torch import anneal_torch
 
-            x = anneal_torch(h, q, sizes, betas, tol, reads, seed, self.device, self.dtype)
-        # E = offset + h·x + ½ xᵀQx, from the model's float64 biases, never from the kernel's fields
-        xf = x.astype(np.float64)
-        quad = 0.5 * (np.matmul(xf, q) * xf).sum(axis=2)
-        return x, problems.offsets[group][:, None] + np.einsum("nrd,nd->nr", xf, h) + quad
+            fraction = np.linspace(0.0, 1.0, budget.first_sweeps)[None, :]
+            if schedule == "geometric":
+                betas = ranges[:, :1] * (ranges[:, 1:] / ranges[:, :1]) ** fraction  # (n, sweeps)
+            else:
+                betas = ranges[:, :1] + (ranges[:, 1:] - ranges[:, :1]) * fraction
+            x = anneal_torch(h, q, sizes, betas, tol, budget.max_reads, seed, self.device, self.dtype)
+            done = np.full(n, budget.max_reads, dtype=np.int64)
+        # E = offset + h·x + Σ_{p<k} Q_pk x_p x_k from the model's float64 biases, never from the
+        # kernel's fields (compiled: over the set bits of the reads taken only)
+        return x, done, energies_kernel(x, done, h, q, problems.offsets[group])
+
+    def _sparse(self, problems: Problems, group: np.ndarray) -> bool:
+        """Whether group ``group`` runs the sparse kernel (``kernel``, or its density when "auto")."""
+        if self.kernel != "auto":
+            return self.kernel == "sparse"
+        d = problems.sizes[group].astype(np.float64)
+        possible = float((d * (d - 1)).sum()) / 2
+        return possible > 0 and float(problems.pairs[group].sum()) <= SPARSE_DENSITY * possible
 
 
 def _groups(sizes: Any, reads: int) -> list[np.ndarray]:
@@ -368,21 +483,23 @@ def _groups(sizes: Any, reads: int) -> list[np.ndarray]:
 
 
 def _samplesets(
-    bqms: list[dimod.BinaryQuadraticModel], samples: list[np.ndarray | None], energies: np.ndarray
+    bqms: list[dimod.BinaryQuadraticModel],
+    samples: list[np.ndarray | None],
+    energies: list[np.ndarray | None],
 ) -> list[dimod.SampleSet]:
-    """One SampleSet per model from its BINARY ``samples`` (reads, d) and ``energies`` (m, reads).
+    """One SampleSet per model from its BINARY ``samples`` (reads, d) and ``energies`` (reads,).
 
     The energies come from the models' own float64 biases (the BINARY form has the same energy
     function as a SPIN model); the tests check them against dimod's ``bqm.energies``. Models with
-    the same ``d`` share one record array, filled at once, whose slices become their records: its
-    dtype is already ``np.record``, so viewing a slice as a recarray costs about a microsecond,
+    the same ``d`` and number of reads share one record array, filled at once, whose slices become
+    their records: its dtype is already ``np.record``, so viewing a slice as a recarray costs about a
+    microsecond,
     where ``SampleSet.from_samples`` costs ~100 µs per model.
     """
     out: list[dimod.SampleSet | None] = [None] * len(bqms)
     shapes = np.array([s.shape for s in samples], dtype=np.int64).reshape(-1, 2)  # type: ignore[union-attr]
-    for d in np.unique(shapes[:, 1]):
-        members = np.flatnonzero(shapes[:, 1] == d)
-        reads = int(shapes[members[0], 0])  # every model of one d has the same number of reads
+    for reads, d in np.unique(shapes, axis=0).tolist():
+        members = np.flatnonzero((shapes[:, 0] == reads) & (shapes[:, 1] == d))
         dtype = np.dtype(
             (np.record, [("sample", np.int8, (d,)), ("energy", np.float64), ("num_occurrences", np.int64)])
         )
@@ -390,7 +507,7 @@ def _samplesets(
         x = np.stack([samples[i] for i in members]).reshape(len(members) * reads, d)  # type: ignore[misc]
         spin = np.repeat([bqms[i].vartype is dimod.SPIN for i in members], reads)
         record["sample"] = np.where(spin[:, None], 2 * x - 1, x) if spin.any() else x
-        record["energy"] = energies[members, :reads].reshape(-1)
+        record["energy"] = np.concatenate([energies[i] for i in members])  # type: ignore[misc]
         record["num_occurrences"] = 1
         for j, i in enumerate(members.tolist()):
             bqm = bqms[i]

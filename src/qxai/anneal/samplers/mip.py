@@ -1,28 +1,34 @@
-"""Certified optima of QUBOs beyond enumeration, on OR-Tools CP-SAT (default) or HiGHS.
+"""Certified optima of QUBOs beyond enumeration: a structured branch and bound, OR-Tools CP-SAT or HiGHS.
 
-Both engines solve the linearised QUBO (BINARY form, a product variable ``y_ij = x_i x_j`` per
-coupling: ``y ≤ x_i, y ≤ x_j`` where the coupling is negative, ``y ≥ x_i + x_j − 1`` where it is
-positive), starting from batch-sa's best solution:
+- ``auto`` (default): ``bnb`` when every coupling of the BINARY model is ``≥ 0`` (explanation QUBOs:
+  redundancy couplings are ``β·|cos| ≥ 0``), ``cp-sat`` otherwise.
+- ``bnb``: :func:`qxai.anneal.samplers.certify.branch_and_bound` — persistencies (first-order
+  dominance) fix what they can, then a depth-first set-enumeration search that drops every candidate
+  whose marginal is ``≥ 0`` (sound because couplings are ``≥ 0``) and cuts with a Gilmore–Lawler bound
+  per cardinality. It proves the optimum of explanation QUBOs of 128- and 256-map layers (d ≈ 58 and
+  ≈ 136) in well under a second to a few seconds (BENCHMARKS.md, P2c), where both MIP engines below
+  prove none within 10 s. Its bound is the optimum minus a few float eps of the model's scale.
+- ``cp-sat``: CP-SAT on the linearised QUBO (BINARY form, a product variable ``y_ij = x_i x_j`` per
+  coupling: ``y ≤ x_i, y ≤ x_j`` where the coupling is negative, ``y ≥ x_i + x_j − 1`` where it is
+  positive), hinted with batch-sa's best solution, one worker (deterministic). It scales the float
+  objective to integers, so its proven bound is good to about 1e-6 of the coefficients' scale;
+  ``optimal`` is its OPTIMAL status. Any signs.
+- ``highs``: HiGHS MIP one cardinality at a time on the same linearisation. The plain
+  linearisation's LP bound is weak on explanation QUBOs (dense, positive redundancy couplings); with
+  ``Σx = k`` fixed, the RLT equalities ``Σ_{j≠i} y_ij = (k − 1) x_i`` make it tight. A cheap bound
+  per ``k`` (the ``k`` smallest linear biases plus the ``k(k−1)/2`` smallest couplings) drops the
+  ``k`` that cannot beat the incumbent; each remaining ``k`` gets its LP relaxation and, if that can
+  still win, the MIP with the incumbent as cutoff. Its bound is exact to 1e-9. Any signs.
 
-- ``cp-sat`` (default): CP-SAT with that hint, one worker (deterministic). It
-  scales the float objective to integers, so its proven bound is good to about 1e-6 of the
-  coefficients' scale; ``optimal`` is its OPTIMAL status.
-- ``highs``: HiGHS MIP one cardinality at a time. The plain linearisation's LP bound is weak on
-  explanation QUBOs (dense, positive redundancy couplings); with ``Σx = k`` fixed, the RLT
-  equalities ``Σ_{j≠i} y_ij = (k − 1) x_i`` make it tight. A cheap bound per ``k`` (the ``k``
-  smallest linear biases plus the ``k(k−1)/2`` smallest couplings) drops the ``k`` that cannot beat
-  the incumbent; each remaining ``k`` gets its LP relaxation and, if that can still win, the MIP
-  with the incumbent as cutoff. Its bound is exact to 1e-9.
-
-Why CP-SAT is the default: on explanation QUBOs of 64-map layers (d ≈ 35) it proved the optimum of
-every QUBO tried within 10 s (median ≈ 3 s) where HiGHS per cardinality proved few, and neither
-closes d ≈ 58 in 10 s (BENCHMARKS.md, P2c; ``benchmarks/p2c_certified.py --compare N`` runs both).
+On 64-map layers (d ≈ 35) CP-SAT proves every QUBO tried within 10 s (median ≈ 3 s) and HiGHS per
+cardinality few; neither closes d ≈ 58 in 10 s (``benchmarks/p2c_certified.py --compare N``).
 
 The answer is the best solution found, its energy recomputed from the model by dimod, and in
 ``SampleSet.info``: ``optimal``, ``bound`` (proven lower bound on the minimum energy), ``gap``
-(energy − bound, ≥ 0), ``status``, ``seconds``, ``cardinalities`` (HiGHS: how many ``k`` needed an
-LP or MIP). A time limit that binds makes the result depend on the machine's speed; a proven
-optimum's energy does not.
+(energy − bound, ≥ 0), ``status``, ``seconds``, ``engine`` (the one that ran), ``cardinalities``
+(HiGHS: how many ``k`` needed an LP or MIP; 0 for the others), ``nodes`` (bnb: search nodes; 0 for
+the others). A time limit that binds
+makes the result depend on the machine's speed; a proven optimum's energy does not.
 
 >>> bqm = dimod.BinaryQuadraticModel({"a": -1, "b": -1}, {("a", "b"): 3}, 0.0, "BINARY")
 >>> ss = ExactMIPSampler().sample(bqm)
@@ -49,8 +55,10 @@ GAP_TOLERANCE = 1e-9
 OPTIMAL_TOLERANCE = 1e-8
 #: Default time limit in seconds per model.
 DEFAULT_TIME_LIMIT = 10.0
-#: ``cp-sat`` (default: OR-Tools CP-SAT on the plain linearisation) or ``highs`` (HiGHS per cardinality).
-ENGINES = ("cp-sat", "highs")
+#: ``auto`` (default: ``bnb`` when every coupling is ≥ 0, else ``cp-sat``), ``bnb`` (structured branch and
+#: bound, couplings ≥ 0 only), ``cp-sat`` (OR-Tools CP-SAT on the plain linearisation) or ``highs`` (HiGHS
+#: per cardinality).
+ENGINES = ("auto", "bnb", "cp-sat", "highs")
 
 
 def _new_highs() -> Any:
@@ -166,7 +174,9 @@ class ExactMIPSampler(dimod.Sampler):
     Args:
         time_limit: seconds per model (default :data:`DEFAULT_TIME_LIMIT`); past it the best
             solution found is returned with ``info["optimal"] = False`` and its proven ``bound``.
-        engine: ``"cp-sat"`` (OR-Tools CP-SAT, default) or ``"highs"`` (HiGHS per cardinality).
+        engine: ``"auto"`` (default: ``"bnb"`` when every coupling is ≥ 0, else ``"cp-sat"``),
+            ``"bnb"`` (structured branch and bound; a model with a negative coupling is a
+            :class:`QxaiError`), ``"cp-sat"`` (OR-Tools CP-SAT) or ``"highs"`` (HiGHS per cardinality).
 
     ``sample(bqm, time_limit=…)`` returns one sample (the best found).
     """
@@ -174,7 +184,7 @@ class ExactMIPSampler(dimod.Sampler):
     #: its energies are computed by dimod from the model (sample_many need not redo them)
     energies_from_bqm = True
 
-    def __init__(self, time_limit: float = DEFAULT_TIME_LIMIT, engine: str = "cp-sat") -> None:
+    def __init__(self, time_limit: float = DEFAULT_TIME_LIMIT, engine: str = "auto") -> None:
         if not time_limit > 0:
             raise QxaiError(f"time_limit must be > 0 seconds, got {time_limit}")
         if engine not in ENGINES:
@@ -202,8 +212,19 @@ class ExactMIPSampler(dimod.Sampler):
         h, (rows, cols, values), offset = binary_vectors(bqm)
         if not (np.isfinite(h).all() and np.isfinite(values).all() and np.isfinite(offset)):
             raise QxaiError("the model has a NaN or infinite bias; give finite biases")
+        engine = self.engine
+        if engine == "auto":
+            engine = "bnb" if (values >= 0).all() else "cp-sat"
+        if engine == "bnb" and not (values >= 0).all():
+            raise QxaiError(
+                "engine 'bnb' needs every coupling ≥ 0 (explanation QUBOs); use 'auto' or 'cp-sat'"
+            )
+        if engine == "bnb":
+            from qxai.anneal.samplers.certify import _compile
+
+            _compile()  # a first call compiles (or loads) the numba search: not part of the time limit
         start = time.perf_counter()
-        solve = self._solve_cpsat if self.engine == "cp-sat" else self._solve
+        solve = {"bnb": self._solve_bnb, "cp-sat": self._solve_cpsat, "highs": self._solve}[engine]
         x, bound, status, solved = solve(bqm, h, rows, cols, values, offset, limit, start)
         sample = x.astype(np.int8)
         if bqm.vartype is dimod.SPIN:
@@ -215,8 +236,30 @@ class ExactMIPSampler(dimod.Sampler):
         optimal = status == "Optimal" or gap <= OPTIMAL_TOLERANCE * max(1.0, abs(energy))
         ss.info.update(optimal=bool(optimal), bound=float(bound), gap=float(gap),
                        status=status if not optimal else "Optimal", seconds=time.perf_counter() - start,
-                       cardinalities=solved)  # fmt: skip
+                       engine=engine, cardinalities=solved if engine == "highs" else 0,
+                       nodes=solved if engine == "bnb" else 0)  # fmt: skip
         return ss
+
+    def _solve_bnb(self, bqm: dimod.BinaryQuadraticModel, h: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                   values: np.ndarray, offset: float, limit: float,
+                   start: float) -> tuple[np.ndarray, float, str, int]:  # fmt: skip
+        """The structured branch and bound (couplings ≥ 0): ``(x, bound, status, nodes)``."""
+        from qxai.anneal.samplers.certify import branch_and_bound
+
+        d = len(h)
+        if d == 0:
+            return np.zeros(0, dtype=bool), offset, "Optimal", 0
+        q = np.zeros((d, d))
+        np.add.at(q, (rows, cols), values)
+        q = q + q.T
+        left = max(limit - (time.perf_counter() - start), 1e-3)
+        cert = branch_and_bound(h, q, offset, time_limit=left)
+        return (
+            cert.x.astype(bool),
+            cert.bound,
+            "Optimal" if cert.optimal else "Time limit reached",
+            cert.nodes,
+        )
 
     def _solve_cpsat(self, bqm: dimod.BinaryQuadraticModel, h: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                      values: np.ndarray, offset: float, limit: float,
