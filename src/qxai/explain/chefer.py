@@ -47,15 +47,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from qxai.errors import QxaiError
-from qxai.explain.base import Explainer, Explanation, normalise_maps
+from qxai.explain.base import Explainer, Explanation
 from qxai.explain.rollout import require_attention
-from qxai.probe.tokens import detect_layout, model_patch_size, model_prefix_tokens, stated_layout
 
 
 @dataclass
@@ -201,20 +199,9 @@ class CheferExplainer(Explainer):
                 for c, g in zip(calls, grads, strict=True)
             ]
             flow = relevance([c.probs for c in calls], dprobs)  # (B, T, T)
-        b, t = flow.shape[0], flow.shape[-1]
-        layout = detect_layout(
-            (b, t, 1), (int(inputs.shape[2]), int(inputs.shape[3])), b, layer="attention",
-            patch=model_patch_size(self.model), prefix=model_prefix_tokens(self.model),
-            stated=stated_layout(self.model),
-        )  # fmt: skip
-        h, w = layout.grid
-        row = flow[:, 0, :] if layout.prefix else flow.mean(dim=1)  # (B, T)
-        grid = row[:, layout.prefix :].reshape(b, h, w).float()
-        up = F.interpolate(grid[:, None], size=tuple(inputs.shape[2:]), mode="bilinear", align_corners=False)
-        return Explanation(
-            normalise_maps(up[:, 0]), targets.numpy(), self.name,
-            extras={"relevance": grid.numpy().astype(np.float32)},
-        )  # fmt: skip
+        from qxai.explain.rollout import flow_explanation
+
+        return flow_explanation(self.model, inputs, targets, flow, self.name, "relevance")
 
 
 __all__ = ["AttentionCall", "CheferExplainer", "attention_calls", "relevance"]

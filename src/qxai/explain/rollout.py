@@ -147,20 +147,7 @@ class AttentionRolloutExplainer(Explainer):
         with torch.no_grad(), recorded_attention(self.model) as seen:
             self.model(inputs)
         flow = rollout(seen, self.residual)  # (B, T, T)
-        b, t = flow.shape[0], flow.shape[-1]
-        layout = detect_layout(
-            (b, t, 1), (int(inputs.shape[2]), int(inputs.shape[3])), b, layer="attention",
-            patch=model_patch_size(self.model), prefix=model_prefix_tokens(self.model),
-            stated=stated_layout(self.model),
-        )  # fmt: skip
-        h, w = layout.grid
-        row = flow[:, 0, :] if layout.prefix else flow.mean(dim=1)  # (B, T)
-        grid = row[:, layout.prefix :].reshape(b, h, w).float()
-        up = F.interpolate(grid[:, None], size=tuple(inputs.shape[2:]), mode="bilinear", align_corners=False)
-        return Explanation(
-            normalise_maps(up[:, 0]), targets.numpy(), self.name,
-            extras={"rollout": grid.numpy().astype(np.float32)},
-        )  # fmt: skip
+        return flow_explanation(self.model, inputs, targets, flow, self.name, "rollout")
 
 
 __all__ = [
@@ -171,3 +158,22 @@ __all__ = [
     "require_attention",
     "rollout",
 ]
+
+
+def flow_explanation(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, flow: torch.Tensor, name: str, key: str
+) -> Explanation:
+    """The map of a token-to-token flow ``(B, T, T)`` (rollout, Chefer relevance): the class token's
+    row (the mean row without one) over the patch grid, upsampled to the input; ``extras[key]`` the
+    grid ``(B, h, w)``."""
+    b, t = flow.shape[0], flow.shape[-1]
+    layout = detect_layout(
+        (b, t, 1), (int(inputs.shape[2]), int(inputs.shape[3])), b, layer="attention",
+        patch=model_patch_size(model), prefix=model_prefix_tokens(model), stated=stated_layout(model),
+    )  # fmt: skip
+    h, w = layout.grid
+    row = flow[:, 0, :] if layout.prefix else flow.mean(dim=1)  # (B, T)
+    grid = row[:, layout.prefix :].reshape(b, h, w).float()
+    up = F.interpolate(grid[:, None], size=tuple(inputs.shape[2:]), mode="bilinear", align_corners=False)
+    return Explanation(normalise_maps(up[:, 0]), targets.numpy(), name,
+                       extras={key: grid.numpy().astype(np.float32)})  # fmt: skip
