@@ -219,7 +219,7 @@ def test_causal_references_rows_against_brute_force() -> None:
     refs = ev.references["causal"]
     qa = ev.methods["qa"]
     sets = qa.extras["selected"]
-    shares = []
+    shares, conditions = [], []
     for i, chosen in enumerate(sets):
         if not chosen:
             continue
@@ -231,14 +231,19 @@ def test_causal_references_rows_against_brute_force() -> None:
         best, full = max(z.values()), masked_logits(net, "maps", one, t, np.ones((1, 6), np.float32))[0]
         if best - none > 1e-3 * max(abs(full), abs(none), abs(best)):  # the oracle's effect floor
             shares.append(np.mean([(v - none) / (best - none) for v in z.values()]))
+            conditions.append(max(abs(full), abs(none), abs(best)) / (best - none))
     row = refs["random_k"]["causal_share"]
     assert shares and abs(row["mean"] - np.mean(shares)) <= 1e-4  # float32 logits, ratios of O(1)
     expected_precision = np.mean([len(s) / 6 for s in sets if s])
     assert abs(refs["random_k"]["causal_precision"]["mean"] - expected_precision) <= 1e-12
     # on a linear head the gradient × activation reference is the oracle itself
     assert refs["gradient_x_activation"]["causal_precision"]["mean"] == 1.0
+    # … so its share is 1 up to the float32 rounding of a ratio of logit differences: the oracle's
+    # best and the reference's set are forwarded in different batches (SIMD lanes differ), each
+    # share off by at most a few eps32 times that image's conditioning max|logit| / (best − none)
     diff = refs["gradient_x_activation"]["causal_share"]["qa_minus"]["difference"]
-    assert abs(diff - (qa.scores["causal_share"] - 1.0)) <= 1e-9
+    tolerance = 8 * float(np.finfo(np.float32).eps) * max(conditions)
+    assert abs(diff - (qa.scores["causal_share"] - 1.0)) <= tolerance
     test = ev.paired["gradcam"]["causal_precision"]
     assert test["interval"][0] <= test["difference"] <= test["interval"][1]
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from qxai.claims import FAILS, HOLDS, UNTESTABLE, Claim
+from qxai.claims import FAILS, HOLDS, UNTESTABLE, Claim, side_of_zero
 
 PAPER_TOP5 = 0.27
 TOP5_BAND = 0.05
@@ -134,9 +134,13 @@ def _mi(doc: dict[str, Any]) -> dict[str, Any]:
     verdict, parts = HOLDS, []
     for cname, c in controls.items():
         lo, hi = c["difference_interval"]
-        if lo <= 0:
+        side = side_of_zero([lo, hi])
+        if side is None:
+            why = f"{head}; the {cname} control has no finite interval"
+            return _row(claim, count, None, paper, UNTESTABLE, why)
+        if side != "above":
             verdict = FAILS
-        word = "above" if lo > 0 else ("below" if hi < 0 else "tie with")
+        word = {"above": "above", "below": "below", "contains": "tie with"}[side]
         parts.append(f"{word} {cname} {c['control']} (trained − control 95 % CI [{lo:+.0f}, {hi:+.0f}])")
     trained_ci = next(iter(controls.values()))["trained_interval"]
     why = f"trained {count} of {mi.get('pairs', '?')}: " + "; ".join(parts) + f"; {named}"
@@ -166,7 +170,7 @@ def _orthogonal(doc: dict[str, Any]) -> dict[str, Any]:
     parts, apart = [], True
     for cname, c in controls.items():
         lo, hi = c["difference_interval"]
-        apart = apart and hi < 0
+        apart = apart and side_of_zero([lo, hi]) == "below"
         parts.append(f"{cname} {c['control']:.2f} (trained − control CI [{lo:+.2f}, {hi:+.2f}])")
     holds = below and apart
     why = (

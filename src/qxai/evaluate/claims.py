@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from qxai.claims import FAILS, HOLDS, UNTESTABLE, Claim
+from qxai.claims import FAILS, HOLDS, UNTESTABLE, Claim, side_of_zero
 from qxai.io import read_json
 from qxai.stages import STAGES
 
@@ -104,7 +104,7 @@ def qa_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append(_row(claim, None, None, f"{PAPER_QA}: QA disentangles classes better than {label}",
                              "not testable", untestable, "evaluate"))  # fmt: skip
             continue
-        if not test or test.get("interval") is None or None in test["interval"]:
+        if not test or side_of_zero(test.get("interval")) is None:
             rows.append(
                 _row(
                     claim,
@@ -119,9 +119,10 @@ def qa_claims(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         lo, hi = test["interval"]
         diff, p = test["difference"], test.get("p_value")
-        if hi < 0:
+        side = side_of_zero([lo, hi])
+        if side == "below":
             verdict, why = "holds", f"QA − {label} = {diff:.3g}, interval below 0 (p = {p:.2g})"
-        elif lo > 0:
+        elif side == "above":
             verdict, why = "does not hold", f"QA − {label} = {diff:+.3g}, interval above 0: QA overlaps more"
         else:
             verdict, why = (
@@ -216,9 +217,12 @@ def _above_zero(test: dict[str, Any], label: str) -> tuple[str, str]:
     lo, hi = test["interval"]
     diff = test["difference"]
     over = f" (bootstrap over {test['over']})" if test.get("over") else ""
-    if lo > 0:
+    side = side_of_zero([lo, hi])
+    if side is None:
+        return UNTESTABLE, f"QA − {label} has no finite interval (too few images){over}"
+    if side == "above":
         return HOLDS, f"QA − {label} = {diff:+.3g}, interval above 0{over}"
-    if hi < 0:
+    if side == "below":
         return FAILS, f"QA − {label} = {diff:+.3g}, interval below 0: QA loses{over}"
     return FAILS, f"tie: the interval of QA − {label} ({lo:.3g}, {hi:.3g}) contains 0{over}"
 

@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from qxai.claims import FAILS, HOLDS, UNTESTABLE, Claim
+from qxai.claims import FAILS, HOLDS, UNTESTABLE, Claim, side_of_zero
 from qxai.errors import QxaiError
+from qxai.evaluate.statistics import MIN_VALUES
 from qxai.pipeline.stage import Figure, write_stage
 from qxai.stages import STAGES
 
@@ -109,13 +110,16 @@ def head_claims(comparisons: dict[str, dict[str, Any]]) -> list[Claim]:
             claim = f"QA over {where} finds the heads the prediction needs: zeroing them drops the logit more than {label}"  # noqa: E501
             test = comparison["paired"][f"qa - {other}"]
             n = comparison["compared"]
-            if n == 0 or not np.isfinite(test["difference"]):
-                why = f"no image with a non-empty head selection (degenerate: {comparison['degenerate']})"
+            side = side_of_zero(test["interval"])
+            if n == 0 or not np.isfinite(test["difference"]) or side is None:
+                why = (f"no image with a non-empty head selection (degenerate: {comparison['degenerate']})"
+                       if n == 0 else f"only {n} images with a non-empty head selection; an interval needs "
+                       f"at least {MIN_VALUES} (raise --per-class)")  # fmt: skip
                 rows.append(Claim(claim, None, None, "— (qxai's own claim)", UNTESTABLE, why, "heads"))
                 continue
             lo, hi = test["interval"]
-            verdict = HOLDS if lo > 0 else FAILS
-            kind = "above 0" if lo > 0 else ("contains 0: a tie" if hi >= 0 else "below 0: QA loses")
+            verdict = HOLDS if side == "above" else FAILS
+            kind = {"above": "above 0", "contains": "contains 0: a tie", "below": "below 0: QA loses"}[side]
             why = (f"paired logit drop QA − {other} over {n} images, interval {kind}; mean |S| = "
                    f"{comparison['mean_selected']:.2f} of {comparison['heads']} heads")  # fmt: skip
             rows.append(Claim(claim, round(test["difference"], 4), [round(lo, 4), round(hi, 4)],
