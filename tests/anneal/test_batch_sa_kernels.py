@@ -13,7 +13,12 @@ import pytest
 
 from qxai.anneal.planted import planted_energy, planted_instances
 from qxai.anneal.samplers import sample_many
-from qxai.anneal.samplers._sa_kernel import csr_kernel, energies_kernel
+from qxai.anneal.samplers._sa_kernel import (
+    bias_scales_kernel,
+    csr_energies_kernel,
+    csr_scales_kernel,
+    energies_kernel,
+)
 from qxai.anneal.samplers.batch_sa import (
     MAX_READS,
     BatchSimulatedAnnealingSampler,
@@ -21,6 +26,7 @@ from qxai.anneal.samplers.batch_sa import (
     adaptive_budget,
     default_budget,
     flatten,
+    layout_sparse,
     pad,
 )
 from qxai.anneal.samplers.exact import ExactEnumerationSampler
@@ -111,18 +117,36 @@ def test_auto_kernel_follows_the_density() -> None:
         BatchSimulatedAnnealingSampler(kernel="magic")
 
 
-def test_csr_holds_exactly_the_nonzero_couplings() -> None:
-    bqms = random_models(10, seed=8, d_max=10)
+def test_neighbour_lists_hold_exactly_the_nonzero_couplings_and_give_the_dense_numbers() -> None:
+    """layout_sparse builds the lists from the pairs; they are the dense rows' non-zeros in column
+    order, and the scales and energies read from them are bit-identical to the dense kernels'."""
+    bqms = [*random_models(10, seed=8, d_max=10), *(b for b, _ in planted_instances("loops", 24, 2, seed=3))]
+    bqms.append(dimod.BinaryQuadraticModel({0: 1.0, 1: 0.0, 2: -1.0}, {(0, 2): 0.0}, 0.0, "BINARY"))
     problems = flatten(bqms)
     members = np.arange(len(bqms))
-    _, q = pad(problems, members, int(problems.sizes.max()))
-    ptr, idx, val = csr_kernel(q, problems.sizes)
+    d_max = int(problems.sizes.max()) + 1  # one padded column everywhere
+    h, q = pad(problems, members, d_max)
+    hs, ptr, idx, val = layout_sparse(problems, members, d_max)
+    np.testing.assert_array_equal(hs, h)
     for i, d in enumerate(problems.sizes):
         rebuilt = np.zeros_like(q[i])
-        for p in range(d):
-            rebuilt[p, idx[ptr[i, p] : ptr[i, p + 1]]] = val[ptr[i, p] : ptr[i, p + 1]]
+        for p in range(d_max):
+            cols = idx[ptr[i, p] : ptr[i, p + 1]]
+            assert np.all(np.diff(cols) > 0)  # increasing, no duplicates
+            rebuilt[p, cols] = val[ptr[i, p] : ptr[i, p + 1]]
         np.testing.assert_array_equal(rebuilt, q[i])
         assert ptr[i, d] == ptr[i, -1]  # padded variables have no neighbours
+    for dense, sparse in zip(bias_scales_kernel(h, q, problems.sizes),
+                             csr_scales_kernel(h, ptr, idx, val, problems.sizes), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(dense, sparse)
+    rng = np.random.default_rng(1)
+    x = (rng.random((len(bqms), 4, d_max)) < 0.5).astype(np.int8)
+    x *= (np.arange(d_max)[None, None, :] < problems.sizes[:, None, None]).astype(np.int8)
+    done = rng.integers(1, 5, size=len(bqms))
+    np.testing.assert_array_equal(
+        csr_energies_kernel(x, done, h, ptr, idx, val, problems.offsets),
+        energies_kernel(x, done, h, q, problems.offsets),
+    )
 
 
 def test_energies_kernel_is_the_definition() -> None:

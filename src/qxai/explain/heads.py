@@ -60,16 +60,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qxai.anneal.enumerate import MAX_ENUMERATION_VARIABLES, enumerate_energies
 from qxai.anneal.qubo import QuboOptions, explanation_qubos, live_maps
-from qxai.anneal.samplers import get_sampler, sample_many
+from qxai.anneal.samplers import get_sampler
 from qxai.errors import QxaiError
 from qxai.explain.base import Explainer, Explanation, check_inputs, normalise_maps
 from qxai.explain.qa import (
     GROUND_TIME_LIMIT,
-    GROUND_TRUTH_MAX_VARIABLES,
     GROUND_TRUTH_MODES,
     QAFeatureMapExplainer,
+    ground_truth,
+    solve_selections,
+    solver_max_variables,
 )
 from qxai.probe import eval_mode, target_classes
 from qxai.probe.hooks import refuse_torchscript
@@ -510,36 +511,21 @@ class QAHeadsExplainer(Explainer):
         self, hp: HeadPass, qubos: list[tuple[dimod.BinaryQuadraticModel, np.ndarray]], live: np.ndarray,
         inputs: torch.Tensor,
     ) -> Explanation:  # fmt: skip
-        from qxai.explain.qa import _max_variables  # the solver's declared size limit, as QA reads it
         from qxai.explain.quality import image_flags
 
         bqms = [bqm for bqm, _ in qubos]
-        limit = _max_variables(self.sampler)
+        limit = solver_max_variables(self.sampler)
         over = [limit is not None and len(bqm.variables) > limit for bqm in bqms]
-        start = time.perf_counter()
-        solved = iter(sample_many(self.sampler, [q for q, o in zip(bqms, over, strict=True) if not o],
-                                  seed=self.seed))  # fmt: skip
-        solver_seconds = time.perf_counter() - start
-        b, d = hp.weights.shape
-        chosen = np.zeros((b, d), dtype=bool)
-        selected: list[list[int]] = []
-        energies: list[float | None] = []
-        for i, bqm in enumerate(bqms):
-            if over[i]:
-                selected.append([])
-                energies.append(None)
-                continue
-            ss = next(solved)
-            best = int(np.argmin(ss.record.energy))
-            row = ss.record.sample[best]
-            sel = sorted(int(v) for v, bit in zip(ss.variables, row, strict=True) if bit > 0)
-            chosen[i, sel] = True
-            selected.append(sel)
-            energies.append(float(ss.record.energy[best]) if len(row) else float(bqm.offset))
+        chosen, selected, energies, solver_seconds = solve_selections(
+            self.sampler, bqms, over, hp.weights.shape[1], self.seed
+        )
+        b = len(bqms)
         saliency = self._saliency(hp, chosen, inputs)
         start = time.perf_counter()
         ground = [
-            (None, False) if e is None else self._ground(bqm) for bqm, e in zip(bqms, energies, strict=True)
+            (None, False, None, None) if e is None
+            else ground_truth(bqm, e, self.ground_truth, self.ground_time_limit)
+            for bqm, e in zip(bqms, energies, strict=True)
         ]
         ground_seconds = time.perf_counter() - start
         extras: dict[str, Any] = {
@@ -547,6 +533,8 @@ class QAHeadsExplainer(Explainer):
             "energy": energies,
             "ground_energy": [g[0] for g in ground],
             "ground_certified": [g[1] for g in ground],
+            "ground_gap": [g[2] for g in ground],
+            "ground_bound": [g[3] for g in ground],
             "num_variables": [len(bqm.variables) for bqm in bqms],
             "over_solver_limit": over,
             "dead_maps": [int(n) for n in ((hp.weights > 0) & ~live).sum(axis=1)],
@@ -577,21 +565,6 @@ class QAHeadsExplainer(Explainer):
         grid = torch.einsum("bd,bdk->bk", weight, rows).reshape(b, 1, *layout.grid).float()
         up = F.interpolate(grid, size=size, mode="bilinear", align_corners=False)[:, 0]
         return normalise_maps(up)
-
-    def _ground(self, bqm: dimod.BinaryQuadraticModel) -> tuple[float | None, bool]:
-        """``(ground energy, certified)``: enumeration up to QA's limits, ``exact-mip`` above (as QA)."""
-        d = len(bqm.variables)
-        if d == 0:
-            return float(bqm.offset), True
-        if self.ground_truth == "never":
-            return None, False
-        limit = GROUND_TRUTH_MAX_VARIABLES if self.ground_truth == "auto" else MAX_ENUMERATION_VARIABLES
-        if d <= limit:
-            return float(enumerate_energies(bqm)[1].min()), True
-        from qxai.anneal.samplers.mip import ExactMIPSampler
-
-        ss = ExactMIPSampler(time_limit=self.ground_time_limit).sample(bqm)
-        return float(ss.first.energy), bool(ss.info["optimal"])
 
 
 __all__ = [

@@ -211,35 +211,17 @@ class QAFeatureMapExplainer(Explainer):
         """One ``sample_many`` call for the batch, then the selections, energies and maps."""
         bqms = [bqm for bqm, _ in batch.qubos]
         over = self._over_limit(bqms)
-        start = time.perf_counter()
-        solved = iter(sample_many(self.sampler, [q for q, o in zip(bqms, over, strict=True) if not o],
-                                  seed=self.seed))  # fmt: skip
-        solver_seconds = time.perf_counter() - start
-
-        b, n = batch.channel_weights.shape
-        chosen = np.zeros((b, n), dtype=bool)
-        selected: list[list[int]] = []
-        energies: list[float | None] = []
-        for i, bqm in enumerate(bqms):
-            if over[i]:  # not solved: no selection, no energy (flagged by qxai.explain.quality)
-                selected.append([])
-                energies.append(None)
-                continue
-            ss = next(solved)
-            # the record, not ss.first, which builds a namedtuple class per call (slow for a batch);
-            # sample_many has re-computed every energy from the BQM itself
-            best = int(np.argmin(ss.record.energy))
-            row = ss.record.sample[best]
-            sel = sorted(int(v) for v, bit in zip(ss.variables, row, strict=True) if bit > 0)
-            chosen[i, sel] = True
-            selected.append(sel)
-            energies.append(float(ss.record.energy[best]) if len(row) else float(bqm.offset))
+        chosen, selected, energies, solver_seconds = solve_selections(
+            self.sampler, bqms, over, batch.channel_weights.shape[1], self.seed
+        )
+        b = len(bqms)
         saliency = qa_fgradcam(
             batch.activations, torch.as_tensor(batch.channel_weights), torch.as_tensor(chosen), size
         )
         start = time.perf_counter()
         ground = [
-            (None, False, None, None) if e is None else self._ground_truth(bqm, e)
+            (None, False, None, None) if e is None
+            else ground_truth(bqm, e, self.ground_truth, self.ground_time_limit)
             for bqm, e in zip(bqms, energies, strict=True)
         ]
         ground_seconds = time.perf_counter() - start
@@ -269,38 +251,87 @@ class QAFeatureMapExplainer(Explainer):
     def _over_limit(self, bqms: list[dimod.BinaryQuadraticModel]) -> list[bool]:
         """Per image, whether its QUBO is larger than the solver's declared ``max_variables``: such an
         image is not solved (the others are) and is flagged ``over_solver_limit`` with the cause."""
-        limit = _max_variables(self.sampler)
+        limit = solver_max_variables(self.sampler)
         return [limit is not None and len(bqm.variables) > limit for bqm in bqms]
 
-    def _ground_truth(
-        self, bqm: dimod.BinaryQuadraticModel, found: float
-    ) -> tuple[float | None, bool, float | None, float | None]:
-        """``(ground_energy, certified, gap, bound)`` of one image; ``found`` is the solver's energy.
 
-        Enumeration up to its limit (exact); above it ``exact-mip``: its proven optimum, or — when
-        the time limit binds — the lower of its best and ``found`` with its proven bound, recorded
-        as not certified. ``"never"``: ``(None, False, None, None)``.
-        """
-        d = len(bqm.variables)
-        if d == 0:
-            return float(bqm.offset), True, 0.0, float(bqm.offset)
-        if self.ground_truth == "never":
-            return None, False, None, None
-        limit = GROUND_TRUTH_MAX_VARIABLES if self.ground_truth == "auto" else MAX_ENUMERATION_VARIABLES
-        if d <= limit:
-            ground = float(enumerate_energies(bqm)[1].min())
-            return ground, True, 0.0, ground
-        from qxai.anneal.samplers.mip import OPTIMAL_TOLERANCE, ExactMIPSampler
+def solve_selections(
+    sampler: dimod.Sampler, bqms: list[dimod.BinaryQuadraticModel], over: list[bool], num_variables: int,
+    seed: int | None,
+) -> tuple[np.ndarray, list[list[int]], list[float | None], float]:  # fmt: skip
+    """Solve every QUBO not ``over`` the solver's limit in one ``sample_many`` call and read each
+    one's best sample: ``(chosen (B, num_variables) bool, selected [sorted indices], energies
+    [float | None], solver seconds)``. An image over the limit gets no selection and energy None
+    (flagged by :mod:`qxai.explain.quality`); an empty QUBO selects nothing at its offset. Shared
+    by the map (:class:`QAFeatureMapExplainer`) and head (``qa-heads``) selections.
 
-        info = (ss := ExactMIPSampler(time_limit=self.ground_time_limit).sample(bqm)).info
-        best = min(float(ss.first.energy), float(found))
-        bound = min(float(info["bound"]), best)
-        certified = bool(info["optimal"]) or best - bound <= OPTIMAL_TOLERANCE * max(1.0, abs(best))
-        return best, certified, (0.0 if certified else best - bound), bound
+    >>> bqm = dimod.BinaryQuadraticModel({0: -1.0, 1: 0.5}, {}, 0.0, "BINARY")
+    >>> chosen, selected, energies, _ = solve_selections(get_sampler("exact"), [bqm], [False], 2, 0)
+    >>> selected, energies, chosen.tolist()
+    ([[0]], [-1.0], [[True, False]])
+    """
+    start = time.perf_counter()
+    solved = iter(sample_many(sampler, [q for q, o in zip(bqms, over, strict=True) if not o], seed=seed))
+    seconds = time.perf_counter() - start
+    chosen = np.zeros((len(bqms), num_variables), dtype=bool)
+    selected: list[list[int]] = []
+    energies: list[float | None] = []
+    for i, bqm in enumerate(bqms):
+        if over[i]:
+            selected.append([])
+            energies.append(None)
+            continue
+        ss = next(solved)
+        # the record, not ss.first, which builds a namedtuple class per call (slow for a batch);
+        # sample_many has re-computed every energy from the BQM itself
+        best = int(np.argmin(ss.record.energy))
+        row = ss.record.sample[best]
+        sel = sorted(int(v) for v, bit in zip(ss.variables, row, strict=True) if bit > 0)
+        chosen[i, sel] = True
+        selected.append(sel)
+        energies.append(float(ss.record.energy[best]) if len(row) else float(bqm.offset))
+    return chosen, selected, energies, seconds
 
 
-def _max_variables(sampler: dimod.Sampler) -> int | None:
-    """The size limit a sampler (or the child of a composite) declares, if any."""
+def ground_truth(
+    bqm: dimod.BinaryQuadraticModel, found: float, mode: str = "auto", time_limit: float = GROUND_TIME_LIMIT
+) -> tuple[float | None, bool, float | None, float | None]:
+    """``(ground_energy, certified, gap, bound)`` of one QUBO; ``found`` is the solver's energy.
+
+    ``mode`` (:data:`GROUND_TRUTH_MODES`): ``"auto"`` enumerates up to
+    :data:`GROUND_TRUTH_MAX_VARIABLES`, ``"always"`` up to enumeration's own limit; above it
+    ``exact-mip`` gives its proven optimum, or — when ``time_limit`` binds — the lower of its best
+    and ``found`` with its proven bound, recorded as not certified. ``"never"``:
+    ``(None, False, None, None)``.
+
+    >>> bqm = dimod.BinaryQuadraticModel({0: -1.0, 1: 0.5}, {(0, 1): -1.0}, 0.0, "BINARY")
+    >>> ground_truth(bqm, -0.5)
+    (-1.5, True, 0.0, -1.5)
+    """
+    d = len(bqm.variables)
+    if d == 0:
+        return float(bqm.offset), True, 0.0, float(bqm.offset)
+    if mode == "never":
+        return None, False, None, None
+    limit = GROUND_TRUTH_MAX_VARIABLES if mode == "auto" else MAX_ENUMERATION_VARIABLES
+    if d <= limit:
+        ground = float(enumerate_energies(bqm)[1].min())
+        return ground, True, 0.0, ground
+    from qxai.anneal.samplers.mip import OPTIMAL_TOLERANCE, ExactMIPSampler
+
+    info = (ss := ExactMIPSampler(time_limit=time_limit).sample(bqm)).info
+    best = min(float(ss.first.energy), float(found))
+    bound = min(float(info["bound"]), best)
+    certified = bool(info["optimal"]) or best - bound <= OPTIMAL_TOLERANCE * max(1.0, abs(best))
+    return best, certified, (0.0 if certified else best - bound), bound
+
+
+def solver_max_variables(sampler: dimod.Sampler) -> int | None:
+    """The size limit a sampler (or the child of a composite) declares, if any.
+
+    >>> solver_max_variables(get_sampler("exact")), solver_max_variables(get_sampler("sa"))
+    (26, None)
+    """
     while True:
         props = sampler.properties
         for key in ("max_variables", "max_qubits"):  # enumeration's limit, the state vector's
@@ -317,5 +348,8 @@ __all__ = [
     "QAFeatureMapExplainer",
     "QuboBatch",
     "forward_backward",
+    "ground_truth",
     "qa_fgradcam",
+    "solve_selections",
+    "solver_max_variables",
 ]

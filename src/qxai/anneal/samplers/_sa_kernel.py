@@ -20,15 +20,29 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
+#: Acceptance probabilities below 2^-32, the resolution of the uniforms, are treated as 0: a move
+#: with ``β · cost > ln 2^32`` is rejected without a draw.
+_SKIP = 32.0 * math.log(2.0)
+_TWO_M32 = 1.0 / 4294967296.0
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
 @numba.njit(cache=True, inline="always")
-def _splitmix(state: np.uint64) -> tuple[np.uint64, float]:
-    """Next state and a uniform float in [0, 1) (53 random bits)."""
+def _uniform(state: np.uint64, spare: float) -> tuple[np.uint64, float, float]:
+    """A uniform float in [0, 1) of 32 random bits: the spare half of the last splitmix64 output
+    when there is one (``spare ≥ 0``), else the high half of a new one, keeping the low half.
+    Returns ``(state, spare, u)``; ``spare = -1`` means none is left. Half the splitmix calls of
+    one 53-bit uniform per draw, and the acceptance test needs no finer grain (:data:`_SKIP`)."""
+    if spare >= 0.0:
+        return state, -1.0, spare
     state = state + _GOLDEN
     z = state
     z = (z ^ (z >> np.uint64(30))) * _M1
     z = (z ^ (z >> np.uint64(27))) * _M2
     z = z ^ (z >> np.uint64(31))
-    return state, float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    # through int64: the values fit in 32 bits, and x86 has no single uint64 → double conversion
+    high = float(np.int64(z >> np.uint64(32))) * _TWO_M32
+    return state, float(np.int64(z & _LOW32)) * _TWO_M32, high
 
 
 @numba.njit(cache=True, fastmath=True, inline="always")
@@ -64,65 +78,166 @@ def pad_kernel(
 
 
 @numba.njit(cache=True)
-def bias_scales_kernel(h: np.ndarray, q: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per problem: the largest flip cost ``max_p |h_p| + Σ_k |Q_pk|`` and the median over variables
-    of the smallest non-zero ``|bias|`` touching each (NaN when there is none) → (n,), (n,).
+def bias_scales_kernel(
+    h: np.ndarray, q: np.ndarray, sizes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per problem: the largest flip cost ``max_p |h_p| + Σ_k |Q_pk|``, the median over variables
+    of the smallest non-zero ``|bias|`` touching each (NaN when there is none) and the typical flip
+    cost (:func:`_typical`; NaN when all biases are zero) → (n,), (n,), (n,).
 
     The compiled twin of the numpy in ``batch_sa._max_cost`` and ``_beta_ranges`` (tested equal).
     """
     n = h.shape[0]
     max_cost = np.zeros(n)
     median = np.full(n, np.nan)
+    typical = np.full(n, np.nan)
     smallest = np.empty(h.shape[1])
     for i in range(n):
         d = sizes[i]
         count = 0
+        rms_sum, rms_count = 0.0, 0
         for p in range(d):
             a = abs(h[i, p])
             total = a
             low = a if a > 0.0 else np.inf
+            pull, square = 0.0, 0.0
             for k in range(d):
-                b = abs(q[i, p, k])
+                v = q[i, p, k]
+                b = abs(v)
                 total += b
+                pull += v
+                square += v * v
                 if 0.0 < b < low:
                     low = b
             max_cost[i] = max(max_cost[i], total)
             if low < np.inf:
                 smallest[count] = low
                 count += 1
+            rms = _typical(h[i, p], pull, square)
+            if rms > 0.0:
+                rms_sum += rms
+                rms_count += 1
         if count:
             ordered = np.sort(smallest[:count])
             median[i] = (ordered[(count - 1) // 2] + ordered[count // 2]) / 2
-    return max_cost, median
+        if rms_count:
+            typical[i] = rms_sum / rms_count
+    return max_cost, median, typical
+
+
+@numba.njit(cache=True, inline="always")
+def _typical(h: float, pull: float, square: float) -> float:
+    """The RMS flip cost of a variable in a uniformly random state: its field ``h + Σ_k Q_k x_k``
+    with ``x_k`` fair coins has mean ``h + ½ Σ Q_k`` (``pull`` = Σ Q_k) and variance ``¼ Σ Q_k²``
+    (``square``), so ``E[f²] = (h + ½ pull)² + ¼ square``. Averaged over the variables it is the
+    scale of the moves at the start of an anneal, which the largest possible cost overstates by
+    10–30× on the planted QUBOs (BENCHMARKS.md, P2b)."""
+    m = h + 0.5 * pull
+    return math.sqrt(m * m + 0.25 * square)
 
 
 @numba.njit(cache=True)
-def csr_kernel(q: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Neighbour lists of padded symmetric ``Q`` (n, D, D): ``ptr`` (n, D + 1) int64 absolute offsets
-    into ``idx`` (T,) int64 and ``val`` (T,) float64; the neighbours of bit ``p`` of problem ``i`` are
-    ``idx[ptr[i, p]:ptr[i, p + 1]]`` (non-zero couplings only, in increasing order)."""
-    n, d_max = q.shape[0], q.shape[1]
+def csr_pad_kernel(
+    linear: np.ndarray,  # (L,) float64 linear biases of all models, model by model
+    rows: np.ndarray,  # (P,) int64 positions within their model
+    cols: np.ndarray,  # (P,)
+    values: np.ndarray,  # (P,) float64
+    var_start: np.ndarray,  # (m + 1,) int64
+    pair_start: np.ndarray,  # (m + 1,) int64
+    members: np.ndarray,  # (n,) int64 the models to lay out
+    d_max: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Zero-padded ``h`` (n, d_max) and the neighbour lists ``ptr`` (n, d_max + 1), ``idx`` (T,),
+    ``val`` (T,) of models ``members`` straight from their pairs, never forming the dense ``Q``
+    (which costs n·d² for a few per cent of non-zeros). Each list is in increasing neighbour order,
+    so that the energies add their terms in the dense kernels' order (tested bit-identical)."""
+    n = len(members)
+    h = np.zeros((n, d_max))
     ptr = np.zeros((n, d_max + 1), dtype=np.int64)
+    degree = np.zeros((n, d_max), dtype=np.int64)
+    for j in range(n):
+        i = members[j]
+        for p in range(var_start[i + 1] - var_start[i]):
+            h[j, p] = linear[var_start[i] + p]
+        for t in range(pair_start[i], pair_start[i + 1]):
+            if values[t] != 0.0:
+                degree[j, rows[t]] += 1
+                degree[j, cols[t]] += 1
     total = 0
-    for i in range(n):
+    for j in range(n):
         for p in range(d_max):
-            ptr[i, p] = total
-            if p < sizes[i]:
-                for k in range(sizes[i]):
-                    if q[i, p, k] != 0.0:
-                        total += 1
-        ptr[i, d_max] = total
+            ptr[j, p] = total
+            total += degree[j, p]
+        ptr[j, d_max] = total
     idx = np.empty(total, dtype=np.int64)
     val = np.empty(total)
-    t = 0
+    fill = np.zeros(d_max, dtype=np.int64)
+    for j in range(n):
+        i = members[j]
+        for p in range(d_max):
+            fill[p] = ptr[j, p]
+        for t in range(pair_start[i], pair_start[i + 1]):
+            v = values[t]
+            if v != 0.0:
+                a, b = rows[t], cols[t]
+                idx[fill[a]] = b
+                val[fill[a]] = v
+                fill[a] += 1
+                idx[fill[b]] = a
+                val[fill[b]] = v
+                fill[b] += 1
+        for p in range(d_max):  # insertion sort of each short list by neighbour
+            for u in range(ptr[j, p] + 1, ptr[j, p + 1]):
+                key, kv = idx[u], val[u]
+                w = u - 1
+                while w >= ptr[j, p] and idx[w] > key:
+                    idx[w + 1], val[w + 1] = idx[w], val[w]
+                    w -= 1
+                idx[w + 1], val[w + 1] = key, kv
+    return h, ptr, idx, val
+
+
+@numba.njit(cache=True)
+def csr_scales_kernel(
+    h: np.ndarray, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, sizes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`bias_scales_kernel` from neighbour lists (:func:`csr_pad_kernel`): the same three
+    scales, summed in the same order over the non-zero couplings."""
+    n = h.shape[0]
+    max_cost = np.zeros(n)
+    median = np.full(n, np.nan)
+    typical = np.full(n, np.nan)
+    smallest = np.empty(h.shape[1])
     for i in range(n):
+        count = 0
+        rms_sum, rms_count = 0.0, 0
         for p in range(sizes[i]):
-            for k in range(sizes[i]):
-                if q[i, p, k] != 0.0:
-                    idx[t] = k
-                    val[t] = q[i, p, k]
-                    t += 1
-    return ptr, idx, val
+            a = abs(h[i, p])
+            total = a
+            low = a if a > 0.0 else np.inf
+            pull, square = 0.0, 0.0
+            for t in range(ptr[i, p], ptr[i, p + 1]):
+                v = val[t]
+                b = abs(v)
+                total += b
+                pull += v
+                square += v * v
+                if 0.0 < b < low:
+                    low = b
+            max_cost[i] = max(max_cost[i], total)
+            if low < np.inf:
+                smallest[count] = low
+                count += 1
+            rms = _typical(h[i, p], pull, square)
+            if rms > 0.0:
+                rms_sum += rms
+                rms_count += 1
+        if count:
+            ordered = np.sort(smallest[:count])
+            median[i] = (ordered[(count - 1) // 2] + ordered[count // 2]) / 2
+        if rms_count:
+            typical[i] = rms_sum / rms_count
+    return max_cost, median, typical
 
 
 @numba.njit(cache=True, inline="always")
@@ -140,7 +255,7 @@ def _flip(f: np.ndarray, a: float, qi: np.ndarray, p: int, d: int, sparse: bool,
 def anneal_kernel(
     h: np.ndarray,  # (n, D) float64 linear biases, zero-padded
     q: np.ndarray,  # (n, D, D) float64 symmetric couplings, zero diagonal, zero-padded (dense kernel)
-    ptr: np.ndarray,  # (n, D + 1) int64 neighbour-list offsets (sparse kernel; see csr_kernel)
+    ptr: np.ndarray,  # (n, D + 1) int64 neighbour-list offsets (sparse kernel; see csr_pad_kernel)
     idx: np.ndarray,  # (T,) int64 neighbours
     val: np.ndarray,  # (T,) float64 their couplings
     sparse: bool,  # update fields from the neighbour lists (else from the dense rows of q)
@@ -180,6 +295,7 @@ def anneal_kernel(
         qi, hi, pi, floor, eq = q[i], h[i], ptr[i], -tol[i], etol[i]
         hot, cold = ranges[i, 0], ranges[i, 1]
         state = np.uint64(seed) * _GOLDEN + np.uint64(i + 1) * _M1
+        spare = -1.0
         s = np.empty(d)
         f = np.empty(d)
         betas = np.empty(max_sweeps)
@@ -196,7 +312,7 @@ def anneal_kernel(
                 for p in range(d):  # local fields f = h + Q x, one row per set bit
                     f[p] = hi[p]
                 for p in range(d):
-                    state, u = _splitmix(state)
+                    state, spare, u = _uniform(state, spare)
                     if u < 0.5:
                         s[p] = -1.0
                         _flip(f, 1.0, qi, p, d, sparse, pi, idx, val)
@@ -204,16 +320,21 @@ def anneal_kernel(
                         s[p] = 1.0
                 for t in range(sweeps):
                     beta = betas[t]
-                    limit = 40.0 / beta  # acceptance below e^-40: skip the random draw
+                    limit = _SKIP / beta  # acceptance below 2^-32: skip the random draw
                     for p in range(d):
                         sp = s[p]
                         cost = sp * f[p]
                         if cost > 0.0:
                             if cost > limit:
                                 continue
-                            state, u = _splitmix(state)
-                            x = beta * cost  # accept with probability e^-x; 1 − x ≤ e^-x ≤ 1/(1 + x)
-                            if u >= 1.0 - x and (u * (1.0 + x) >= 1.0 or u >= math.exp(-x)):
+                            state, spare, u = _uniform(state, spare)
+                            # accept with probability e^-x, deciding from the bounds
+                            # 1 − x + x²/2 − x³/6 ≤ e^-x ≤ 1/(1 + x + x²/2) where they suffice
+                            # (9 in 10 draws on the planted loops), else from exp itself
+                            x = beta * cost
+                            if u * (1.0 + x * (1.0 + 0.5 * x)) >= 1.0:
+                                continue
+                            if u >= 1.0 - x * (1.0 - x * (0.5 - x * (1.0 / 6.0))) and u >= math.exp(-x):
                                 continue
                         s[p] = -sp
                         _flip(f, sp, qi, p, d, sparse, pi, idx, val)
@@ -271,5 +392,35 @@ def energies_kernel(
                 e += h[i, p]
                 for b in range(a):
                     e += q[i, p, on[b]]
+            out[i, r] = e
+    return out
+
+
+@numba.njit(cache=True)
+def csr_energies_kernel(
+    x: np.ndarray,  # (n, R, D) int8 BINARY states
+    done: np.ndarray,  # (n,) int64
+    h: np.ndarray,  # (n, D) float64
+    ptr: np.ndarray,  # (n, D + 1) int64 neighbour lists in increasing order (csr_pad_kernel)
+    idx: np.ndarray,
+    val: np.ndarray,
+    offsets: np.ndarray,  # (n,) float64
+) -> np.ndarray:
+    """:func:`energies_kernel` from neighbour lists: the same non-zero terms added in the same
+    order (set bits ascending, each with its lower set neighbours ascending) → (n, R)."""
+    n, reads, d_max = x.shape
+    out = np.zeros((n, reads))
+    for i in range(n):
+        for r in range(done[i]):
+            e = offsets[i]
+            for p in range(d_max):
+                if x[i, r, p]:
+                    e += h[i, p]
+                    for t in range(ptr[i, p], ptr[i, p + 1]):
+                        k = idx[t]
+                        if k >= p:
+                            break
+                        if x[i, r, k]:
+                            e += val[t]
             out[i, r] = e
     return out

@@ -3,7 +3,8 @@
 Every model becomes dense BINARY arrays (``h`` (d,), symmetric ``Q`` (d, d), zero diagonal), padded
 to the largest ``d`` of its size group; padded variables never flip. Two backends share one contract:
 ``numba`` (CPU, default there; fields updated only after an actual flip, from the dense row of
-``Q`` or — for a sparse group, chosen by density — from neighbour lists, ``O(degree)`` per flip;
+``Q`` or — for a sparse group, chosen by density — from neighbour lists, ``O(degree)`` per flip, built
+straight from the pairs (a sparse group never forms the dense ``Q``);
 problems spread over threads) and ``torch`` (any device; all problems × reads advance one variable
 per vectorised step).
 
@@ -14,11 +15,14 @@ rounds, a hard one spends up to twice the fixed budget's sweeps. Given either, e
 fixed budget (:func:`default_budget`).
 
 Physics: Metropolis sweeps at a geometric schedule of inverse temperatures, per problem, derived
-from that problem's own bias scale (as dwave-samplers does): at the hot end the largest possible
-flip cost is accepted with probability 1/2, at the cold end a typical smallest one with probability
-1/100. After the last sweep, greedy sweeps (strictly downhill flips only) put every read in a local
-minimum. Energies returned are computed afresh in float64 from each model's own biases (not from
-the kernel's running fields); the tests check them against dimod's ``bqm.energies``.
+from that problem's own biases: at the hot end the typical flip cost of a random state (its RMS,
+:func:`default_beta_ranges`) is accepted with probability 1/2, at the cold end a typical smallest one
+with probability 1/100. (dwave-samplers puts the hot end at the largest *possible* flip cost, which
+on the planted QUBOs overstates the first moves 10–30× and spends half the sweeps above the
+temperatures where anything is decided; BENCHMARKS.md, P2b.) After the last sweep, greedy sweeps
+(strictly downhill flips only) put every read in a local minimum. Energies returned are computed
+afresh in float64 from each model's own biases (not from the kernel's running fields); the tests
+check them against dimod's ``bqm.energies``.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ from dimod.variables import Variables
 from qxai.anneal.samplers._sa_kernel import (
     anneal_kernel,
     bias_scales_kernel,
-    csr_kernel,
+    csr_energies_kernel,
+    csr_pad_kernel,
+    csr_scales_kernel,
     energies_kernel,
     pad_kernel,
 )
@@ -68,18 +74,19 @@ LARGE_SWEEPS = 128
 #: ``FIRST_SWEEPS*`` sweeps, doubling every round up to :data:`MAX_SWEEPS_FACTOR` × the fixed
 #: budget's sweeps; a problem stops after a round that did not lower its best energy once
 #: ``AGREE*`` reads hold it, else at :data:`MAX_READS` reads. Measured (BENCHMARKS.md, P2, P2b):
-#: the small regime on the P2 explanation QUBOs; the large one on planted loops, where 16 first
-#: sweeps let 3–4 reads agree on a non-ground energy (85 % solved at d = 64) and 64 solved all
-#: (instance seeds 0 and 1000).
+#: the small and middle regimes on the P2 explanation QUBOs; the large one on planted loops and
+#: Wishart QUBOs of d = 64–256 (instance seeds 1000 and 2000, disjoint from the benchmark's): with
+#: the typical-cost hot end, rounds of 2 reads from 16 sweeps solved 19–20 of 20 of every family
+#: and size, as the earlier 4 reads from 64 sweeps did, at a third of the sweeps.
 ROUND_READS_SMALL = 2
 AGREE_SMALL = 2
 ROUND_READS = 4
 AGREE = 3
-AGREE_LARGE = 3
-ROUND_READS_LARGE = 4
+AGREE_LARGE = 2
+ROUND_READS_LARGE = 2
 FIRST_SWEEPS = 8
 FIRST_SWEEPS_D = 48
-FIRST_SWEEPS_LARGE = 64
+FIRST_SWEEPS_LARGE = 16
 MAX_SWEEPS_FACTOR = 2
 MAX_READS = 32
 #: A group runs the sparse kernel (neighbour lists, ``O(degree)`` per flip) when at most this
@@ -208,13 +215,18 @@ def pad(problems: Problems, members: np.ndarray, d_max: int) -> tuple[np.ndarray
 def default_beta_ranges(h: np.ndarray, q: np.ndarray) -> np.ndarray:
     """``(β_hot, β_cold)`` per problem from padded biases ``h`` (n, D), symmetric ``Q`` (n, D, D) → (n, 2).
 
-    A flip of bit ``p`` costs at most ``|h_p| + Σ_k |Q_pk|``: at ``β_hot`` the largest such cost is
-    accepted with probability 1/2. The smallest non-zero bias of each variable approximates the
-    cost of its cheapest excitation near a minimum: at ``β_cold`` the median of those is accepted
-    with probability 1/100. The ratio is capped at 10^4 so no sweeps are wasted frozen.
+    In a uniformly random state bit ``p``'s flip cost is its field ``h_p + Σ_k Q_pk x_k``, whose
+    mean square is ``(h_p + ½ Σ_k Q_pk)² + ¼ Σ_k Q_pk²``: at ``β_hot`` the mean over variables of
+    its root (the typical first move) is accepted with probability 1/2. The smallest non-zero bias
+    of each variable approximates the cost of its cheapest excitation near a minimum: at ``β_cold``
+    the median of those is accepted with probability 1/100. The ratio is capped at 10^4 so no
+    sweeps are wasted frozen, and ``β_cold ≥ β_hot``.
 
     >>> default_beta_ranges(np.array([[-1.0]]), np.zeros((1, 1, 1))).round(3).tolist()
     [[0.693, 4.605]]
+    >>> q = np.array([[[0.0, 4.0], [4.0, 0.0]]])  # field 0 or 4: RMS √8, so β_hot = ln 2 / √8
+    >>> default_beta_ranges(np.zeros((1, 2)), q).round(3).tolist()
+    [[0.245, 1.151]]
     """
     return _beta_ranges(h, q, _max_cost(h, q))
 
@@ -245,7 +257,7 @@ def adaptive_budget(d: int) -> Budget:
     :func:`qxai.anneal.samplers._sa_kernel.anneal_kernel`).
 
     >>> adaptive_budget(10), adaptive_budget(256).first_sweeps
-    (Budget(round_reads=2, max_reads=32, first_sweeps=8, max_sweeps=32, agree=2, quorum=33), 64)
+    (Budget(round_reads=2, max_reads=32, first_sweeps=8, max_sweeps=32, agree=2, quorum=33), 16)
     """
     small = d <= SMALL_D
     first = FIRST_SWEEPS if d <= FIRST_SWEEPS_D else FIRST_SWEEPS_LARGE
@@ -269,13 +281,18 @@ def _beta_ranges(h: np.ndarray, q: np.ndarray, max_cost: np.ndarray) -> np.ndarr
     absq = np.abs(q)
     absh = np.abs(h)
     smallest = np.minimum(np.where(absh > 0, absh, np.inf), np.where(absq > 0, absq, np.inf).min(axis=2))
-    return _ranges_from_scales(max_cost, _finite_median(smallest))  # inf (padded/zero rows) left out
+    rms = np.sqrt((h + 0.5 * q.sum(axis=2)) ** 2 + 0.25 * (q * q).sum(axis=2))  # (n, D)
+    with np.errstate(all="ignore"):  # a model with every bias zero has no typical cost: NaN
+        typical = np.where(rms > 0, rms, 0.0).sum(axis=1) / (rms > 0).sum(axis=1)
+    # inf (padded/zero rows) left out of the median; zero rows (padding) out of the typical cost
+    return _ranges_from_scales(max_cost, _finite_median(smallest), typical)
 
 
-def _ranges_from_scales(max_cost: np.ndarray, min_cost: np.ndarray) -> np.ndarray:
-    """``(β_hot, β_cold)`` (n, 2) from the largest and the typical smallest flip cost (n,), (n,)."""
+def _ranges_from_scales(max_cost: np.ndarray, min_cost: np.ndarray, typical: np.ndarray) -> np.ndarray:
+    """``(β_hot, β_cold)`` (n, 2) from the largest, the typical smallest and the typical flip cost
+    (n,) each (:func:`default_beta_ranges`)."""
     with np.errstate(all="ignore"):
-        hot = np.log(2.0) / max_cost
+        hot = np.log(2.0) / np.where(typical > 0, typical, max_cost)
         cold = np.clip(np.log(100.0) / min_cost, hot, hot * 1e4)
     # a model with all biases zero has no scale: any range is as good as another
     zero = ~(max_cost > 0)
@@ -418,21 +435,23 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
         computed afresh in float64 from the models' own biases."""
         sizes = problems.sizes[group]
         n, d_max = len(group), int(sizes.max())
-        h, q = pad(problems, group, d_max)
-        # compiled, in one pass over Q: the numpy _beta_ranges costs about as much as annealing small d
-        max_cost, min_cost = bias_scales_kernel(h, q, sizes)
-        ranges = np.tile(beta_range, (n, 1)) if beta_range else _ranges_from_scales(max_cost, min_cost)
+        sparse = self.backend == "numba" and self._sparse(problems, group)
+        if sparse:  # neighbour lists from the pairs: the dense Q would cost n·d² for a few % non-zeros
+            h, ptr, idx, val = layout_sparse(problems, group, d_max)
+            max_cost, min_cost, typical = csr_scales_kernel(h, ptr, idx, val, sizes)
+            qk = np.zeros((n, 1, 1))
+        else:
+            h, q = pad(problems, group, d_max)
+            # compiled, in one pass over Q: the numpy _beta_ranges costs about as much as annealing
+            max_cost, min_cost, typical = bias_scales_kernel(h, q, sizes)
+            ptr, idx, val = np.zeros((n, 1), np.int64), np.zeros(0, np.int64), np.zeros(0)
+            qk = q
+        ranges = (np.tile(beta_range, (n, 1)) if beta_range
+                  else _ranges_from_scales(max_cost, min_cost, typical))  # fmt: skip
         # the greedy phase only takes flips that gain more than a few ulps of the largest field
         eps = np.finfo(np.float64).eps if self.backend == "numba" else torch.finfo(self.dtype).eps
         tol = 8 * eps * max_cost
         if self.backend == "numba":
-            sparse = self._sparse(problems, group)
-            if sparse:
-                ptr, idx, val = csr_kernel(q, sizes)
-                qk = np.zeros((n, 1, 1))
-            else:
-                ptr, idx, val = np.zeros((n, 1), np.int64), np.zeros(0, np.int64), np.zeros(0)
-                qk = q
             # one region for the whole group: threads only where each gets enough site visits
             work = float(sizes.sum()) * budget.round_reads * budget.first_sweeps * 3
             with numba_threads(threads_for(work, MIN_WORK_PER_THREAD)):
@@ -453,6 +472,8 @@ class BatchSimulatedAnnealingSampler(dimod.Sampler):
             done = np.full(n, budget.max_reads, dtype=np.int64)
         # E = offset + h·x + Σ_{p<k} Q_pk x_p x_k from the model's float64 biases, never from the
         # kernel's fields (compiled: over the set bits of the reads taken only)
+        if sparse:
+            return x, done, csr_energies_kernel(x, done, h, ptr, idx, val, problems.offsets[group])
         return x, done, energies_kernel(x, done, h, q, problems.offsets[group])
 
     def _sparse(self, problems: Problems, group: np.ndarray) -> bool:
@@ -480,6 +501,24 @@ def _groups(sizes: Any, reads: int) -> list[np.ndarray]:
                 continue
         groups.append([i])
     return [np.array(g, dtype=np.int64) for g in groups]
+
+
+def layout_sparse(
+    problems: Problems, members: np.ndarray, d_max: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Zero-padded ``h`` (n, d_max) and neighbour lists ``ptr`` (n, d_max + 1), ``idx``, ``val`` of
+    models ``members`` (n,), straight from their pairs: the non-zero entries of each row of the dense
+    ``Q`` of :func:`pad`, in increasing column order.
+
+    >>> p = flatten([dimod.BinaryQuadraticModel({0: -1.0, 1: 2.0}, {(0, 1): 3.0}, 0.0, "BINARY")])
+    >>> h, ptr, idx, val = layout_sparse(p, np.array([0]), 3)
+    >>> ptr.tolist(), idx.tolist(), val.tolist()
+    ([[0, 1, 2, 2]], [1, 0], [3.0, 3.0])
+    """
+    var_start = np.concatenate([[0], np.cumsum(problems.sizes)])
+    pair_start = np.concatenate([[0], np.cumsum(problems.pairs)])
+    p = problems
+    return csr_pad_kernel(p.linear, p.rows, p.cols, p.values, var_start, pair_start, members, d_max)
 
 
 def _samplesets(
