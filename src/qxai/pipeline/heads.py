@@ -201,14 +201,14 @@ def transformer_figure(
 
 
 def _token_grid(model: torch.nn.Module, tokens: int, size: tuple[int, int] | torch.Size) -> tuple[int, int]:
-    """The patch grid ``(h, w)`` of ``tokens`` tokens (leading class/register tokens excluded)."""
-    from qxai.probe.tokens import model_prefix_tokens, patch_grids
+    """The patch grid ``(h, w)`` of an attention row over ``tokens`` tokens, read by the same
+    layout rule as every explainer (:func:`qxai.probe.tokens.detect_layout`: the model's declared
+    patch size, prefix tokens and stated layout); an ambiguous or impossible grid is its one-line
+    error naming ``--tokens``/``--grid``."""
+    from qxai.probe.tokens import detect_layout, model_patch_size, model_prefix_tokens, stated_layout
 
-    prefix = model_prefix_tokens(model)
-    for candidate in patch_grids((int(size[0]), int(size[1]))):
-        if candidate[0] * candidate[1] == tokens - (prefix if prefix is not None else 1):
-            return candidate
-    side = round((tokens - 1) ** 0.5)
-    if side * side != tokens - 1:
-        raise QxaiError(f"cannot lay {tokens} attention tokens out as a patch grid; state --grid H,W")
-    return side, side
+    layout = detect_layout(
+        (1, tokens, 1), (int(size[0]), int(size[1])), 1, layer="attention", patch=model_patch_size(model),
+        prefix=model_prefix_tokens(model), stated=stated_layout(model),
+    )  # fmt: skip
+    return layout.grid

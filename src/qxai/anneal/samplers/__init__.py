@@ -122,7 +122,8 @@ SOLVERS: dict[str, SolverSpec] = {
         SolverSpec("exact-mip",  # our mip.py imports highspy only when it solves: cheap to import here
                    lambda **kw: __import__("qxai.anneal.samplers.mip", fromlist=["_"]).ExactMIPSampler(**kw),
                    frozenset({"time_limit", "engine"}),
-                   help="CP-SAT/HiGHS on the linearised QUBO: proven optimum, or best found and its bound"),
+                   help="certified optimum (engine auto: branch and bound when couplings ≥ 0, else CP-SAT; "
+                        "or bnb, cp-sat, highs): proven optimum, or best found and its bound"),
     )
 }  # fmt: skip
 

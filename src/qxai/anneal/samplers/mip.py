@@ -224,8 +224,14 @@ class ExactMIPSampler(dimod.Sampler):
 
             _compile()  # a first call compiles (or loads) the numba search: not part of the time limit
         start = time.perf_counter()
-        solve = {"bnb": self._solve_bnb, "cp-sat": self._solve_cpsat, "highs": self._solve}[engine]
-        x, bound, status, solved = solve(bqm, h, rows, cols, values, offset, limit, start)
+        if len(h) == 0:  # nothing to decide: the empty assignment, at the offset
+            x, bound, status, solved = np.zeros(0, dtype=bool), offset, "Optimal", 0
+        else:
+            q = np.zeros((len(h), len(h)))  # symmetric, zero diagonal: Q_ij = Q_ji = the coupling
+            np.add.at(q, (rows, cols), values)
+            q = q + q.T
+            solve = {"bnb": self._solve_bnb, "cp-sat": self._solve_cpsat, "highs": self._solve}[engine]
+            x, bound, status, solved = solve(h, q, (rows, cols, values), offset, limit, start)
         sample = x.astype(np.int8)
         if bqm.vartype is dimod.SPIN:
             sample = 2 * sample - 1
@@ -240,18 +246,11 @@ class ExactMIPSampler(dimod.Sampler):
                        nodes=solved if engine == "bnb" else 0)  # fmt: skip
         return ss
 
-    def _solve_bnb(self, bqm: dimod.BinaryQuadraticModel, h: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                   values: np.ndarray, offset: float, limit: float,
-                   start: float) -> tuple[np.ndarray, float, str, int]:  # fmt: skip
+    def _solve_bnb(self, h: np.ndarray, q: np.ndarray, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+                   offset: float, limit: float, start: float) -> tuple[np.ndarray, float, str, int]:
         """The structured branch and bound (couplings ≥ 0): ``(x, bound, status, nodes)``."""
         from qxai.anneal.samplers.certify import branch_and_bound
 
-        d = len(h)
-        if d == 0:
-            return np.zeros(0, dtype=bool), offset, "Optimal", 0
-        q = np.zeros((d, d))
-        np.add.at(q, (rows, cols), values)
-        q = q + q.T
         left = max(limit - (time.perf_counter() - start), 1e-3)
         cert = branch_and_bound(h, q, offset, time_limit=left)
         return (
@@ -261,20 +260,14 @@ class ExactMIPSampler(dimod.Sampler):
             cert.nodes,
         )
 
-    def _solve_cpsat(self, bqm: dimod.BinaryQuadraticModel, h: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                     values: np.ndarray, offset: float, limit: float,
-                     start: float) -> tuple[np.ndarray, float, str, int]:  # fmt: skip
+    def _solve_cpsat(self, h: np.ndarray, q: np.ndarray, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+                     offset: float, limit: float, start: float) -> tuple[np.ndarray, float, str, int]:
         """CP-SAT on the plain linearisation, hinted with batch-sa's best: ``(x, bound, status, 0)``."""
         from ortools.sat.python import cp_model
 
-        from qxai.anneal.samplers.batch_sa import BatchSimulatedAnnealingSampler
-
-        d = len(h)
-        if d == 0:
-            return np.zeros(0, dtype=bool), offset, "Optimal", 0
+        d, (rows, cols, values) = len(h), pairs
         binary = dimod.BinaryQuadraticModel.from_numpy_vectors(h, (rows, cols, values), offset, dimod.BINARY)
-        hint = BatchSimulatedAnnealingSampler().sample_many([binary], seed=0)[0]
-        hint_x = np.asarray(hint.record.sample[np.argmin(hint.record.energy)], dtype=bool)
+        hint_x, _ = _incumbent(binary)
         model = cp_model.CpModel()
         x = [model.NewBoolVar(f"x{i}") for i in range(d)]
         terms = [(float(h[i]), x[i]) for i in range(d)]
@@ -302,9 +295,7 @@ class ExactMIPSampler(dimod.Sampler):
         solver.parameters.relative_gap_limit = 0.0
         code = solver.Solve(model)
         # a bound that needs no search: the smallest cardinality bound (valid for every selection)
-        q = np.zeros((d, d))
-        np.add.at(q, (rows, cols), values)
-        floor = float(cardinality_bounds(h, q + q.T, offset).min())
+        floor = float(cardinality_bounds(h, q, offset).min())
         if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):  # nothing found in time (measured once)
             return hint_x, floor, solver.StatusName(code), 0
         found = np.array([solver.BooleanValue(v) for v in x])
@@ -313,24 +304,15 @@ class ExactMIPSampler(dimod.Sampler):
         status = "Optimal" if code == cp_model.OPTIMAL else "Time limit reached"
         return found, max(float(solver.BestObjectiveBound()) + offset, floor), status, 0
 
-    def _solve(self, bqm: dimod.BinaryQuadraticModel, h: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-               values: np.ndarray, offset: float, limit: float,
-               start: float) -> tuple[np.ndarray, float, str, int]:  # fmt: skip
+    def _solve(self, h: np.ndarray, q: np.ndarray, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+               offset: float, limit: float, start: float) -> tuple[np.ndarray, float, str, int]:
         """``(x (d,) 0/1, proven lower bound, status, cardinalities solved)``."""
-        d = len(h)
-        best_x, best = np.zeros(d, dtype=bool), offset
-        if d == 0:
-            return best_x, offset, "Optimal", 0
-        q = np.zeros((d, d))
-        np.add.at(q, (rows, cols), values)
-        q = q + q.T
-        from qxai.anneal.samplers.batch_sa import BatchSimulatedAnnealingSampler
-
+        del pairs  # HiGHS builds its per-cardinality model from the dense q
         binary = dimod.BinaryQuadraticModel(h, q / 2, offset, dimod.BINARY)  # the halves add up to q
-        ss = BatchSimulatedAnnealingSampler().sample_many([binary], seed=0)[0]
-        if float(ss.first.energy) < best:
-            best = float(ss.first.energy)
-            best_x = np.asarray(ss.record.sample[np.argmin(ss.record.energy)], dtype=bool)
+        best_x, best = np.zeros(len(h), dtype=bool), offset
+        hint_x, hint = _incumbent(binary)
+        if hint < best:
+            best_x, best = hint_x, hint
         cheap = cardinality_bounds(h, q, offset)
         bounds = cheap.copy()  # per k: the best proven lower bound so far
         tol = GAP_TOLERANCE * max(1.0, abs(best))
@@ -368,8 +350,16 @@ class ExactMIPSampler(dimod.Sampler):
                 bounds[k] = max(bounds[k], value)
                 status = st
         proven = float(min(best, bounds.min()))
-        del bqm
         return best_x, proven, status, solved
+
+
+def _incumbent(binary: dimod.BinaryQuadraticModel) -> tuple[np.ndarray, float]:
+    """batch-sa's best state (d,) bool of a BINARY model and its energy: the MIP engines' start."""
+    from qxai.anneal.samplers.batch_sa import BatchSimulatedAnnealingSampler
+
+    ss = BatchSimulatedAnnealingSampler().sample_many([binary], seed=0)[0]
+    best = int(np.argmin(ss.record.energy))
+    return np.asarray(ss.record.sample[best], dtype=bool), float(ss.record.energy[best])
 
 
 __all__ = [
