@@ -68,7 +68,7 @@ from qxai.explain.qa import (
     GROUND_TIME_LIMIT,
     GROUND_TRUTH_MODES,
     QAFeatureMapExplainer,
-    ground_truth,
+    ground_truth_extras,
     solve_selections,
     solver_max_variables,
 )
@@ -521,20 +521,13 @@ class QAHeadsExplainer(Explainer):
         )
         b = len(bqms)
         saliency = self._saliency(hp, chosen, inputs)
-        start = time.perf_counter()
-        ground = [
-            (None, False, None, None) if e is None
-            else ground_truth(bqm, e, self.ground_truth, self.ground_time_limit)
-            for bqm, e in zip(bqms, energies, strict=True)
-        ]
-        ground_seconds = time.perf_counter() - start
+        ground, ground_seconds = ground_truth_extras(
+            bqms, energies, self.ground_truth, self.ground_time_limit
+        )
         extras: dict[str, Any] = {
             "selected": selected,
             "energy": energies,
-            "ground_energy": [g[0] for g in ground],
-            "ground_certified": [g[1] for g in ground],
-            "ground_gap": [g[2] for g in ground],
-            "ground_bound": [g[3] for g in ground],
+            **ground,
             "num_variables": [len(bqm.variables) for bqm in bqms],
             "over_solver_limit": over,
             "dead_maps": [int(n) for n in ((hp.weights > 0) & ~live).sum(axis=1)],
