@@ -130,8 +130,8 @@ def _typical(h: float, pull: float, square: float) -> float:
     """The RMS flip cost of a variable in a uniformly random state: its field ``h + Σ_k Q_k x_k``
     with ``x_k`` fair coins has mean ``h + ½ Σ Q_k`` (``pull`` = Σ Q_k) and variance ``¼ Σ Q_k²``
     (``square``), so ``E[f²] = (h + ½ pull)² + ¼ square``. Averaged over the variables it is the
-    scale of the moves at the start of an anneal, which the largest possible cost overstates by
-    10–30× on the planted QUBOs (BENCHMARKS.md, P2b)."""
+    scale of the moves at the start of an anneal, which the largest possible cost overstates
+    several-fold on the planted QUBOs (BENCHMARKS.md, P2b)."""
     m = h + 0.5 * pull
     return math.sqrt(m * m + 0.25 * square)
 
@@ -330,7 +330,7 @@ def anneal_kernel(
                             state, spare, u = _uniform(state, spare)
                             # accept with probability e^-x, deciding from the bounds
                             # 1 − x + x²/2 − x³/6 ≤ e^-x ≤ 1/(1 + x + x²/2) where they suffice
-                            # (9 in 10 draws on the planted loops), else from exp itself
+                            # (most draws on the planted loops), else from exp itself
                             x = beta * cost
                             if u * (1.0 + x * (1.0 + 0.5 * x)) >= 1.0:
                                 continue

@@ -18,7 +18,7 @@ Physics: Metropolis sweeps at a geometric schedule of inverse temperatures, per 
 from that problem's own biases: at the hot end the typical flip cost of a random state (its RMS,
 :func:`default_beta_ranges`) is accepted with probability 1/2, at the cold end a typical smallest one
 with probability 1/100. (dwave-samplers puts the hot end at the largest *possible* flip cost, which
-on the planted QUBOs overstates the first moves 10–30× and spends half the sweeps above the
+on the planted QUBOs overstates the first moves several-fold and spends many sweeps above the
 temperatures where anything is decided; BENCHMARKS.md, P2b.) After the last sweep, greedy sweeps
 (strictly downhill flips only) put every read in a local minimum. Energies returned are computed
 afresh in float64 from each model's own biases (not from the kernel's running fields); the tests
@@ -75,11 +75,10 @@ LARGE_SWEEPS = 128
 #: budget's sweeps; a problem stops after a round that did not lower its best energy once
 #: ``AGREE*`` reads hold it, else at :data:`MAX_READS` reads. Measured (BENCHMARKS.md, P2, P2b):
 #: the small and middle regimes on the P2 explanation QUBOs (in the middle one, rounds of 6 reads
-#: of which 4 must agree: 99.8 % best known over solver seeds 0–4, min 99.35 %, against 99.4 %,
-#: min 98.7 %, for 4 of which 3, at 9 % more time); the large one on planted loops and
-#: Wishart QUBOs of d = 64–256 (instance seeds 1000 and 2000, disjoint from the benchmark's): with
-#: the typical-cost hot end, rounds of 2 reads from 16 sweeps solved 19–20 of 20 of every family
-#: and size, as the earlier 4 reads from 64 sweeps did, at a third of the sweeps.
+#: of which 4 must agree: best known at d > 20 99.3–100 % over solver seeds 0–4, where 4 of which 3
+#: gave 98.7 % at seed 2); the large one on planted loops and Wishart QUBOs of d = 64–256 (chosen on
+#: instance seeds 1000 and 2000, disjoint from the benchmark's): with the typical-cost hot end,
+#: rounds of 2 reads from 16 sweeps, at about a third of the sweeps of the earlier 4 reads from 64.
 ROUND_READS_SMALL = 2
 AGREE_SMALL = 2
 ROUND_READS = 6
