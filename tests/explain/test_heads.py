@@ -29,6 +29,7 @@ from qxai.explain.heads import (
     mha_tolerance,
     select_sites,
 )
+from qxai.explain.quality import diagnose, selection_unit
 from qxai.explain.registry import EXPLAINERS, get_explainer
 from qxai.explain.testing import assert_explainer_contract, hook_snapshot
 from qxai.models.vit import Attention, ViTTiny
@@ -200,6 +201,12 @@ def test_zero_importance_and_an_empty_selection_are_reported_as_degenerate():
     assert not exp.saliency.any()
     empty = QAHeadsExplainer(small_vit_tiny(), penalty=(5.0, 0)).explain(torch.rand(3, 1, 16, 16))
     assert empty.extras["degenerate"] == ["empty_selection"] * 3
+    # the one line a person reads speaks of heads and their blocks, not of maps and --layer
+    for e in (exp, empty):
+        (said,) = diagnose(e.extras["degenerate"], unit=selection_unit(e.extras))
+        assert "head" in said["sentence"] and "map" not in said["sentence"]
+        assert "--layer" not in said["sentence"]
+    assert "qa-heads.blocks" in diagnose(exp.extras["degenerate"], unit="head")[0]["sentence"]
 
 
 # --------------------------------------------------------------------------- (c) energies by brute force

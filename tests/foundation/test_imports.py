@@ -124,3 +124,30 @@ def test_no_module_imports_from_a_higher_layer():
     )
     if upward:
         pytest.fail("imports from a higher layer (data → … → cli):\n" + "\n".join(upward))
+
+
+def private_imports(source: str, module: str = "qxai.x") -> list[str]:
+    """``"module ← name"`` for each ``_private`` name ``source`` imports from a qxai module (dunders
+    are not private): another module's ``_helper`` is an interface nobody declared."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == "qxai"):
+            found += [f"{module} ← {node.module}.{a.name}" for a in node.names
+                      if a.name.startswith("_") and not a.name.startswith("__")]  # fmt: skip
+    return found
+
+
+def test_the_private_import_check_can_fail():  # the control
+    source = "def f():\n    from qxai.pipeline.evaluate import _key, run_evaluate\n"
+    assert private_imports(source) == ["qxai.x ← qxai.pipeline.evaluate._key"]
+    assert private_imports("from numpy import _core\nfrom qxai import __version__\n") == []
+
+
+def test_no_module_imports_another_modules_private_names():
+    found = sorted(
+        hit for path in SRC.rglob("*.py")
+        for hit in private_imports(path.read_text(encoding="utf-8"), _module(path))
+    )  # fmt: skip
+    if found:
+        pytest.fail("private names imported across modules (make them public or move them):\n"
+                    + "\n".join(found))

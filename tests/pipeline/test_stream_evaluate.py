@@ -155,12 +155,12 @@ def test_folder_source_background_is_the_in_memory_background(tmp_path):
     spec = f"imagefolder:{tmp_path}"
     split = load_dataset(spec, seed=2, image_size=8, channels=3)
     source = ImageSource.from_spec(spec, seed=2, image_size=8, channels=3)
-    expected = evaluate_stage._background(split.train.images, 5, seed=7)
+    expected = evaluate_stage.shap_background(split.train.images, 5, seed=7)
     assert torch.equal(source.background(5, seed=7), expected)
     assert source.load_masks([0, 1]) is None
     digits = ImageSource.from_spec("digits", seed=0)
     train = load_dataset("digits", seed=0).train.images
-    assert torch.equal(digits.background(4, 1), evaluate_stage._background(train, 4, 1))
+    assert torch.equal(digits.background(4, 1), evaluate_stage.shap_background(train, 4, 1))
 
 
 def test_streamed_robustness_equals_in_memory(digits_checkpoint, tmp_path, batch_coupled):

@@ -129,6 +129,27 @@ def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
         render_report(tmp_path)
 
 
+def test_one_commands_out_folder_is_a_report_of_what_that_command_wrote(run_dir, tmp_path):
+    """`qxai evaluate --out DIR` (with `qxai analyze` into the same folder) then `qxai report DIR`:
+    the sections of those stages, their claims and figures — no stage table, no "not run" rows."""
+    import shutil
+
+    bare = tmp_path / "bare"
+    for stage in ("evaluate", "analyze"):
+        shutil.copytree(run_dir / stage, bare, dirs_exist_ok=True)
+    page = render_report(bare)
+    shown = set(re.findall(r'data-section="([a-z]+)"', page))
+    # explanations: evaluate's example grid goes to its section, though explain did not run here
+    assert shown == {
+        "claims", "explanations", "metrics", "disentanglement", "groundtruth", "layers", "provenance"
+    }
+    assert "overlap is below GradCAM" in page and "not run" not in page
+    assert page.count("<img") == 3  # overlap_matrices, example_grid, spectra
+    assert "the results of qxai evaluate, analyze" in page
+    text = headline_markdown(bare)
+    assert "Command: `?`" in text and "| qa" in text.replace("|  qa", "| qa")
+
+
 def test_the_ground_truth_table_shows_references_and_says_tie() -> None:
     from qxai.report.html import causal_table
 

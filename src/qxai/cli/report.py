@@ -12,7 +12,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def report(
-        run_dir: Path = typer.Argument(..., help="A folder written by `qxai demo`."),
+        run_dir: Path = typer.Argument(
+            ..., help="A folder written by `qxai demo`, or one command's --out folder (evaluate, explain, …)."
+        ),
         screenshot: Path = typer.Option(None, help="Also save a PNG screenshot (needs Chromium)."),
         headline: bool = typer.Option(False, help="Print the headline numbers as Markdown."),
         readme: Path = typer.Option(None, help="Fill the headline block of this README (with --screenshot)."),

@@ -62,7 +62,7 @@ def load_image_folder(
         raise QxaiError(f"channels must be 1 or 3, got {channels}; pass 1 (grayscale) or 3 (RGB)")
     if image_size < 1:
         raise QxaiError(f"image_size must be positive, got {image_size}; pass e.g. 64")
-    files, labels, class_names = _list_files(root, max_per_class)
+    files, labels, class_names = list_image_files(root, max_per_class)
     # Without ``channels`` the colour mode depends on every image: read as RGB (a grayscale image
     # becomes three equal channels) and keep one channel at the end if all were grayscale.
     pixels, kept, skipped, all_gray = _read_all(files, image_size, gray=channels == 1)
@@ -89,7 +89,7 @@ def load_image_folder(
     return data
 
 
-def _list_files(root: Path, max_per_class: int | None) -> tuple[list[Path], list[int], list[str]]:
+def list_image_files(root: Path, max_per_class: int | None) -> tuple[list[Path], list[int], list[str]]:
     """Image files, their class index and the class names, after checking the layout."""
     if not root.exists():
         raise QxaiError(f"image folder {root} does not exist; pass imagefolder:PATH with an existing folder")
@@ -133,7 +133,7 @@ def _read_all(files: list[Path], size: int, gray: bool) -> tuple[np.ndarray, lis
         try:
             with Image.open(file) as img:
                 img.load()  # decode now, so that a truncated file fails here and not later
-                pixels[len(kept)] = _transform(img, size, gray)
+                pixels[len(kept)] = transform_image(img, size, gray)
                 all_gray &= img.mode in _GRAY_MODES
             kept.append(i)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
@@ -141,7 +141,7 @@ def _read_all(files: list[Path], size: int, gray: bool) -> tuple[np.ndarray, lis
     return pixels[: len(kept)], kept, skipped, all_gray
 
 
-def _transform(img: Image.Image, size: int, gray: bool) -> np.ndarray:
+def transform_image(img: Image.Image, size: int, gray: bool) -> np.ndarray:
     """One PIL image → ``(size, size, 1 or 3)`` uint8 (the module's stated transform, steps 1–3)."""
     if img.mode == "F" or img.mode.startswith("I"):
         # High bit depth: scale to [0, 1] ourselves; PIL's convert("L") would clip at 255.

@@ -117,7 +117,7 @@ class ImageSource:
                 tuple(test.image_shape), tensor=test.images, recipe=recipe, masks=test.masks,
                 train_tensor=split.train.images,
             )  # fmt: skip
-        from qxai.data.folder import _list_files
+        from qxai.data.folder import list_image_files
 
         options = dict(options)
         image_size = int(options.pop("image_size", 64))
@@ -130,7 +130,7 @@ class ImageSource:
         if channels not in (None, 1, 3):
             raise QxaiError(f"channels must be 1 or 3, got {channels}; pass 1 (grayscale) or 3 (RGB)")
         root = Path(argument).expanduser()
-        files, labels, class_names = _list_files(root, max_per_class)
+        files, labels, class_names = list_image_files(root, max_per_class)
         labels_t = torch.tensor(labels, dtype=torch.long)
         # the split depends on the labels only: a 1×1 placeholder per file reuses the exact rule
         listed = ImageDataset(torch.zeros(len(files), 1, 1, 1), labels_t, class_names)
@@ -236,12 +236,12 @@ def decode_file(path: str | os.PathLike[str], image_size: int, gray: bool) -> to
     :mod:`qxai.data.folder`; an unreadable file is a :class:`QxaiError` naming it."""
     from PIL import Image
 
-    from qxai.data.folder import _transform
+    from qxai.data.folder import transform_image
 
     try:
         with Image.open(path) as img:
             img.load()
-            pixels = _transform(img, image_size, gray)
+            pixels = transform_image(img, image_size, gray)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         raise QxaiError(
             f"cannot read image {path}; remove the file (or run without streaming, which skips it)"

@@ -22,6 +22,7 @@ the other when below, ``"tie"`` when it contains 0 (the repo's tie rule).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ import torch
 from qxai.errors import QxaiError
 from qxai.evaluate.statistics import MIN_VALUES, bootstrap_interval, paired_test
 from qxai.explain.heads import HeadHooks, QAHeadsExplainer, select_sites
+from qxai.explain.quality import diagnose
 from qxai.probe import eval_mode, target_classes
 from qxai.seeding import numpy_rng
 
@@ -138,7 +140,8 @@ def head_causal_comparison(
     (default ``0..B−1``); ``options`` go to :class:`QAHeadsExplainer` (``solver``, ``beta``, …).
     Images whose selection is empty (degenerate) are left out of the comparison and counted.
 
-    Returns ``{"images", "compared", "degenerate": {kind: count}, "blocks", "heads", "mean_selected",
+    Returns ``{"images", "compared", "degenerate": {kind: count}, "diagnosis": [the one-line cause
+    of each kind, most frequent first], "blocks", "heads", "mean_selected",
     "same_as_gradient": share of compared images whose S equals the top-|S| set, "methods": {name:
     {"mean_drop", "interval"}}, "paired": {"qa - gradient-weight": {"difference", "interval",
     "p_value", "verdict"}, "qa - random": …}, "seed", "solver"}``.
@@ -185,16 +188,14 @@ def head_causal_comparison(
             "difference": test.difference, "interval": [lo, hi], "p_value": test.p_value,
             "verdict": _verdict(lo, hi, other),
         }  # fmt: skip
-    degenerate: dict[str, int] = {}
-    for i, f in enumerate(flags):
-        if not sel[i]:
-            kind = f or "empty_selection"
-            degenerate[kind] = degenerate.get(kind, 0) + 1
+    empty = [f or "empty_selection" for f, s in zip(flags, sel, strict=True) if not s]
+    degenerate = dict(Counter(empty))
     same = [sets["qa"][j] == sets["gradient-weight"][j] for j in range(n)]
     return {
         "images": len(inputs),
         "compared": n,
         "degenerate": degenerate,
+        "diagnosis": [d["sentence"] for d in diagnose(empty, unit="head")],
         "blocks": [s.name for s in explainer.sites],
         "heads": explainer.num_heads,
         "mean_selected": float(np.mean(sizes)) if n else float("nan"),

@@ -41,7 +41,7 @@ from qxai.evaluate.statistics import (
     verdict,
 )  # fmt: skip
 from qxai.explain.base import Explainer
-from qxai.explain.quality import diagnose, image_flags
+from qxai.explain.quality import diagnose, image_flags, selection_unit
 from qxai.explain.registry import get_explainer, parse_methods
 from qxai.models.planted import MapTruth
 from qxai.progress import make_progress
@@ -329,11 +329,11 @@ def explain_all(
                     constants.setdefault(key, value)
     merged: dict[str, Any] = dict(constants)
     for key, values in extras.items():
-        merged[key] = values if key == "selected" else _stack(values)
+        merged[key] = values if key == "selected" else stack_values(values)
     return np.concatenate(maps), merged, np.concatenate(seconds), peak.peak_mb
 
 
-def _stack(values: list[Any]) -> Any:
+def stack_values(values: list[Any]) -> Any:
     """An array when the per-image values stack into one, else the list (ragged or None-valued)."""
     try:
         arr = np.asarray(values)
@@ -409,9 +409,10 @@ def _quality(ctx: EvalContext, r: MethodResult) -> None:
     """Count the method's empty and degenerate explanations (:mod:`qxai.explain.quality`); a method
     with no meaningful explanation at all is ``blank`` and takes no part in verdicts or tests."""
     assert r.saliency is not None
-    reads_layer = "channel_weights" in r.extras or "selected" in r.extras
+    unit = selection_unit(r.extras)
+    reads_layer = unit == "map" and ("channel_weights" in r.extras or "selected" in r.extras)
     flags = image_flags(r.extras, r.saliency)
-    r.degenerate = diagnose(flags, layer=ctx.layer if reads_layer else None)
+    r.degenerate = diagnose(flags, layer=ctx.layer if reads_layer else None, unit=unit)
     if flags and all(f is not None for f in flags):
         r.blank = f"{r.name}: {r.degenerate[0]['sentence']}"
 
@@ -523,5 +524,5 @@ def _compare(ctx: EvalContext, ev: Evaluation, chosen: list[Metric]) -> None:
 
 __all__ = [
     "EvalContext", "EvalSettings", "Evaluation", "MethodResult", "evaluate_methods", "explain_all",
-    "explain_and_score", "finish_evaluation",
+    "explain_and_score", "finish_evaluation", "stack_values",
 ]  # fmt: skip

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from qxai.evaluate.runner import MethodResult, _stack
+from qxai.evaluate.runner import MethodResult, stack_values
 
 SEP = "::"  # method::kind::name in the shard's npz (method names may hold '+', '-')
 
@@ -108,7 +108,7 @@ def merge_shards(
             extras[key[len(prefix) :]] = np.concatenate([a[key] for a, _ in parts])
         for key in entries[0]["listed"]:
             values = [v for e in entries for v in e["listed"][key]]
-            extras[key] = values if key == "selected" else _stack(values)
+            extras[key] = values if key == "selected" else stack_values(values)
         r.extras = extras
         r.properties = dict(entries[0]["properties"])
         peaks = np.array([e["peak_memory_mb"] for e in entries], dtype=float)

@@ -65,6 +65,48 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 
 
+_PICK_BLOCKS = "pick other blocks with --method-option qa-heads.blocks=all (or a block index)"
+
+#: the same kinds when the selection's variables are attention heads (``qa-heads``), whose fix is
+#: another choice of blocks, not --layer
+HEAD_KINDS: dict[str, tuple[str, str]] = {
+    "dead_layer": (
+        "every head's output is zero",
+        f"the chosen attention blocks are inactive on these images; {_PICK_BLOCKS}",
+    ),
+    "zero_gradient": (
+        "the class logit's gradient is zero on every head",
+        f"nothing after the chosen blocks reads their heads for this class; {_PICK_BLOCKS}",
+    ),
+    "no_positive_weight": (
+        "no head has a positive weight α_h",
+        f"the class logit does not grow with any head there; {_PICK_BLOCKS}",
+    ),
+    "supporting_maps_dead": (
+        "every head with α_h > 0 is zero on the image",
+        f"the heads that support the class are inactive on it; {_PICK_BLOCKS}, or lower --dead-eps",
+    ),
+    "over_solver_limit": (
+        "the QUBO has more variables than the solver's size limit, so it was not solved",
+        "use a solver without a size limit (e.g. --solver batch-sa or exact-mip), or qa-heads.blocks=last",
+    ),
+    "empty_selection": (
+        "the QUBO's optimum selects no head",
+        "β gives importance too little weight against redundancy, or a cardinality penalty asks for "
+        "k = 0; raise --beta or drop the penalty",
+    ),
+    "constant_map": KINDS["constant_map"],
+}
+
+#: what the variables of a selection are → the texts of its degeneracies
+UNITS: dict[str, dict[str, tuple[str, str]]] = {"map": KINDS, "head": HEAD_KINDS}
+
+
+def selection_unit(extras: Mapping[str, Any]) -> str:
+    """``"head"`` for an explanation over attention heads (its extras name them), else ``"map"``."""
+    return "head" if extras.get("head_labels") is not None else "map"
+
+
 def _column(extras: Mapping[str, Any], key: str, n: int) -> list[Any] | None:
     value = extras.get(key)
     if value is None:
@@ -128,15 +170,22 @@ def image_flags(extras: Mapping[str, Any], saliency: np.ndarray) -> list[str | N
     return flags
 
 
-def diagnose(flags: Sequence[str | None], *, layer: str | None = None) -> list[dict[str, Any]]:
+def diagnose(
+    flags: Sequence[str | None], *, layer: str | None = None, unit: str = "map"
+) -> list[dict[str, Any]]:
     """One record per degeneracy found: ``{"kind", "images", "of", "cause", "sentence"}``, most
-    frequent first; ``sentence`` is the one line a person reads.
+    frequent first; ``sentence`` is the one line a person reads. ``unit``: what the selection's
+    variables are (:data:`UNITS`: ``"map"`` or ``"head"``, :func:`selection_unit`).
+
+    >>> diagnose(["empty_selection"], unit="head")[0]["sentence"]  # doctest: +ELLIPSIS
+    "the QUBO's optimum selects no head on all 1 images — β gives importance too little weight ..."
     """
     counts = Counter(f for f in flags if f is not None)
     where = f"layer '{layer}': " if layer else ""
+    texts = UNITS[unit]
     out = []
     for kind, count in counts.most_common():
-        what, cause = KINDS[kind]
+        what, cause = texts[kind]
         span = f"all {len(flags)} images" if count == len(flags) else f"{count} of {len(flags)} images"
         out.append({
             "kind": kind, "images": count, "of": len(flags), "cause": cause,
@@ -152,4 +201,7 @@ def nothing_meaningful(flags: Sequence[str | None], *, layer: str | None = None,
         raise QxaiError(f"{what} explains none of the {len(flags)} images: {first}")
 
 
-__all__ = ["KINDS", "constant_maps", "diagnose", "image_flags", "nothing_meaningful"]
+__all__ = [
+    "HEAD_KINDS", "KINDS", "UNITS", "constant_maps", "diagnose", "image_flags", "nothing_meaningful",
+    "selection_unit",
+]

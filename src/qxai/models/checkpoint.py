@@ -135,7 +135,7 @@ def load_checkpoint(
     payload = read_checkpoint_payload(path)
     config = read_checkpoint_config(path, payload)
     if config["arch"].startswith("file:"):
-        allowed = _ALLOWED_CODE.get() or AllowedCode()
+        allowed = allowed_model_code()
         spec = resolve_model_code(
             config,
             path,
@@ -208,6 +208,11 @@ class AllowedCode:
 
 
 _ALLOWED_CODE: ContextVar[AllowedCode | None] = ContextVar("qxai_allowed_model_code", default=None)
+
+
+def allowed_model_code() -> AllowedCode:
+    """The model code this context allows (:func:`allow_model_code`); none outside it."""
+    return _ALLOWED_CODE.get() or AllowedCode()
 
 
 @contextlib.contextmanager

@@ -214,9 +214,9 @@ def run_shards_on_ray(
     import ray
     import ray.data
 
-    from qxai.models.checkpoint import _ALLOWED_CODE, AllowedCode
+    from qxai.models.checkpoint import allowed_model_code
 
-    allowed = _ALLOWED_CODE.get() or AllowedCode()
+    allowed = allowed_model_code()
     numbers = sorted(shards)
     if not numbers:
         return

@@ -192,7 +192,7 @@ def _paired_over_seeds(first: dict[str, Any], folders: dict[int, Path], settings
     for baseline, rows in (first.get("paired") or {}).items():
         paired[baseline] = dict(rows)
         for metric, test in rows.items():
-            keys = (f"{_key('qa')}__{metric}", f"{_key(baseline)}__{metric}")
+            keys = (f"{saliency_key('qa')}__{metric}", f"{saliency_key(baseline)}__{metric}")
             if (info.get(metric) or {}).get("level") != "image" or any(
                 k not in per_seed for per_seed in arrays.values() for k in keys
             ):
@@ -227,7 +227,7 @@ def _evaluate_one(out: Path, checkpoint: str, settings: EvaluateSettings) -> dic
     state_layout(md.model, settings.tokens, settings.grid)  # --tokens/--grid, for every method
     data = select_correct_per_class(md.model, md.split.test, settings.per_class, seed)
     check_finite_outputs(md.model, data.images)
-    options = _method_options(settings, _background(md.split.train.images, BACKGROUND, seed))
+    options = method_options(settings, shap_background(md.split.train.images, BACKGROUND, seed))
     ev = evaluate_methods(
         md.model, md.layer, data.images, data.labels, list(settings.methods), masks=data.masks,
         metrics=None if settings.metrics is None else list(settings.metrics), options=options, seed=seed,
@@ -252,8 +252,8 @@ def _write_evaluation(
     """The evaluate folder of an evaluation, in memory or merged from shards alike: the figures, the
     maps and per-image values, the details, the CSV and ``metrics.json`` (``doc``), last."""
     figures = _figures(ev, images, targets, class_names)
-    maps = {_key(n): r.saliency for n, r in ev.ok().items()}
-    per_image = {f"{_key(n)}__{m}": v for n, r in ev.ok().items() for m, v in r.per_image.items()}
+    maps = {saliency_key(n): r.saliency for n, r in ev.ok().items()}
+    per_image = {f"{saliency_key(n)}__{m}": v for n, r in ev.ok().items() for m, v in r.per_image.items()}
     return write_stage(
         out, STAGES["evaluate"].main, doc, figures=figures,
         arrays={
@@ -264,7 +264,7 @@ def _write_evaluation(
     )  # fmt: skip
 
 
-def _method_options(settings: EvaluateSettings, background: torch.Tensor) -> dict[str, dict[str, Any]]:
+def method_options(settings: EvaluateSettings, background: torch.Tensor) -> dict[str, dict[str, Any]]:
     """Each method's constructor options from the settings (``background``: SHAP's baselines)."""
     fill = settings.fill
     own = {
@@ -337,7 +337,7 @@ def evaluate_shard_job(
 
     model, source = job_inputs(model, source, dataset, recipe, model_file, trust)
     state_layout(model, settings.tokens, settings.grid)
-    options = _method_options(settings, source.background(BACKGROUND, settings.seed))
+    options = method_options(settings, source.background(BACKGROUND, settings.seed))
     chosen = select_metrics(None if settings.metrics is None else list(settings.metrics))
 
     def compute(rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -404,7 +404,7 @@ def run_evaluate_stream(
         results = merge_shards(parts, scratch)
         column = {key: np.concatenate([a[key] for a, _ in parts]) for key in ("indices", "labels", "targets")}
         seed_everything(seed)
-        options = _method_options(settings, source.background(BACKGROUND, seed))
+        options = method_options(settings, source.background(BACKGROUND, seed))
         masks = source.load_masks(rows)
         state_layout(ckpt.model, settings.tokens, settings.grid)
         ctx = EvalContext(
@@ -436,12 +436,12 @@ def _write_shard(store: ShardStore, k: int, arrays: dict[str, np.ndarray], meta:
     store.write(k, arrays, meta)
 
 
-def _key(name: str) -> str:
+def saliency_key(name: str) -> str:
     """An npz-safe array name for a method (``gradcam++`` → ``gradcam_pp``)."""
     return name.replace("++", "_pp")
 
 
-def _background(train: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+def shap_background(train: torch.Tensor, count: int, seed: int) -> torch.Tensor:
     """``count`` training images drawn with ``seed``: GradientShap's baseline distribution."""
     rows = numpy_rng(seed, "shap-background").choice(len(train), size=min(count, len(train)), replace=False)
     return train[torch.as_tensor(np.sort(rows))]
@@ -553,4 +553,7 @@ def _figures(ev: Evaluation, images: np.ndarray, labels: np.ndarray, class_names
     return made
 
 
-__all__ = ["DEFAULT_METHODS", "EvaluateSettings", "evaluate_shard_job", "run_evaluate", "run_evaluate_stream"]
+__all__ = [
+    "DEFAULT_METHODS", "EvaluateSettings", "evaluate_shard_job", "method_options", "run_evaluate",
+    "run_evaluate_stream", "saliency_key", "shap_background",
+]

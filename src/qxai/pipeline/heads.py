@@ -112,7 +112,8 @@ def head_claims(comparisons: dict[str, dict[str, Any]]) -> list[Claim]:
             n = comparison["compared"]
             side = side_of_zero(test["interval"])
             if n == 0 or not np.isfinite(test["difference"]) or side is None:
-                why = (f"no image with a non-empty head selection (degenerate: {comparison['degenerate']})"
+                said = comparison.get("diagnosis") or [f"degenerate: {comparison['degenerate']}"]
+                why = (f"no image with a non-empty head selection: {said[0]}"
                        if n == 0 else f"only {n} images with a non-empty head selection; an interval needs "
                        f"at least {MIN_VALUES} (raise --per-class)")  # fmt: skip
                 rows.append(Claim(claim, None, None, "— (qxai's own claim)", UNTESTABLE, why, "heads"))

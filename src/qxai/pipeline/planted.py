@@ -244,7 +244,7 @@ def planted_picture(
     from qxai.models.loading import load_model_and_data
     from qxai.models.planted import map_truth
     from qxai.models.selection import select_correct_per_class
-    from qxai.pipeline.evaluate import BACKGROUND, _background, _key, _method_options
+    from qxai.pipeline.evaluate import BACKGROUND, method_options, saliency_key, shap_background
     from qxai.seeding import seed_everything
 
     rows: dict[str, list[Any]] = {"images": [], "masks": [], "designated": [], "titles": []}
@@ -261,7 +261,7 @@ def planted_picture(
         if truth is None or data.masks is None or not np.array_equal(data.indices.numpy(), stored["indices"]):
             continue  # not the images the evaluation scored: nothing trustworthy to show
         seed_everything(settings.seed)
-        options = _method_options(settings, _background(md.split.train.images, BACKGROUND, settings.seed))
+        options = method_options(settings, shap_background(md.split.train.images, BACKGROUND, settings.seed))
         # the methods with map sets (QA first: the others' sets are size-matched to its)
         selecting = [m for m in methods if isinstance((doc.get(m) or {}).get("planted_precision"), float)]
         selecting = ["qa", *[m for m in selecting if m != "qa"]]
@@ -285,11 +285,11 @@ def planted_picture(
         rows["titles"].append(f"{difficulty} · {md.class_names[int(labels[i])]}")
         sizes = ctx.reference_sizes()
         for m in methods:
-            saliency.setdefault(m, []).append(stored[_key(m)][i])
+            saliency.setdefault(m, []).append(stored[saliency_key(m)][i])
             result = ctx.results.get(m)
             if result is None or result.error is not None or result.saliency is None:
                 continue
-            if not np.allclose(result.saliency[0], stored[_key(m)][i], atol=1e-5):
+            if not np.allclose(result.saliency[0], stored[saliency_key(m)][i], atol=1e-5):
                 differ.add(m)
             sets = result.selections(ctx, sizes=sizes)
             if sets is not None:

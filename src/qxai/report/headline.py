@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from qxai.io import read_json
-from qxai.report.html import SECTIONS, flatten_summary, method_scores
+from qxai.report.html import SECTIONS, flatten_summary, method_scores, stage_dir
 from qxai.report.markdown import claims_markdown, metrics_markdown
 from qxai.stages import STAGES
 
@@ -20,7 +20,8 @@ def headline_markdown(run_dir: str | os.PathLike[str]) -> str:
     """Markdown: the papers' claims checked, each stage's summary, and the metrics table with
     intervals and verdicts."""
     run_dir = Path(run_dir)
-    meta = read_json(run_dir / STAGES["demo"].main)
+    stages_file = run_dir / STAGES["demo"].main
+    meta = read_json(stages_file) if stages_file.is_file() else {}  # else one command's --out folder
     lines = [f"Command: `{meta.get('command', '?')}`", ""]
     top = run_dir / STAGES["evaluate"].main
     claims = read_json(top).get("claims") if top.is_file() else None
@@ -29,7 +30,8 @@ def headline_markdown(run_dir: str | os.PathLike[str]) -> str:
     for name, record in meta.get("stages", {}).items():
         record = record if isinstance(record, dict) else {"status": str(record)}
         lines.append(f"- **{name}** ({record.get('status')}, {record.get('seconds', 0):.0f} s)")
-        result = next((run_dir / s.stage / s.result_file for s in SECTIONS if s.stage == name), None)
+        folders = (stage_dir(run_dir, s.stage) / s.result_file for s in SECTIONS if s.stage == name)
+        result = next(folders, None)
         summary = (
             read_json(result).get("summary", {}) if result and result.is_file() else record.get("summary", {})
         )
@@ -37,7 +39,7 @@ def headline_markdown(run_dir: str | os.PathLike[str]) -> str:
             lines.append(f"  - {key}: {_fmt(value)}")
         if record.get("status") == "failed":
             lines.append(f"  - error: {record.get('error')}")
-    metrics_file = run_dir / "evaluate" / STAGES["evaluate"].main
+    metrics_file = stage_dir(run_dir, "evaluate") / STAGES["evaluate"].main
     if metrics_file.is_file():
         doc = read_json(metrics_file)
         if "config" not in doc:  # a hand-made or foreign metrics.json: list its methods as they are

@@ -501,6 +501,29 @@ def _route(stage: str, fig: dict[str, Any]) -> str:
     return STAGES[stage].section if stage in STAGES else stage  # type: ignore[return-value]
 
 
+def stage_dir(run_dir: Path, stage: str) -> Path:
+    """The folder that holds ``stage``'s files: ``run_dir/stage`` in a demo run, ``run_dir`` itself
+    when it is one command's ``--out`` folder (its main JSON lies there, e.g. after
+    ``qxai evaluate --out DIR``; explain and evaluate may share one such folder).
+
+    >>> import tempfile
+    >>> run = Path(tempfile.mkdtemp())
+    >>> _ = (run / "metrics.json").write_text("{}")
+    >>> stage_dir(run, "evaluate") == run, stage_dir(run, "explain") == run / "explain"
+    (True, True)
+    """
+    nested = run_dir / stage
+    if _is_demo_run(run_dir) or nested.is_dir() or not (run_dir / main_json(stage)).is_file():
+        return nested
+    return run_dir
+
+
+def _is_demo_run(run_dir: Path) -> bool:
+    """A demo run keeps each stage in its own sub-folder and its stage table in ``stages.json`` (whose
+    top-level ``metrics.json`` is the claims summary, not an evaluate result)."""
+    return (run_dir / STAGES["demo"].main).is_file()
+
+
 def _inside(run_dir: Path, folder: Path, name: str) -> Path | None:
     """``folder/name`` when it resolves to a file inside ``run_dir``; None for absolute paths,
     ``..`` escapes or links out of the run folder (a stage JSON must not make us embed other files)."""
@@ -553,7 +576,7 @@ def _figures_by_section(run_dir: Path) -> dict[str, list[str]]:
     for section in SECTIONS:
         if not section.stage:
             continue
-        path = run_dir / section.stage / section.result_file
+        path = stage_dir(run_dir, section.stage) / section.result_file
         if path in seen or not path.is_file():
             continue
         seen.add(path)
@@ -562,7 +585,7 @@ def _figures_by_section(run_dir: Path) -> dict[str, list[str]]:
         for entry in doc.get("figures") or []:
             fig = entry if isinstance(entry, dict) else {"file": str(entry)}
             name = str(fig.get("file", ""))
-            target = _inside(run_dir, run_dir / section.stage, name)
+            target = _inside(run_dir, path.parent, name)
             if target is None:
                 html_fig = (
                     f'<p class="error">figure {html.escape(name)} lies outside the run folder; not shown</p>'
@@ -580,7 +603,16 @@ def _figures_by_section(run_dir: Path) -> dict[str, list[str]]:
 
 
 def _claims(run_dir: Path) -> list[dict[str, Any]]:
-    """The run's claims: the demo's top-level metrics.json, else the evaluate stage's."""
+    """The run's claims: the demo's top-level metrics.json, else the evaluate stage's; in one
+    command's folder, the rows each stage there stored."""
+    if not _is_demo_run(run_dir):
+        rows: list[dict[str, Any]] = []
+        for stage in (s for s in STAGES.values() if s.claims):
+            path = stage_dir(run_dir, stage.command) / stage.main
+            claims = _stage_doc(path).get("claims") if path.is_file() else None
+            rows.extend(claims if isinstance(claims, list) else [])
+        if rows:
+            return rows
     name = STAGES["evaluate"].main
     for path in (run_dir / name, run_dir / "evaluate" / name):
         if path.is_file():
@@ -605,11 +637,18 @@ def _render_section(run_dir: Path, section: Section, stages: dict[str, Any], fig
             f'<span class="status-failed">(stage "{section.stage}" failed)</span></h2>'
             f'<p class="error">{html.escape(str(status.get("error", "unknown error")))}</p></section>'
         )
-    path = run_dir / section.stage / section.result_file
+    path = stage_dir(run_dir, section.stage) / section.result_file
     if section.key == "transformer" and not path.is_file() and section.stage not in stages:
         return ""  # a convolutional model: no attention heads, no section
     if section.key == "quantum" and not path.is_file():
-        path = run_dir / "analyze" / STAGES["analyze"].main  # a hybrid model analysed by the analyze stage
+        # a hybrid model analysed by the analyze stage
+        path = stage_dir(run_dir, "analyze") / STAGES["analyze"].main
+    if not path.is_file() and not _is_demo_run(run_dir) and section.key != "quantum":
+        # one command's folder shows what that command wrote (e.g. evaluate's example grid in the
+        # explanations section), not the stages it is not
+        if not figures:
+            return ""
+        return f"{head}><h2>{title}</h2><p>{html.escape(section.intro)}</p>{''.join(figures)}</section>"
     if not path.is_file():
         if section.key == "quantum":
             return ""
@@ -700,23 +739,33 @@ def render_report(run_dir: str | os.PathLike[str]) -> str:
         raise QxaiError(
             f"{stages_file} has 'stages' of type {type(stages).__name__}, not an object; rerun the demo"
         )
-    if not stages and not any((run_dir / s.stage / s.result_file).is_file() for s in SECTIONS if s.stage):
-        raise QxaiError(f"{run_dir} holds no stage results; run `qxai demo --out {run_dir}` first")
+    found = [s.stage for s in SECTIONS if s.stage and (stage_dir(run_dir, s.stage) / s.result_file).is_file()]
+    if not stages and not found:
+        raise QxaiError(
+            f"{run_dir} holds no stage results (no {STAGES['demo'].main}, no stage's main JSON); give a "
+            f"folder written by `qxai demo`, `qxai evaluate`, `qxai explain`, `qxai anneal` or `qxai analyze`"
+        )
     title = meta.get("title") or "qxai report"
+    if not meta:  # one command's --out folder: say which, since there is no demo stage table
+        meta = {"subtitle": f"{run_dir.name}: the results of qxai {', '.join(dict.fromkeys(found))}"}
     figures = _figures_by_section(run_dir)
     rendered = [(s, _render_section(run_dir, s, stages, figures.get(s.key, []))) for s in SECTIONS]
     # a section a model does not have (quantum layers, attention heads) is left out, link and all
     nav = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s, part in rendered
                   if part and s.key != "quantum")  # fmt: skip
-    nav += '<a href="#timings">Timings</a><a href="#provenance">Command</a>'
     body = "".join(part for _, part in rendered)
+    if stages:
+        nav += '<a href="#timings">Timings</a>'
+        body += _timings(stages)
+    nav += '<a href="#provenance">Command</a>'
+    body += _provenance(meta)
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>"
         f"<header><h1>{html.escape(title)}</h1><p>{html.escape(str(meta.get('subtitle', '')))}</p></header>"
-        f"<nav>{nav}</nav><main>{body}{_timings(stages)}{_provenance(meta)}</main></body></html>"
+        f"<nav>{nav}</nav><main>{body}</main></body></html>"
     )
 
 

@@ -203,7 +203,7 @@ class Certificate:
 _warm = [False]
 
 
-def _compile() -> None:
+def compile_search() -> None:
     """Compile (or load from the cache) the search once per process, outside any time limit."""
     if not _warm[0]:
         q = np.array([[0.0, 1.0], [1.0, 0.0]])
@@ -232,7 +232,7 @@ def branch_and_bound(
     ``incumbent`` (optional, (d,) 0/1) starts the search with its energy as the value to beat;
     ``clock_every``: nodes between two looks at the clock.
     """
-    _compile()  # before the clock starts: a first call compiles (or loads) the numba search
+    compile_search()  # before the clock starts: a first call compiles (or loads) the numba search
     start = time.perf_counter()
     h = np.ascontiguousarray(h, dtype=np.float64)
     q = np.ascontiguousarray(q, dtype=np.float64)
@@ -277,6 +277,7 @@ def branch_and_bound(
 __all__ = [
     "Certificate",
     "branch_and_bound",
+    "compile_search",
     "float_tolerance",
     "nonnegative_couplings",
     "persistencies",

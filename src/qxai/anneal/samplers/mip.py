@@ -220,9 +220,9 @@ class ExactMIPSampler(dimod.Sampler):
                 "engine 'bnb' needs every coupling ≥ 0 (explanation QUBOs); use 'auto' or 'cp-sat'"
             )
         if engine == "bnb":
-            from qxai.anneal.samplers.certify import _compile
+            from qxai.anneal.samplers.certify import compile_search
 
-            _compile()  # a first call compiles (or loads) the numba search: not part of the time limit
+            compile_search()  # a first call compiles (or loads) the numba search: not part of the time limit
         start = time.perf_counter()
         if len(h) == 0:  # nothing to decide: the empty assignment, at the offset
             x, bound, status, solved = np.zeros(0, dtype=bool), offset, "Optimal", 0
