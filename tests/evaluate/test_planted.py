@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from qxai.data import load_dataset
-from qxai.data.planted import DIFFICULTIES, NUM_CLASSES, load_planted
+from qxai.data.planted import DIFFICULTIES, NUM_CLASSES, load_planted, render_planted
 from qxai.errors import QxaiError
-from qxai.evaluate.causal import map_oracle
+from qxai.evaluate.causal import active_maps, map_oracle
 from qxai.evaluate.metrics import METRICS
 from qxai.evaluate.runner import EvalContext, EvalSettings, MethodResult
 from qxai.models.planted import MapTruth, PlantedCNN, map_truth
@@ -85,13 +85,14 @@ def test_the_causal_oracle_reproduces_the_designated_maps(case) -> None:
     assert truth is not None and truth.layer == "maps"
     with torch.no_grad():
         correct = np.flatnonzero((model(images[:60]).argmax(1) == labels[:60]).numpy())
+    active = active_maps(model, "maps", images[:60])
     same, covered = 0, 0
     for i in correct:
         target = int(labels[i])
-        designated = truth.maps(target)
+        groups = truth.on_image(target, active[i])  # the designated maps of the parts it shows
+        designated = {k for g in groups for k in g}
         oracle = map_oracle(model, "maps", images[i : i + 1], target, len(designated))
         same += set(oracle.keep_set) == designated
-        groups = truth.groups[target]
         small = map_oracle(model, "maps", images[i : i + 1], target, len(groups))
         covered += all(len(set(small.keep_set) & set(g)) == 1 for g in groups)  # one map per group
     assert same >= 0.95 * len(correct), difficulty
@@ -107,26 +108,41 @@ def _context(truth: MapTruth | None, targets: np.ndarray, results: dict[str, Met
     )  # fmt: skip
 
 
-def test_planted_precision_is_one_for_the_truth_and_a_count_otherwise() -> None:
-    truth = map_truth(PlantedCNN(1, NUM_CLASSES, (32, 32), redundant=True))
+@pytest.mark.parametrize("difficulty", ["redundant", "partial"])
+def test_planted_precision_is_one_for_the_truth_and_a_count_otherwise(difficulty) -> None:
+    model = PlantedCNN(1, NUM_CLASSES, (32, 32), redundant=difficulty == "redundant").eval()
+    truth = map_truth(model)
     assert truth is not None
-    rng = numpy_rng(SEED, "precision test")
-    targets = rng.integers(0, NUM_CLASSES, 50)
-    exact = MethodResult("qa", extras={"selected": [sorted(truth.maps(t)) for t in targets]})
-    weights = rng.standard_normal((50, 16))
+    data = load_planted(count=50, difficulty=difficulty, seed=SEED)
+    targets = data.labels.numpy()
+    # the per-image truth by brute force: a designated map counts where it fires on the image
+    with torch.no_grad():
+        fires = (model.maps(data.images).amax(dim=(2, 3)) > 0).numpy()
+    shown = [{k for g in truth.groups[int(t)] if any(fires[i, m] for m in g) for k in g}
+             for i, t in enumerate(targets)]  # fmt: skip
+    exact = MethodResult("qa", extras={"selected": [sorted(d) for d in shown]})
+    # a class lookup: every designated map of the class, whether the image shows its part or not
+    lookup = MethodResult("lookup", extras={"selected": [sorted(truth.maps(t)) for t in targets]})
+    weights = numpy_rng(SEED, "precision test").standard_normal((50, 16))
     cam = MethodResult("cam", extras={"channel_weights": weights})
-    ctx = _context(truth, targets, {"qa": exact, "cam": cam})
+    ctx = EvalContext(model, "maps", data.images, data.labels, None, EvalSettings(), SEED, NUM_CLASSES, {},
+                      {"qa": exact, "cam": cam}, map_truth=truth)  # fmt: skip
     metric, recall = METRICS["planted_precision"], METRICS["planted_recall"]
     assert metric.applies(ctx, exact) is None and metric.applies(ctx, cam) is None
     np.testing.assert_array_equal(metric.compute(ctx, exact), np.ones(50))  # type: ignore[misc]
     np.testing.assert_array_equal(recall.compute(ctx, exact), np.ones(50))  # type: ignore[misc]
     got = metric.compute(ctx, cam)  # type: ignore[misc]
-    for i, t in enumerate(targets):
-        k = len(truth.maps(t))
+    for i in range(50):
+        k = len(shown[i])
         top = set(np.argsort(-weights[i])[:k].tolist())  # size-matched: the top |S_QA| by weight
-        hits = sum(1 for m in top if m in truth.maps(t))
-        assert got[i] == hits / k
+        assert got[i] == len(top & shown[i]) / k
     assert not np.all(got == 1.0)  # random weights do miss
+    ctx.results["qa"] = lookup  # scored as the reference itself: |S| = |D(c)|
+    missed = metric.compute(ctx, lookup)  # type: ignore[misc]
+    one_part = np.array([len(d) < len(truth.maps(t)) for d, t in zip(shown, targets, strict=True)])
+    assert one_part.any() == (difficulty == "partial")  # partial: some images show one part
+    np.testing.assert_array_equal(missed[~one_part], 1.0)
+    assert (missed[one_part] < 1.0).all()  # the lookup keeps the map of a part that is not there
 
 
 def test_planted_metrics_say_why_they_do_not_apply() -> None:
@@ -156,8 +172,15 @@ def test_the_difficulty_option_changes_the_data_as_documented() -> None:
     # redundant: the same images as easy (its difficulty lies in the model's copies)
     assert torch.equal(loaded["redundant"].images, loaded["easy"].images)
     assert not torch.equal(loaded["overlap"].images, loaded["easy"].images)
-    # every mask is the footprint of the class's two 7×7 parts
-    assert all(bool((ds.masks.sum(dim=(1, 2)) == 2 * 49).all()) for ds in loaded.values())
+    # every mask is the footprint of the class's two 7×7 parts (partial: of the parts shown)
+    assert all(bool((ds.masks.sum(dim=(1, 2)) == 2 * 49).all()) for d, ds in loaded.items() if d != "partial")
+    _, labels, masks, shown = render_planted(200, 32, "partial", SEED)
+    assert np.array_equal(masks.sum(axis=(1, 2)), 49 * shown.sum(axis=1)) and shown.any(axis=1).all()
+    assert 0.4 <= (~shown).any(axis=1).mean() <= 0.6  # half the images show one part
+    # partial: a part's detector fires exactly where the image shows that part (the per-image truth)
+    fires = np.stack([_active(loaded["partial"].images[i : i + 1], [2 * int(labels[i]) + j])
+                      for i in range(200) for j in range(2)]).reshape(200, 2)  # fmt: skip
+    assert np.mean(fires.astype(bool) == shown) >= 0.99
     # overlap: exactly one part of another class per image; easy: none
     for name, want in (("easy", 0), ("overlap", 1)):
         ds = loaded[name]

@@ -35,7 +35,9 @@ def register(app: typer.Typer) -> None:
             None, min=1, help="Resize images (cells, imagefolder, stl10, digits)."
         ),
         count: int = typer.Option(None, min=2, help="Number of generated images (cells, planted)."),
-        difficulty: str = typer.Option(None, help="planted: easy | distractors | overlap | redundant."),
+        difficulty: str = typer.Option(
+            None, help="planted: easy | distractors | overlap | redundant | partial."
+        ),
         pretrained: bool = typer.Option(False, help="resnet18-reduced: start from local ImageNet weights."),
         weights: Path = typer.Option(None, help="resnet18-reduced: path of the ImageNet weights file."),
         download: bool = typer.Option(False, help="stl10: download if missing (needs internet)."),

@@ -19,7 +19,14 @@ correlate above :data:`MAX_CROSS` at any shift — and are part of the benchmark
 ``distractors``    6 distractors, brighter than the evidence (contrast 0.8–1.3), noise σ = 0.1
 ``overlap``        as ``easy`` plus one part of another class (contrast 0.8–1): classes share evidence
 ``redundant``      the images of ``easy``; the model has copies of designated maps (see the model)
+``partial``        as ``easy``, but half the images show only one of their class's two parts (which one
+                   at random): the evidence differs per image within a class, so a selection that is
+                   the same for every image of a class (a class lookup) keeps a part that is not there
 =================  ===================================================================================
+
+The truth of an image is its class's designated maps whose part it shows (a map of an absent part is
+zero on it and carries nothing, :func:`qxai.evaluate.planted.planted_scores`); the mask is the
+footprint of the parts it shows.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ class Variant:
     distractor_contrast: tuple[float, float]
     noise: float
     shared_parts: int = 0  # parts of another class added to each image
+    one_part: float = 0.0  # share of images that show only one of their class's two parts
 
 
 DIFFICULTIES: dict[str, Variant] = {
@@ -59,6 +67,7 @@ DIFFICULTIES: dict[str, Variant] = {
     "distractors": Variant(6, (0.8, 1.3), 0.10),
     "overlap": Variant(2, (0.8, 1.0), 0.05, shared_parts=1),
     "redundant": Variant(2, (0.8, 1.0), 0.05),
+    "partial": Variant(2, (0.8, 1.0), 0.05, one_part=0.5),
 }
 CLASS_CONTRAST = (0.8, 1.0)
 
@@ -111,11 +120,25 @@ def generate_planted(
     count: int, image_size: int, difficulty: str, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render the data set: ``images`` ``(count, S, S)`` float32 in ``[0, 1]``, ``labels``
-    ``(count,)`` int64 (balanced), ``masks`` ``(count, S, S)`` bool (the own class's parts).
+    ``(count,)`` int64 (balanced), ``masks`` ``(count, S, S)`` bool (the own class's parts shown).
 
     >>> im, y, m = generate_planted(8, 32, "easy", seed=0)
     >>> im.shape, np.bincount(y).tolist(), int(m[0].sum())
     ((8, 32, 32), [2, 2, 2, 2], 98)
+    """
+    images, labels, masks, _ = render_planted(count, image_size, difficulty, seed)
+    return images, labels, masks
+
+
+def render_planted(
+    count: int, image_size: int, difficulty: str, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`generate_planted` and ``shown`` ``(count, 2)`` bool: which of its class's two parts
+    each image shows (both, except in ``partial``).
+
+    >>> _, _, _, shown = render_planted(400, 32, "partial", seed=0)
+    >>> bool(shown.any(axis=1).all()), round(float((~shown).any(axis=1).mean()), 1)
+    (True, 0.5)
     """
     variant = check_difficulty(difficulty)
     side = image_size // CELL
@@ -141,6 +164,10 @@ def generate_planted(
     others = (labels + rng.integers(1, NUM_CLASSES, count)) % NUM_CLASSES  # a class ≠ the label
     other_part = rng.integers(0, PARTS_PER_CLASS, count)
     which = rng.integers(0, NUM_DISTRACTORS, (count, max(variant.distractors, 1)))
+    shown = np.ones((count, PARTS_PER_CLASS), dtype=bool)
+    if variant.one_part:  # drawn last, so the other difficulties' draws are unchanged
+        single = rng.random(count) < variant.one_part
+        shown[np.flatnonzero(single), rng.integers(0, PARTS_PER_CLASS, int(single.sum()))] = False
     images = 0.5 + variant.noise * rng.standard_normal((count, image_size, image_size))
     masks = np.zeros((count, image_size, image_size), dtype=bool)
     n = np.arange(count)[:, None, None]
@@ -154,10 +181,11 @@ def generate_planted(
             pattern = distractors[which[:, j - PARTS_PER_CLASS - variant.shared_parts]]
         rows = (ys[:, j, None] + offsets)[:, :, None]
         cols = (xs[:, j, None] + offsets)[:, None, :]
-        images[n, rows, cols] += AMPLITUDE * contrast[:, j, None, None] * pattern
+        on = shown[:, j, None, None] if j < PARTS_PER_CLASS else 1.0  # a part left out: no pattern
+        images[n, rows, cols] += AMPLITUDE * contrast[:, j, None, None] * pattern * on
         if j < PARTS_PER_CLASS:
-            masks[n, rows, cols] = True
-    return np.clip(images, 0.0, 1.0).astype(np.float32), labels, masks
+            masks[n, rows, cols] = shown[:, j, None, None]
+    return np.clip(images, 0.0, 1.0).astype(np.float32), labels, masks, shown
 
 
 def load_planted(

@@ -230,6 +230,28 @@ def layer_mean(
     return (total / len(images)).float()
 
 
+def active_maps(
+    model: torch.nn.Module, layer: str, images: torch.Tensor, batch_size: int = 64
+) -> np.ndarray:
+    """``(B, N)`` bool: which of the layer's ``N`` maps are not zero everywhere on each image (a map
+    that is zero on an image contributes nothing there: zeroing it changes no logit).
+
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.ReLU())
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.fill_(1.0), net[0].bias.copy_(torch.tensor([0.0, -9.0]))
+    >>> active_maps(net, "1", torch.ones(3, 1, 2, 2)).tolist()
+    [[True, False], [True, False], [True, False]]
+    """
+    rows = []
+    layout = read_layout(model, layer, torch.as_tensor(np.asarray(images[:1])))
+    with torch.no_grad(), eval_mode(model), LayerProbe(model, layer) as probe:
+        for s in range(0, len(images), batch_size):
+            model(torch.as_tensor(np.asarray(images[s : s + batch_size])))
+            maps = layout.to_maps(probe.output(layer))
+            rows.append((maps.flatten(2) != 0).any(dim=2).cpu().numpy())
+    return np.concatenate(rows) if rows else np.zeros((0, 0), dtype=bool)
+
+
 def gradient_activation_sets(
     model: torch.nn.Module, layer: str, images: torch.Tensor, targets: torch.Tensor, sizes: Sequence[int],
 ) -> list[list[int]]:  # fmt: skip

@@ -404,7 +404,10 @@ def _planted(which: str) -> Callable[[EvalContext, MethodResult], np.ndarray]:
         from qxai.evaluate.planted import planted_scores
 
         assert ctx.map_truth is not None
-        return planted_scores(_sized_sets(ctx, r), ctx.labels, ctx.map_truth)[which]
+        # the image's truth: the designated maps active on it (a part it does not show is no evidence)
+        active = ctx.cached(("active maps",), lambda: causal.active_maps(
+            ctx.model, ctx.layer, ctx.images, ctx.settings.batch_size))  # fmt: skip
+        return planted_scores(_sized_sets(ctx, r), ctx.labels, ctx.map_truth, active)[which]
 
     return compute
 
@@ -473,12 +476,15 @@ _ALL: list[Metric] = [
            "share of the total saliency inside the ground-truth mask (a blank map scores 0)",
            "image", _mass, _has_masks, nan_cause="the image's mask is empty"),
     Metric("planted_precision", "planted", "higher",
-           "|S ∩ D(c)| / |S|: the share of the method's k maps that are designated maps of the target class "
-           f"(known by construction; every copy counts), {_SIZE_NOTE}", "image", _planted("precision"),
-           _has_map_truth, nan_cause="the method selected no map on the image"),
+           "|S ∩ D_i| / |S|: the share of the method's k maps that are designated maps of the target class "
+           "active on the image (known by construction: a designated map that is zero on the image detects "
+           f"a part the image does not show; every copy counts), {_SIZE_NOTE}", "image",
+           _planted("precision"), _has_map_truth,
+           nan_cause="the method selected no map on the image, or no designated map is active on it"),
     Metric("planted_recall", "planted", "higher",
-           "share of the target class's designated map groups (a map and its copies) that the method's k "
-           "maps hit; at most k / #groups", "image", _planted("recall"), _has_map_truth),
+           "share of the image's active designated map groups (a map and its copies) that the method's k "
+           "maps hit; at most k / #groups", "image", _planted("recall"), _has_map_truth,
+           nan_cause="no designated map of the target class is active on the image"),
     Metric("max_sensitivity", "robustness", "lower",
            "max over `samples` copies x_s = x + U(−0.2, 0.2) of ‖e(x) − e(x_s)‖₂ / ‖e(x)‖₂ (Yeh et al. 2019; "
            "Quantus' MaxSensitivity defaults); a copy whose prediction changed is kept. Settings of the "

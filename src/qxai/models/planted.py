@@ -31,8 +31,10 @@ hand-set start classifies the data already; ``qxai train`` only tunes it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -127,6 +129,16 @@ class MapTruth:
     def maps(self, target: int) -> frozenset[int]:
         """``D(target)``: every designated map of the class, copies included."""
         return frozenset(k for group in self.groups.get(int(target), ()) for k in group)
+
+    def on_image(self, target: int, active: Sequence[bool] | np.ndarray) -> tuple[tuple[int, ...], ...]:
+        """The groups of ``target`` that carry evidence on one image: a group counts where one of
+        its maps is active there (``active`` ``(N_f,)``: the map is not zero everywhere on the image);
+        a designated map that is zero on an image is a part the image does not show.
+
+        >>> MapTruth("maps", {0: ((0, 12), (1,))}).on_image(0, np.arange(16) != 1)
+        ((0, 12),)
+        """
+        return tuple(g for g in self.groups.get(int(target), ()) if any(bool(active[k]) for k in g))
 
 
 def map_truth(model: nn.Module) -> MapTruth | None:

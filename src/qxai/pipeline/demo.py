@@ -75,7 +75,7 @@ class DemoSettings:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     quantum: bool = False  # add the hybrid quantum–classical model as an extra stage
     # the planted stage (its own data and model; drop "planted" from stages to skip it)
-    planted_difficulties: tuple[str, ...] = ("easy", "distractors", "overlap", "redundant")
+    planted_difficulties: tuple[str, ...] = ("easy", "distractors", "overlap", "redundant", "partial")
     planted_methods: tuple[str, ...] = ("qa", "gradcam", "gradcam++", "eigencam")
     planted_per_class: int = 5
     planted_count: int = 1000

@@ -118,6 +118,8 @@ def describe(difficulty: str) -> str:
     text = f"{v.distractors} distractors (contrast {lo:g}–{hi:g}), noise σ = {v.noise:g}"
     if v.shared_parts:
         text += f"; {v.shared_parts} part of another class in every image"
+    if v.one_part:
+        text += f"; {v.one_part:.0%} of the images show only one of their class's two parts"
     if difficulty == "redundant":
         text += "; the model holds a copy of each class's first part map"
     return text
@@ -239,6 +241,7 @@ def planted_picture(
     options and seed through the runner. Where a method's maps then differ from the stored ones, the
     caption says so. None when no difficulty has an image to show.
     """
+    from qxai.evaluate.causal import active_maps
     from qxai.evaluate.figures import planted_figure
     from qxai.evaluate.runner import EvalContext, explain_and_score
     from qxai.models.loading import load_model_and_data
@@ -281,7 +284,8 @@ def planted_picture(
         explain_and_score(ctx, selecting, [])
         rows["images"].append(data.images[i, 0].numpy())
         rows["masks"].append(np.asarray(data.masks[i]))
-        rows["designated"].append(set(truth.maps(int(labels[i]))))
+        active = active_maps(md.model, md.layer, data.images[one])[0]  # the parts the image shows
+        rows["designated"].append({k for g in truth.on_image(int(labels[i]), active) for k in g})
         rows["titles"].append(f"{difficulty} · {md.class_names[int(labels[i])]}")
         sizes = ctx.reference_sizes()
         for m in methods:
