@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from qxai.evaluate.causal import map_oracle, masked_logits, set_scores
+from qxai.evaluate.causal import map_oracle, masked_logits, row_bytes, rows_per_batch, set_scores
 
 EPS32 = float(np.finfo(np.float32).eps)
 
@@ -122,6 +122,40 @@ def test_causal_metrics_through_qxai_evaluate(digits_checkpoint, tmp_path) -> No
             assert -1e-5 <= doc[method][metric] <= 1 + 1e-5, (method, metric, doc[method][metric])
     _, beam = run(tmp_path / "beam", "--metric-option", "causal_share.max_subsets=1")
     assert set(beam["qa"]["causal_oracle"]) == {"approximate"}
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_the_memory_budget_sets_the_batches_not_the_result(net_and_image, k: int) -> None:
+    """A budget of a few copies per batch gives the oracle of one batch (float32 logits of the same
+    copies, other batch shapes: a few eps apart), and a budget below one copy is a one-line error."""
+    from qxai.errors import QxaiError
+
+    net, image = net_and_image
+    per_row = row_bytes(net, "maps", image)
+    assert per_row >= 2 * 4 * (6 * 4 * 4 + 8 + 8 + 3)  # at least twice the maps and the head's outputs
+    small = 3.5 * per_row / 2**20  # three copies per batch
+    assert rows_per_batch(net, "maps", image, small) == 3
+    one, many = map_oracle(net, "maps", image, 1, k), map_oracle(net, "maps", image, 1, k, memory_mb=small)
+    tol = 64 * EPS32 * (abs(one.full) + abs(one.keep_best) + 1.0)
+    assert many.keep_best == pytest.approx(one.keep_best, abs=tol)
+    assert many.drop_best == pytest.approx(one.drop_best, abs=tol)
+    assert brute(net, image, 1, many.keep_set) == pytest.approx(one.keep_best, abs=tol)
+    with pytest.raises(QxaiError) as err:
+        map_oracle(net, "maps", image, 1, k, memory_mb=0.5 * per_row / 2**20)
+    assert "causal_share.memory_mb" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_oracle_above_its_memory_budget_is_a_one_line_cli_error(digits_checkpoint, tmp_path, capsys):
+    from qxai.cli.main import main
+
+    args = ["evaluate", "--model", str(digits_checkpoint), "--methods", "qa,gradcam", "--metrics", "causal",
+            "--per-class", "1", "--metric-option", "causal_share.memory_mb=0.000001",
+            "--out", str(tmp_path / "e")]  # fmt: skip
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "causal_share.memory_mb" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "e" / "metrics.json").exists()
 
 
 # --------------------------------------------------------------------------- references, baselines, ceiling

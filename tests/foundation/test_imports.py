@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 #: data → models → probe → explain / analysis / anneal → evaluate → report → pipeline → cli
 LAYERS = {
-    "errors": 0, "io": 0, "progress": 0, "seeding": 0, "settings": 0, "threads": 0, "stages": 0,
+    "errors": 0, "io": 0, "progress": 0, "seeding": 0, "settings": 0, "threads": 0, "stages": 0, "machine": 0,
     "claims": 0,
     "data": 1, "models": 2, "probe": 3, "explain": 4, "analysis": 4, "anneal": 4, "evaluate": 5,
     "report": 6, "pipeline": 7, "cli": 8,

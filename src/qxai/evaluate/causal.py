@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from qxai.errors import QxaiError
+from qxai.machine import machine_memory_bytes
 from qxai.models.layers import resolve_layer
 from qxai.models.modes import eval_mode
 from qxai.probe.hooks import LayerProbe, capture_gradients, read_layout
@@ -57,6 +58,12 @@ EFFECT_FLOOR = 1e-3
 #: subsets enumerated exactly at most (C(16, 8) = 12 870 fits); above, a beam search
 MAX_SUBSETS = 13_000
 BEAM_WIDTH = 32
+#: masked copies of one image run through the rest of the network at once, at most
+MAX_ROWS = 2048
+#: memory the masked copies of one batch may take (MiB; the metric setting ``causal_share.memory_mb``).
+#: A fixed figure, not a share of what is free: the batch size, and with it every float, is then the
+#: same on every machine
+MEMORY_MB = 1024
 
 
 @dataclass(frozen=True)
@@ -112,9 +119,74 @@ def _masked(
         handle.remove()
 
 
+def row_bytes(model: torch.nn.Module, layer: str, image: torch.Tensor) -> int:
+    """What one masked copy of ``image`` takes in :func:`masked_logits`, estimated from one forward:
+    twice the bytes of every module output from the layer on (the copy of its maps and all the rest
+    of the network computes from it), summed. The sum counts every output as if all were alive at
+    once, which a no-grad forward never keeps; the factor 2 covers what runs outside modules (a
+    residual add, an attention product written as a function). A model whose code after the layer
+    needs the input's batch (:func:`masked_logits` then repeats the image) also runs the layers
+    before it once per copy; those are not counted.
+
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    >>> row_bytes(net, "0", torch.rand(1, 1, 6, 6))  # 2 × (maps 4·4·4 + Flatten 64 + Linear 2) floats
+    1040
+    """
+    module = resolve_layer(model, layer)
+    seen = {"after": False, "bytes": 0}
+
+    def count(m: torch.nn.Module, _inputs: object, out: object) -> None:
+        seen["after"] = seen["after"] or m is module
+        parts = out if isinstance(out, tuple | list) else (out,)
+        if seen["after"]:
+            seen["bytes"] += sum(t.numel() * t.element_size() for t in parts if isinstance(t, torch.Tensor))
+
+    # the layer and every leaf module: a container's output is its last leaf's, counted already
+    watched = [m for m in model.modules() if m is module or next(m.children(), None) is None]
+    handles = [m.register_forward_hook(count) for m in watched]
+    try:
+        with eval_mode(model), torch.no_grad():
+            model(image[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return max(2 * int(seen["bytes"]), 1)
+
+
+def rows_per_batch(
+    model: torch.nn.Module, layer: str, image: torch.Tensor, memory_mb: float = MEMORY_MB
+) -> int:
+    """How many masked copies :func:`map_oracle` runs at once within ``memory_mb`` (at most
+    :data:`MAX_ROWS`); a one-line :class:`QxaiError` when one copy is more than the budget or more
+    than this machine has free.
+
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    >>> x = torch.rand(1, 1, 6, 6)
+    >>> rows_per_batch(net, "0", x), rows_per_batch(net, "0", x, memory_mb=0.001)
+    (2048, 1)
+    """
+    per_row = row_bytes(model, layer, image)
+    budget = float(memory_mb) * 2**20
+    rows = int(min(MAX_ROWS, budget // per_row))
+    if rows < 1:
+        raise QxaiError(
+            f"the causal oracle needs {per_row / 2**20:,.1f} MiB per masked copy of layer '{layer}', more "
+            f"than causal_share.memory_mb = {memory_mb:g}; raise it (--metric-option "
+            "causal_share.memory_mb=N) or explain a smaller layer"
+        )
+    _, available = machine_memory_bytes()
+    if rows * per_row > available:
+        raise QxaiError(
+            f"the causal oracle's batches ({rows * per_row / 2**20:,.0f} MiB) are more than the "
+            f"{available / 2**20:,.0f} MiB this machine has free; lower --metric-option "
+            "causal_share.memory_mb"
+        )
+    return rows
+
+
 def masked_logits(
     model: torch.nn.Module, layer: str, image: torch.Tensor, target: int, masks: np.ndarray,
-    *, baseline: torch.Tensor | None = None, batch: int = 2048,
+    *, baseline: torch.Tensor | None = None, batch: int = MAX_ROWS,
 ) -> np.ndarray:  # fmt: skip
     """``(S,)`` float64 target logits of ``image`` ``(1, C, H, W)`` with the layer's maps masked by
     each row of ``masks`` ``(S, N)`` (1 = keep, 0 = the baseline ``(N, h, w)`` or zero)."""
@@ -158,17 +230,22 @@ def _beam(score: Callable[[list[tuple[int, ...]]], np.ndarray], n: int, k: int, 
 def map_oracle(
     model: torch.nn.Module, layer: str, image: torch.Tensor, target: int, k: int, *,
     baseline: torch.Tensor | None = None, max_subsets: int = MAX_SUBSETS, beam_width: int = BEAM_WIDTH,
+    memory_mb: float = MEMORY_MB,
 ) -> Oracle:  # fmt: skip
-    """The keep and removal oracles of size ``k`` for one image (see the module docstring)."""
+    """The keep and removal oracles of size ``k`` for one image (see the module docstring); the
+    masked copies run in batches within ``memory_mb`` (:func:`rows_per_batch`)."""
     n = _num_maps(model, layer, image)
     if not 0 <= k <= n:
         raise QxaiError(f"k = {k} maps asked of a layer with {n}; pick 0 ≤ k ≤ {n}")
+    rows = rows_per_batch(model, layer, image, memory_mb)
 
     def keep_score(sets: Sequence[Sequence[int]]) -> np.ndarray:
-        return masked_logits(model, layer, image, target, _subset_masks(sets, n, True), baseline=baseline)
+        masks = _subset_masks(sets, n, True)
+        return masked_logits(model, layer, image, target, masks, baseline=baseline, batch=rows)
 
     def drop_score(sets: Sequence[Sequence[int]]) -> np.ndarray:
-        return masked_logits(model, layer, image, target, _subset_masks(sets, n, False), baseline=baseline)
+        masks = _subset_masks(sets, n, False)
+        return masked_logits(model, layer, image, target, masks, baseline=baseline, batch=rows)
 
     none, full = keep_score([()])[0], keep_score([tuple(range(n))])[0]
     count = math.comb(n, k)

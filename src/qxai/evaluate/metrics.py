@@ -311,14 +311,15 @@ def causal_oracle(ctx: EvalContext, i: int, k: int) -> causal.Oracle:
     import torch
 
     limit = int(ctx.setting("causal_share", "max_subsets"))
+    memory = float(ctx.setting("causal_share", "memory_mb"))
     baseline = causal_baseline(ctx)
 
     def run() -> causal.Oracle:
         image = torch.as_tensor(np.asarray(ctx.images[i : i + 1]))
         return causal.map_oracle(ctx.model, ctx.layer, image, int(ctx.targets[i]), k, baseline=baseline,
-                                 max_subsets=limit)  # fmt: skip
+                                 max_subsets=limit, memory_mb=memory)  # fmt: skip
 
-    return ctx.cached(("causal", i, k, limit), run)
+    return ctx.cached(("causal", i, k, limit, memory), run)
 
 
 def causal_set_scores(ctx: EvalContext, i: int, chosen: Sequence[int], key: Any) -> dict[str, float]:
@@ -453,9 +454,10 @@ _ALL: list[Metric] = [
     Metric("causal_share", "causal", "higher",
            "share of the best achievable target logit that the method's k maps keep when every other map "
            "of the layer is zeroed: (z(S) − z(∅)) / (z(S*) − z(∅)), S* the best k maps found by exact "
-           f"enumeration up to max_subsets subsets (else beam search, labelled); {_SIZE_NOTE}",
+           "enumeration up to max_subsets subsets (else beam search, labelled), the masked copies in "
+           f"batches within memory_mb MiB; {_SIZE_NOTE}",
            "image", _causal("share"), _size_matched, nan_cause=_CAUSAL_NAN,
-           settings={"max_subsets": causal.MAX_SUBSETS, "baseline": "zero"}),
+           settings={"max_subsets": causal.MAX_SUBSETS, "baseline": "zero", "memory_mb": causal.MEMORY_MB}),
     Metric("causal_precision", "causal", "higher",
            "|S ∩ S*| / k: how many of the method's maps are among the k maps the prediction relies on most",
            "image", _causal("precision"), _size_matched, nan_cause=_CAUSAL_NAN),

@@ -30,6 +30,7 @@ import numpy as np
 
 from qxai.anneal.enumerate import enumerate_energies
 from qxai.errors import QxaiError, unknown_name
+from qxai.machine import machine_memory_bytes
 
 #: Default memory budget when neither the caller nor ``QXAI_MEMORY_GB`` sets one.
 DEFAULT_MEMORY_GB = 8.0
@@ -356,27 +357,6 @@ def memory_budget_bytes(budget_gb: float | None = None) -> float:
     if budget_gb is None:
         budget_gb = float(os.environ.get("QXAI_MEMORY_GB", DEFAULT_MEMORY_GB))
     return budget_gb * 2**30
-
-
-def machine_memory_bytes() -> tuple[float, float]:
-    """``(total, available)`` bytes of this machine's memory: physical pages, and ``MemAvailable``
-    of ``/proc/meminfo`` where the kernel has it (else the total).
-
-    >>> total, available = machine_memory_bytes()
-    >>> 0 < available <= total
-    True
-    """
-    total = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    available = total
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    available = min(total, float(line.split()[1]) * 1024)
-                    break
-    except OSError:  # not Linux: the total is the best we know
-        pass
-    return total, available
 
 
 def check_budget(budget_bytes: float, option: str = "--memory-mb") -> None:
