@@ -145,6 +145,20 @@ def test_the_memory_budget_sets_the_batches_not_the_result(net_and_image, k: int
     assert "causal_share.memory_mb" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_batches_stay_within_the_speed_working_set_below_the_budget(net_and_image, monkeypatch) -> None:
+    """The batch holds what fits in ``BATCH_MB`` (a cache-sized working set) when that is less than
+    the memory budget; a copy larger than the working set still runs, one at a time."""
+    from qxai.evaluate import causal
+
+    net, image = net_and_image
+    per_row = row_bytes(net, "maps", image)
+    monkeypatch.setattr(causal, "BATCH_MB", 5.5 * per_row / 2**20)
+    assert rows_per_batch(net, "maps", image) == 5
+    assert rows_per_batch(net, "maps", image, 3.5 * per_row / 2**20) == 3  # the budget is the cap
+    monkeypatch.setattr(causal, "BATCH_MB", 0.5 * per_row / 2**20)
+    assert rows_per_batch(net, "maps", image) == 1
+
+
 def test_an_oracle_above_its_memory_budget_is_a_one_line_cli_error(digits_checkpoint, tmp_path, capsys):
     from qxai.cli.main import main
 

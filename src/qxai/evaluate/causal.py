@@ -64,6 +64,11 @@ MAX_ROWS = 2048
 #: A fixed figure, not a share of what is free: the batch size, and with it every float, is then the
 #: same on every machine
 MEMORY_MB = 1024
+#: a batch's working set for speed (MiB), below the memory budget: past a CPU's last-level cache
+#: every copy gets slower (BENCHMARKS.md P11: planted-cnn's maps 5.9× per copy idle at 384 rows
+#: against 2 048, vit-tiny's last block 1.7× idle, a tie with a competing process). Fixed for the
+#: same reason as MEMORY_MB
+BATCH_MB = 48
 
 
 @dataclass(frozen=True)
@@ -156,9 +161,9 @@ def row_bytes(model: torch.nn.Module, layer: str, image: torch.Tensor) -> int:
 def rows_per_batch(
     model: torch.nn.Module, layer: str, image: torch.Tensor, memory_mb: float = MEMORY_MB
 ) -> int:
-    """How many masked copies :func:`map_oracle` runs at once within ``memory_mb`` (at most
-    :data:`MAX_ROWS`); a one-line :class:`QxaiError` when one copy is more than the budget or more
-    than this machine has free.
+    """How many masked copies :func:`map_oracle` runs at once: as many as fit in :data:`BATCH_MB`
+    (at least one, at most :data:`MAX_ROWS`) and in ``memory_mb``; a one-line :class:`QxaiError`
+    when one copy is more than the budget or more than this machine has free.
 
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.Linear(64, 2))
     >>> x = torch.rand(1, 1, 6, 6)
@@ -167,7 +172,7 @@ def rows_per_batch(
     """
     per_row = row_bytes(model, layer, image)
     budget = float(memory_mb) * 2**20
-    rows = int(min(MAX_ROWS, budget // per_row))
+    rows = int(min(MAX_ROWS, max(1, BATCH_MB * 2**20 // per_row), budget // per_row))
     if rows < 1:
         raise QxaiError(
             f"the causal oracle needs {per_row / 2**20:,.1f} MiB per masked copy of layer '{layer}', more "
