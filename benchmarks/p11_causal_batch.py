@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/p11_causal_batch.py [--copies 4096] [--rounds 5]
     .venv/bin/python benchmarks/p11_causal_batch.py --competing   # with one CPU-bound process beside it
+    .venv/bin/python benchmarks/p11_causal_batch.py --sweep 16,32,48,64,128 [--competing]  # BATCH_MB's choice
 
 Per model and explained layer of the demo (MNIST reduced-cnn ``reduce``, vit-tiny's last block
 ``blocks.3.norm1``, planted-cnn ``maps`` at 32×32), the time per masked copy of
@@ -57,7 +58,11 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=4096, help="masked copies timed per rule and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--competing", action="store_true", help="run one CPU-bound process beside it")
+    parser.add_argument("--sweep", default="", help="working sets (MiB, comma-separated) to time instead")
     args = parser.parse_args()
+    if args.sweep:
+        sweep([float(v) for v in args.sweep.split(",")], args.copies, args.rounds, args.competing)
+        return
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.competing else None
     loads: list[float] = []
@@ -97,6 +102,34 @@ def main() -> None:
         lo, med, hi = np.min(ratios), np.median(ratios), np.max(ratios)
         print(f"| {name} | {now} | {before} | {np.median(ours):.1f} | {np.median(ref):.1f} "
               f"| {lo:.2f}–{med:.2f}–{hi:.2f}× |")  # fmt: skip
+
+
+def sweep(working_sets: list[float], copies: int, rounds: int, competing: bool) -> None:
+    """Median µs per copy at each working set (MiB) per model: the measurement behind ``BATCH_MB``."""
+    from qxai.evaluate import causal
+    from qxai.probe.hooks import read_layout
+
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if competing else None
+    try:
+        state = "one competing process" if competing else "idle"
+        print(f"P11 sweep: {copies} copies × {rounds} rounds, {state}")
+        print("| model, layer | " + " | ".join(f"{mb:g} MiB: rows, µs/copy" for mb in working_sets) + " |")
+        print("|---|" + "---|" * len(working_sets))
+        for name, model, layer, image in cases():
+            n = read_layout(model, layer, image).channels
+            masks = (np.random.default_rng(0).random((copies, n)) > 0.5).astype(np.float32)
+            per_row = causal.row_bytes(model, layer, image)
+            sizes = [int(min(causal.MAX_ROWS, max(1, mb * 2**20 // per_row))) for mb in working_sets]
+            per_copy(model, layer, image, masks[:64], sizes[0])  # warm-up
+            times: list[list[float]] = [[] for _ in sizes]
+            for _ in range(rounds):  # interleaved: every size sees the same moments of the machine
+                for i, rows in enumerate(sizes):
+                    times[i].append(per_copy(model, layer, image, masks, rows)[0] * 1e6)
+            cells = " | ".join(f"{rows}, {np.median(t):.1f}" for rows, t in zip(sizes, times, strict=True))
+            print(f"| {name} | {cells} |")
+    finally:
+        if hog is not None:
+            hog.kill()
 
 
 if __name__ == "__main__":
